@@ -1,0 +1,4 @@
+//! Composition: what goes on air, drawn with tiny-skia into premultiplied RGBA buffers.
+
+pub mod demo;
+pub mod text;

@@ -1,0 +1,127 @@
+//! Vector text: glyph outlines from the font (ttf-parser) turned into tiny-skia paths,
+//! cached per character, filled with a transform. Real shaping (kerning, ligatures,
+//! complex scripts) comes with the scene engine; this draws Latin text in one font.
+
+use std::collections::HashMap;
+
+use tiny_skia::{FillRule, Paint, Path, PathBuilder, PixmapMut, Transform};
+
+/// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
+pub static DEFAULT_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+struct Glyph {
+    path: Option<Path>,
+    advance: f32,
+}
+
+/// A parsed font with a cache of glyph outlines (in font units, y up).
+pub struct Font {
+    face: ttf_parser::Face<'static>,
+    units_per_em: f32,
+    glyphs: HashMap<char, Glyph>,
+}
+
+/// Why a font could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("font: {0}")]
+pub struct FontError(String);
+
+struct Outline(PathBuilder);
+
+impl ttf_parser::OutlineBuilder for Outline {
+    fn move_to(&mut self, x: f32, y: f32) {
+        self.0.move_to(x, y);
+    }
+    fn line_to(&mut self, x: f32, y: f32) {
+        self.0.line_to(x, y);
+    }
+    fn quad_to(&mut self, x1: f32, y1: f32, x: f32, y: f32) {
+        self.0.quad_to(x1, y1, x, y);
+    }
+    fn curve_to(&mut self, x1: f32, y1: f32, x2: f32, y2: f32, x: f32, y: f32) {
+        self.0.cubic_to(x1, y1, x2, y2, x, y);
+    }
+    fn close(&mut self) {
+        self.0.close();
+    }
+}
+
+impl Font {
+    /// Parses a TrueType/OpenType font.
+    pub fn parse(data: &'static [u8]) -> Result<Self, FontError> {
+        let face = ttf_parser::Face::parse(data, 0).map_err(|e| FontError(e.to_string()))?;
+        Ok(Self {
+            units_per_em: f32::from(face.units_per_em()),
+            face,
+            glyphs: HashMap::new(),
+        })
+    }
+
+    /// The embedded default font.
+    pub fn default_font() -> Self {
+        Self::parse(DEFAULT_FONT).expect("embedded font parses")
+    }
+
+    fn glyph(&mut self, c: char) -> &Glyph {
+        let face = &self.face;
+        self.glyphs.entry(c).or_insert_with(|| {
+            let id = face.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
+            let advance = f32::from(face.glyph_hor_advance(id).unwrap_or(0));
+            let mut outline = Outline(PathBuilder::new());
+            let path = face
+                .outline_glyph(id, &mut outline)
+                .and_then(|_| outline.0.finish());
+            Glyph { path, advance }
+        })
+    }
+
+    /// Width of `text` at `size` pixels per em.
+    pub fn measure(&mut self, text: &str, size: f32) -> f32 {
+        let scale = size / self.units_per_em;
+        text.chars().map(|c| self.glyph(c).advance * scale).sum()
+    }
+
+    /// Fills `text` with its baseline starting at (`x`, `baseline`); returns the pen end.
+    pub fn draw(
+        &mut self,
+        pixmap: &mut PixmapMut<'_>,
+        text: &str,
+        x: f32,
+        baseline: f32,
+        size: f32,
+        paint: &Paint<'_>,
+    ) -> f32 {
+        let scale = size / self.units_per_em;
+        let mut pen = x;
+        for c in text.chars() {
+            let glyph = self.glyph(c);
+            if let Some(path) = &glyph.path {
+                // Font units are y-up; flip onto the y-down canvas.
+                let t = Transform::from_row(scale, 0.0, 0.0, -scale, pen, baseline);
+                pixmap.fill_path(path, paint, FillRule::Winding, t, None);
+            }
+            pen += glyph.advance * scale;
+        }
+        pen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_drawn_where_asked() {
+        let mut font = Font::default_font();
+        let mut buf = vec![0u8; 200 * 60 * 4];
+        let mut pm = PixmapMut::from_bytes(&mut buf, 200, 60).unwrap();
+        let mut paint = Paint::default();
+        paint.set_color_rgba8(255, 255, 255, 255);
+        let end = font.draw(&mut pm, "Hello", 10.0, 40.0, 32.0, &paint);
+        assert!((end - 10.0 - font.measure("Hello", 32.0)).abs() < 0.01);
+        let lit =
+            |x0: usize, x1: usize| (0..60).any(|y| (x0..x1).any(|x| buf[(y * 200 + x) * 4] > 128));
+        assert!(lit(10, end as usize), "glyphs inside the measured run");
+        assert!(!lit(end as usize + 2, 200), "nothing after the run");
+    }
+}

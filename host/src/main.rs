@@ -1,0 +1,53 @@
+//! The `stream-manager` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stream_manager::config::{Cli, Command, LogFormat, Settings};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("STREAM_MANAGER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = match Settings::resolve(&args, &|k| std::env::var(k).ok()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("stream-manager: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(settings.log_format);
+            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("stream-manager: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(stream_manager::server::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stream-manager: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

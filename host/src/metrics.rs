@@ -1,0 +1,244 @@
+//! Measurements of the process (CPU, memory from `/proc`) and the Prometheus text
+//! exposition of the server's counters.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+/// One sample of the process's resource use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessSample {
+    /// CPU used since the previous sample, percent of all cores.
+    pub cpu_percent: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Machine memory, bytes.
+    pub total_memory: u64,
+    /// Cores available to the process.
+    pub cores: u32,
+}
+
+/// Samples CPU time and memory of this process.
+pub struct ProcessSampler {
+    last: Option<(Instant, f64)>,
+    cores: u32,
+}
+
+impl Default for ProcessSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Linux reports process times in USER_HZ ticks, fixed at 100 for user space.
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SEC)
+}
+
+fn kib_field(path: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u64 = line[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+impl ProcessSampler {
+    /// A sampler; the first sample's CPU figure is 0.
+    pub fn new() -> Self {
+        Self {
+            last: None,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        }
+    }
+
+    /// Takes a sample.
+    pub fn sample(&mut self) -> ProcessSample {
+        let now = Instant::now();
+        let cpu = cpu_seconds().unwrap_or(0.0);
+        let cpu_percent = match self.last {
+            Some((t, c)) => {
+                let wall = (now - t).as_secs_f64().max(1e-3);
+                ((cpu - c) / wall / f64::from(self.cores) * 100.0).clamp(0.0, 100.0)
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, cpu));
+        ProcessSample {
+            cpu_percent,
+            rss_bytes: kib_field("/proc/self/status", "VmRSS:").unwrap_or(0),
+            total_memory: kib_field("/proc/meminfo", "MemTotal:").unwrap_or(0),
+            cores: self.cores,
+        }
+    }
+}
+
+/// Values exposed on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// 1 while live.
+    pub live: bool,
+    /// 1 while paused.
+    pub paused: bool,
+    /// Frames rendered.
+    pub frames: u64,
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Measured fps.
+    pub fps: f64,
+    /// Output bit rate, bit/s.
+    pub bitrate: f64,
+    /// Encoder latency, ms.
+    pub encoder_latency_ms: f64,
+    /// Mean render time, ms.
+    pub render_ms: f64,
+    /// Bytes to RTMP peers.
+    pub bytes_out: u64,
+    /// Bytes from RTMP peers.
+    pub bytes_in: u64,
+    /// Process CPU %.
+    pub cpu_percent: f64,
+    /// Process RSS.
+    pub rss_bytes: u64,
+    /// 1 when the store answers.
+    pub store_up: bool,
+    /// Connected WebSocket clients.
+    pub ws_clients: u64,
+    /// (destination id, connected, failures).
+    pub destinations: Vec<(String, bool, u64)>,
+}
+
+/// Renders the snapshot in the Prometheus text format.
+pub fn render(s: &Snapshot) -> String {
+    let mut r = Registry::with_prefix("stream");
+    r.register(
+        "live",
+        "1 while the stream is live",
+        ConstGauge::new(i64::from(s.live)),
+    );
+    r.register(
+        "paused",
+        "1 while the stream is paused",
+        ConstGauge::new(i64::from(s.paused)),
+    );
+    r.register(
+        "frames",
+        "Frames rendered since the stream started",
+        ConstCounter::new(s.frames),
+    );
+    r.register(
+        "dropped_frames",
+        "Frames dropped since the stream started",
+        ConstCounter::new(s.dropped),
+    );
+    r.register("fps", "Frames encoded per second", ConstGauge::new(s.fps));
+    r.register(
+        "bitrate_bits_per_second",
+        "Output bit rate",
+        ConstGauge::new(s.bitrate),
+    );
+    r.register(
+        "encoder_latency_milliseconds",
+        "Render-to-packet latency",
+        ConstGauge::new(s.encoder_latency_ms),
+    );
+    r.register(
+        "render_time_milliseconds",
+        "Mean render time per frame",
+        ConstGauge::new(s.render_ms),
+    );
+    r.register(
+        "rtmp_sent_bytes",
+        "Bytes sent to RTMP peers",
+        ConstCounter::new(s.bytes_out),
+    );
+    r.register(
+        "rtmp_received_bytes",
+        "Bytes received from RTMP peers",
+        ConstCounter::new(s.bytes_in),
+    );
+    r.register(
+        "process_cpu_percent",
+        "CPU used by the process, percent of all cores",
+        ConstGauge::new(s.cpu_percent),
+    );
+    r.register(
+        "process_resident_memory_bytes",
+        "Resident memory",
+        ConstGauge::new(s.rss_bytes as i64),
+    );
+    r.register(
+        "store_up",
+        "1 when the state store answers",
+        ConstGauge::new(i64::from(s.store_up)),
+    );
+    r.register(
+        "websocket_clients",
+        "Connected WebSocket clients",
+        ConstGauge::new(s.ws_clients as i64),
+    );
+    let connected = Family::<Vec<(String, String)>, Gauge>::default();
+    let failures = Family::<Vec<(String, String)>, Gauge>::default();
+    for (id, up, fails) in &s.destinations {
+        let labels = vec![("id".to_string(), id.clone())];
+        connected.get_or_create(&labels).set(i64::from(*up));
+        failures.get_or_create(&labels).set(*fails as i64);
+    }
+    r.register(
+        "destination_connected",
+        "1 while a destination is publishing",
+        connected,
+    );
+    r.register(
+        "destination_failures",
+        "Failed attempts per destination",
+        failures,
+    );
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_counters_and_labels() {
+        let text = render(&Snapshot {
+            live: true,
+            frames: 42,
+            destinations: vec![("yt".into(), true, 3)],
+            ..Default::default()
+        });
+        assert!(text.contains("stream_frames_total 42"), "{text}");
+        assert!(text.contains("stream_live 1"), "{text}");
+        assert!(
+            text.contains("stream_destination_failures{id=\"yt\"} 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sampler_reads_proc() {
+        let mut s = ProcessSampler::new();
+        let a = s.sample();
+        assert!(a.rss_bytes > 0 && a.total_memory > a.rss_bytes);
+    }
+}

@@ -1,0 +1,168 @@
+//! Key–value stores behind the State Manager: in memory (the default, nothing survives a
+//! restart) and Redis (everything survives; several instances share one Redis by key prefix).
+//!
+//! Every Redis call is bounded by a short timeout so that a Redis that hangs or is gone
+//! costs a request a few hundred milliseconds at most, never a stalled handler.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use futures_util::future::BoxFuture;
+
+/// A store failure: the store is unreachable or answered with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Connecting to or talking with Redis failed.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Where state is persisted. Values are JSON text.
+pub trait StateStore: Send + Sync + 'static {
+    /// Short name for health reports (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+    /// Reads a key.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+    /// Writes a key, with an optional time to live.
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Checks that the store answers.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// In-process store: the default when no Redis URL is configured.
+#[derive(Default)]
+pub struct MemoryStore {
+    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
+}
+
+impl StateStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let map = self.map.lock().expect("memory store lock");
+        let value = map
+            .get(key)
+            .filter(|(_, expiry)| expiry.is_none_or(|e| e > Instant::now()))
+            .map(|(v, _)| v.clone());
+        Box::pin(std::future::ready(Ok(value)))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let expiry = ttl.map(|t| Instant::now() + t);
+        self.map
+            .lock()
+            .expect("memory store lock")
+            .insert(key.to_string(), (value.to_string(), expiry));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Redis through a deadpool connection pool.
+pub struct RedisStore {
+    pool: deadpool_redis::Pool,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Creates the pool; connects lazily, so an unreachable Redis is not an error here.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let timeout = Duration::from_millis(800);
+        let mut cfg = deadpool_redis::Config::from_url(url);
+        let mut pool_cfg = deadpool_redis::PoolConfig::new(8);
+        pool_cfg.timeouts.wait = Some(timeout);
+        pool_cfg.timeouts.create = Some(timeout);
+        pool_cfg.timeouts.recycle = Some(timeout);
+        cfg.pool = Some(pool_cfg);
+        let pool = cfg
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        Ok(Self { pool, timeout })
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let fut = async {
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| StoreError::Redis(e.to_string()))?;
+            cmd.query_async::<T>(&mut conn)
+                .await
+                .map_err(|e| StoreError::Redis(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout * 2, fut)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout * 2))?
+    }
+}
+
+impl StateStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        Box::pin(self.run(cmd))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl.as_millis() as u64);
+        }
+        Box::pin(self.run(cmd))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async {
+            let _: String = self.run(redis::cmd("PING")).await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_round_trip_and_ttl() {
+        let s = MemoryStore::default();
+        s.set("a", "1", None).await.unwrap();
+        s.set("b", "2", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(s.get("a").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.get("b").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every check and the whole test suite: formatting, clippy (-D warnings), docs, unit
+# tests and the end-to-end tests, which start their own redis-server, RTMP peers and decoders.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
