@@ -37,7 +37,8 @@ impl Default for ProcessSampler {
 /// Linux reports process times in USER_HZ ticks, fixed at 100 for user space.
 const TICKS_PER_SEC: f64 = 100.0;
 
-fn cpu_seconds() -> Option<f64> {
+/// CPU time (user + system) used by this process so far, in seconds.
+pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];

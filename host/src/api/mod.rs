@@ -388,3 +388,260 @@ async fn openapi_json() -> Response {
     Json(DOC.get_or_init(|| serde_json::to_value(openapi()).expect("OpenAPI serializes")))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::hub::MediaHub;
+    use crate::state::store::MemoryStore;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn app(token: Option<&str>) -> AppState {
+        let state = Arc::new(StateManager::new(
+            Arc::new(MemoryStore::default()),
+            "",
+            StreamConfig::default(),
+        ));
+        let controller = Arc::new(StreamController::new(state, Arc::new(MediaHub::new())));
+        AppState::new(controller, token.map(Into::into))
+    }
+
+    async fn call(
+        app: &AppState,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some((ct, b)) => req
+                .header("content-type", ct)
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = router(app.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Every route of the public contract is documented, and every documented route is
+    /// mounted (answers something other than 404/405).
+    #[tokio::test]
+    async fn openapi_covers_every_mounted_route() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let expected = [
+            ("post", "/api/stream/start"),
+            ("post", "/api/stream/stop"),
+            ("post", "/api/stream/pause"),
+            ("post", "/api/stream/resume"),
+            ("get", "/api/stream/state"),
+            ("get", "/api/stream/config"),
+            ("patch", "/api/stream/config"),
+            ("get", "/api/health"),
+            ("get", "/metrics"),
+            ("get", "/api/openapi.json"),
+        ];
+        for (method, path) in expected {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing from the document"
+            );
+        }
+        let app = app(None);
+        let mut documented = 0;
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                documented += 1;
+                let body = (method == "patch").then_some(("application/json", "{}"));
+                let (status, _) = call(&app, &method.to_uppercase(), path, body, None).await;
+                assert!(
+                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but not mounted ({status})"
+                );
+            }
+        }
+        assert_eq!(
+            documented,
+            expected.len(),
+            "documented routes beyond the contract list: update the test"
+        );
+        assert!(doc["components"]["schemas"].get("StreamConfig").is_some());
+        assert!(doc["components"]["schemas"].get("StreamState").is_some());
+    }
+
+    #[tokio::test]
+    async fn state_conflicts_are_409() {
+        let app = app(None);
+        for action in ["stop", "pause", "resume"] {
+            let (status, body) =
+                call(&app, "POST", &format!("/api/stream/{action}"), None, None).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{action}");
+            assert_eq!(body["error"]["code"], "invalid_state");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_config_patches_get_their_codes() {
+        let app = app(None);
+        let json = "application/json";
+        let cases: &[(&str, &str, StatusCode, &str)] = &[
+            (
+                json,
+                "{\"width\":",
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
+            (
+                "text/plain",
+                "{}",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                json,
+                "{\"bogus\":1}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_field",
+            ),
+            (
+                json,
+                "{\"width\":\"wide\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+            ),
+            (
+                json,
+                "[1]",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+            ),
+            (
+                json,
+                "{\"width\":641}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"targetFPS\":0}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"encoder\":\"x265\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+            ),
+            (
+                json,
+                "{\"preset\":\"warp\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"destinations\":[{\"id\":\"a\",\"url\":\"http://h/live/k\"}]}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+            ),
+            (
+                json,
+                "{\"destinations\":[{\"id\":\"a\",\"url\":\"rtmp://h/live/****\"}]}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+            ),
+        ];
+        for (ct, body, status, code) in cases {
+            let (got, resp) =
+                call(&app, "PATCH", "/api/stream/config", Some((ct, body)), None).await;
+            assert_eq!(
+                (got, resp["error"]["code"].as_str().unwrap_or_default()),
+                (*status, *code),
+                "{body}: {resp}"
+            );
+        }
+        let big = format!("{{\"preset\":\"{}\"}}", "x".repeat(MAX_JSON_BODY));
+        let (got, resp) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some((json, &big)),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (got, resp["error"]["code"].as_str().unwrap()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        );
+        // Nothing above changed the config.
+        assert_eq!(app.state.config(), StreamConfig::default());
+    }
+
+    #[tokio::test]
+    async fn masked_url_round_trips_keep_the_key() {
+        let app = app(None);
+        let set = "{\"destinations\":[{\"id\":\"a\",\"url\":\"rtmp://h/live/secret\"}]}";
+        let (status, body) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some(("application/json", set)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["destinations"][0]["url"], "rtmp://h/live/****");
+        let back =
+            serde_json::json!({"destinations": body["destinations"], "videoBitrateKbps": 3000})
+                .to_string();
+        let (status, _) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some(("application/json", &back)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            app.state.config().destinations[0].url,
+            "rtmp://h/live/secret"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_guards_everything_but_health() {
+        let app = app(Some("s3cret"));
+        let (status, body) = call(&app, "GET", "/api/stream/state", None, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str().unwrap()),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = call(&app, "GET", "/api/health", None, None).await;
+        assert_eq!(
+            (status, body["status"].as_str().unwrap()),
+            (StatusCode::OK, "ok")
+        );
+        let (status, _) = call(&app, "GET", "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

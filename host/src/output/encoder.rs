@@ -195,40 +195,53 @@ impl Encoder {
     ) -> Result<(), EncodeError> {
         while let Ok(msg) = frames.recv() {
             stats.queued.store(frames.len() as u64, Ordering::Relaxed);
-            let (index, at) = match msg {
+            match msg {
                 FrameMsg::Rendered { buffer, index, at } => {
-                    let converted = self.convert(&buffer);
+                    let result = self.encode(Some(&buffer), index, at, stats);
                     let _ = pool.try_send(buffer);
-                    converted?;
-                    self.has_frame = true;
-                    (index, at)
+                    result?;
                 }
-                FrameMsg::Repeat { index, at } => {
-                    if !self.has_frame {
-                        continue;
-                    }
-                    (index, at)
-                }
-            };
-            let pts = index as i64;
-            self.frame.set_pts(Some(pts));
-            if self.in_flight.len() == self.in_flight.capacity() {
-                self.in_flight.pop_front();
+                FrameMsg::Repeat { index, at } => self.encode(None, index, at, stats)?,
             }
-            self.in_flight.push_back((pts, at));
-            self.video
-                .send_frame(&self.frame)
-                .map_err(|source| EncodeError::Encode {
-                    frame: index,
-                    source,
-                })?;
-            self.drain_video(stats);
-            self.encode_audio_until(self.video_ms(pts), stats)?;
-            stats.encoded.fetch_add(1, Ordering::Relaxed);
         }
         // Flush: the queue closed because the stream stops or restarts.
         let _ = self.video.send_eof();
         self.drain_video(stats);
+        Ok(())
+    }
+
+    /// Encodes the RGBA frame `rgba` (or, with `None`, the previous frame again) as clock
+    /// tick `index`, rendered at `at`, and publishes the packets that come out.
+    pub fn encode(
+        &mut self,
+        rgba: Option<&[u8]>,
+        index: u64,
+        at: Instant,
+        stats: &PipelineStats,
+    ) -> Result<(), EncodeError> {
+        match rgba {
+            Some(rgba) => {
+                self.convert(rgba)?;
+                self.has_frame = true;
+            }
+            None if !self.has_frame => return Ok(()),
+            None => {}
+        }
+        let pts = index as i64;
+        self.frame.set_pts(Some(pts));
+        if self.in_flight.len() == self.in_flight.capacity() {
+            self.in_flight.pop_front();
+        }
+        self.in_flight.push_back((pts, at));
+        self.video
+            .send_frame(&self.frame)
+            .map_err(|source| EncodeError::Encode {
+                frame: index,
+                source,
+            })?;
+        self.drain_video(stats);
+        self.encode_audio_until(self.video_ms(pts), stats)?;
+        stats.encoded.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -1,0 +1,290 @@
+//! Render + convert + encode of 1080p30 demo-scene frames, next to libx264 encoding the same
+//! frames alone (already in YUV), measured in the same run.
+//!
+//! Criterion measures each stage's wall time per frame; then a fixed run of frames through
+//! the whole stage chain and through bare libx264 reports frames per second, CPU
+//! milliseconds per frame (all threads of the process) and the ratio of the two.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group};
+use ffmpeg_next as ffmpeg;
+use stream_manager::compose::demo::DemoScene;
+use stream_manager::metrics::cpu_seconds;
+use stream_manager::output::encoder::Encoder;
+use stream_manager::output::hub::MediaHub;
+use stream_manager::pipeline::PipelineStats;
+use stream_manager::state::StreamConfig;
+use tiny_skia::PixmapMut;
+use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+
+const W: u32 = 1920;
+const H: u32 = 1080;
+const FPS: u32 = 30;
+/// Distinct frames cycled through (the scene moves, so the encoder sees real motion).
+const DISTINCT: usize = 60;
+
+fn config() -> StreamConfig {
+    StreamConfig {
+        width: W,
+        height: H,
+        target_fps: FPS,
+        preset: "veryfast".into(),
+        ..StreamConfig::default()
+    }
+}
+
+fn render_frames() -> Vec<Vec<u8>> {
+    let mut scene = DemoScene::new(W, H);
+    let now = SystemTime::now();
+    (0..DISTINCT)
+        .map(|i| {
+            let mut buf = vec![0u8; (W * H * 4) as usize];
+            scene.render(
+                &mut PixmapMut::from_bytes(&mut buf, W, H).unwrap(),
+                i as u64,
+                FPS,
+                now,
+            );
+            buf
+        })
+        .collect()
+}
+
+fn to_yuv(rgba: &[u8], frame: &mut ffmpeg::frame::Video) {
+    let (ys, us, vs) = (
+        frame.stride(0) as u32,
+        frame.stride(1) as u32,
+        frame.stride(2) as u32,
+    );
+    let mut y = vec![0u8; (ys * H) as usize];
+    let mut u = vec![0u8; (us * H.div_ceil(2)) as usize];
+    let mut v = vec![0u8; (vs * H.div_ceil(2)) as usize];
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(&mut y),
+        y_stride: ys,
+        u_plane: BufferStoreMut::Borrowed(&mut u),
+        u_stride: us,
+        v_plane: BufferStoreMut::Borrowed(&mut v),
+        v_stride: vs,
+        width: W,
+        height: H,
+    };
+    yuv::rgba_to_yuv420(
+        &mut planar,
+        rgba,
+        W * 4,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt709,
+        YuvConversionMode::Balanced,
+    )
+    .unwrap();
+    frame.data_mut(0).copy_from_slice(&y);
+    frame.data_mut(1).copy_from_slice(&u);
+    frame.data_mut(2).copy_from_slice(&v);
+}
+
+/// Bare libx264 with the same settings, fed ready YUV frames: the baseline.
+struct BareX264 {
+    encoder: ffmpeg::encoder::Video,
+    frames: Vec<ffmpeg::frame::Video>,
+    packet: ffmpeg::Packet,
+    next: i64,
+}
+
+impl BareX264 {
+    fn new(rgba: &[Vec<u8>]) -> Self {
+        ffmpeg::init().unwrap();
+        let c = config();
+        let codec = ffmpeg::encoder::find_by_name("libx264").unwrap();
+        let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .unwrap();
+        v.set_width(W);
+        v.set_height(H);
+        v.set_format(ffmpeg::format::Pixel::YUV420P);
+        v.set_time_base((1, FPS as i32));
+        v.set_frame_rate(Some((FPS as i32, 1)));
+        v.set_bit_rate(c.video_bitrate_kbps as usize * 1000);
+        v.set_max_bit_rate(c.video_bitrate_kbps as usize * 1000);
+        v.set_gop(c.gop_frames());
+        v.set_max_b_frames(0);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("preset", &c.preset);
+        opts.set("tune", "zerolatency");
+        opts.set(
+            "x264-params",
+            &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", c.gop_frames()),
+        );
+        opts.set("bufsize", &format!("{}k", c.video_bitrate_kbps));
+        let encoder = v.open_with(opts).unwrap();
+        let frames = rgba
+            .iter()
+            .map(|f| {
+                let mut yuv = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, W, H);
+                to_yuv(f, &mut yuv);
+                yuv
+            })
+            .collect();
+        Self {
+            encoder,
+            frames,
+            packet: ffmpeg::Packet::empty(),
+            next: 0,
+        }
+    }
+
+    fn encode_one(&mut self) {
+        let frame = &mut self.frames[self.next as usize % DISTINCT];
+        frame.set_pts(Some(self.next));
+        self.next += 1;
+        self.encoder.send_frame(frame).unwrap();
+        while self.encoder.receive_packet(&mut self.packet).is_ok() {
+            black_box(self.packet.size());
+        }
+    }
+}
+
+/// Our chain: render the scene, convert, encode (+ silent AAC), publish to the hub.
+struct Chain {
+    scene: DemoScene,
+    buffer: Vec<u8>,
+    encoder: Encoder,
+    stats: PipelineStats,
+    next: u64,
+}
+
+impl Chain {
+    fn new() -> Self {
+        Self {
+            scene: DemoScene::new(W, H),
+            buffer: vec![0u8; (W * H * 4) as usize],
+            encoder: Encoder::open(&config(), Arc::new(MediaHub::new())).unwrap(),
+            stats: PipelineStats::default(),
+            next: 0,
+        }
+    }
+
+    fn frame(&mut self) {
+        let mut pm = PixmapMut::from_bytes(&mut self.buffer, W, H).unwrap();
+        self.scene
+            .render(&mut pm, self.next, FPS, SystemTime::now());
+        self.encoder
+            .encode(Some(&self.buffer), self.next, Instant::now(), &self.stats)
+            .unwrap();
+        self.next += 1;
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    ffmpeg::log::set_level(ffmpeg::log::Level::Error);
+    let frames = render_frames();
+    let mut g = c.benchmark_group("1080p");
+    g.sample_size(20).measurement_time(Duration::from_secs(8));
+
+    let mut scene = DemoScene::new(W, H);
+    let mut buf = vec![0u8; (W * H * 4) as usize];
+    let mut n = 0u64;
+    g.bench_function("render demo scene", |b| {
+        b.iter(|| {
+            scene.render(
+                &mut PixmapMut::from_bytes(&mut buf, W, H).unwrap(),
+                n,
+                FPS,
+                SystemTime::now(),
+            );
+            n += 1;
+        })
+    });
+
+    let yuv = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, W, H);
+    let (ys, us, vs) = (
+        yuv.stride(0) as u32,
+        yuv.stride(1) as u32,
+        yuv.stride(2) as u32,
+    );
+    let mut planes = (
+        vec![0u8; (ys * H) as usize],
+        vec![0u8; (us * H / 2) as usize],
+        vec![0u8; (vs * H / 2) as usize],
+    );
+    let mut i = 0;
+    g.bench_function("rgba to yuv420 (bt709)", |b| {
+        b.iter(|| {
+            let mut planar = YuvPlanarImageMut {
+                y_plane: BufferStoreMut::Borrowed(&mut planes.0),
+                y_stride: ys,
+                u_plane: BufferStoreMut::Borrowed(&mut planes.1),
+                u_stride: us,
+                v_plane: BufferStoreMut::Borrowed(&mut planes.2),
+                v_stride: vs,
+                width: W,
+                height: H,
+            };
+            yuv::rgba_to_yuv420(
+                &mut planar,
+                &frames[i % DISTINCT],
+                W * 4,
+                YuvRange::Limited,
+                YuvStandardMatrix::Bt709,
+                YuvConversionMode::Balanced,
+            )
+            .unwrap();
+            i += 1;
+        })
+    });
+    drop(yuv);
+
+    let mut chain = Chain::new();
+    g.bench_function("render+convert+encode (ours)", |b| b.iter(|| chain.frame()));
+    let mut bare = BareX264::new(&frames);
+    g.bench_function("libx264 alone", |b| b.iter(|| bare.encode_one()));
+    g.finish();
+}
+
+/// Frames per second and CPU ms per frame over `frames` frames of `f`.
+fn measure(frames: u32, mut f: impl FnMut()) -> (f64, f64) {
+    let (t0, c0) = (Instant::now(), cpu_seconds().unwrap_or(0.0));
+    for _ in 0..frames {
+        f();
+    }
+    let (wall, cpu) = (
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds().unwrap_or(0.0) - c0,
+    );
+    (f64::from(frames) / wall, cpu * 1000.0 / f64::from(frames))
+}
+
+fn summary() {
+    let frames = render_frames();
+    let n = 300;
+    let mut chain = Chain::new();
+    let mut bare = BareX264::new(&frames);
+    // Warm up both (x264 look-ahead state, caches).
+    for _ in 0..30 {
+        chain.frame();
+        bare.encode_one();
+    }
+    let (ours_fps, ours_cpu) = measure(n, || chain.frame());
+    let (x264_fps, x264_cpu) = measure(n, || bare.encode_one());
+    println!("\n1080p{FPS} demo scene, preset veryfast, {n} frames each, same run:");
+    println!("  render+convert+encode (ours): {ours_fps:7.1} fps, {ours_cpu:6.2} CPU ms/frame");
+    println!("  libx264 alone (YUV input):    {x264_fps:7.1} fps, {x264_cpu:6.2} CPU ms/frame");
+    println!(
+        "  ratio ours / libx264: {:.2}x CPU per frame",
+        ours_cpu / x264_cpu
+    );
+}
+
+criterion_group!(benches, stages);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    summary();
+}
