@@ -258,6 +258,71 @@ fn measure(frames: u32, mut f: impl FnMut()) -> (f64, f64) {
     (f64::from(frames) / wall, cpu * 1000.0 / f64::from(frames))
 }
 
+/// CPU seconds of waited-for child processes (`cutime + cstime` of /proc/self/stat).
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// The `ffmpeg` CLI encoding the same raw RGBA frames (incl. its own swscale conversion).
+fn ffmpeg_cli(frames: &[Vec<u8>], n: u32) -> Option<(f64, f64)> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let c = config();
+    let before = children_cpu_seconds();
+    let t0 = Instant::now();
+    let mut child = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgba",
+            "-s",
+            &format!("{W}x{H}"),
+        ])
+        .args([
+            "-r",
+            &FPS.to_string(),
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            &c.preset,
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-b:v",
+            &format!("{}k", c.video_bitrate_kbps),
+            "-g",
+            &c.gop_frames().to_string(),
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    for i in 0..n as usize {
+        stdin.write_all(&frames[i % DISTINCT]).ok()?;
+    }
+    drop(stdin);
+    child.wait().ok()?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - before;
+    Some((f64::from(n) / wall, cpu * 1000.0 / f64::from(n)))
+}
+
 fn summary() {
     let frames = render_frames();
     let n = 300;
