@@ -339,9 +339,16 @@ fn summary() {
     println!("  render+convert+encode (ours): {ours_fps:7.1} fps, {ours_cpu:6.2} CPU ms/frame");
     println!("  libx264 alone (YUV input):    {x264_fps:7.1} fps, {x264_cpu:6.2} CPU ms/frame");
     println!(
-        "  ratio ours / libx264: {:.2}x CPU per frame",
+        "  ratio ours / libx264 alone: {:.2}x CPU per frame",
         ours_cpu / x264_cpu
     );
+    if let Some((cli_fps, cli_cpu)) = ffmpeg_cli(&frames, n) {
+        println!("  ffmpeg CLI from raw RGBA:     {cli_fps:7.1} fps, {cli_cpu:6.2} CPU ms/frame");
+        println!(
+            "  ratio ours / ffmpeg CLI: {:.2}x CPU per frame (target <= 1.0)",
+            ours_cpu / cli_cpu
+        );
+    }
 }
 
 criterion_group!(benches, stages);

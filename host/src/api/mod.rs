@@ -545,7 +545,7 @@ mod tests {
                 json,
                 "{\"encoder\":\"x265\"}",
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_type",
+                "out_of_range",
             ),
             (
                 json,

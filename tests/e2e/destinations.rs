@@ -1,0 +1,168 @@
+//! Pushing to RTMP destinations: what a receiving server gets, destinations changed while
+//! live, and reconnection when a receiver goes away, without disturbing anything else.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn destinations(list: &[(&str, String)]) -> Value {
+    list.iter()
+        .map(|(id, url)| json!({"id": id, "url": url}))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_destination_receives_a_decodable_stream() {
+    let mut receiver = FfmpegReceiver::start().await;
+    let nginx = Nginx::start().await;
+    let dests = destinations(&[
+        ("ffmpeg", receiver.url("key1")),
+        ("nginx", nginx.url("key2")),
+    ]);
+    let config = with(small_stream(), json!({"destinations": dests}));
+    let server = Server::builder().stream(Some(config)).start().await;
+    server.start_stream().await;
+
+    receiver.wait_bytes(20_000, secs(15.0)).await;
+    // nginx relays the push: a player pulling from it sees the moving scene.
+    let relayed = nginx.url("key2");
+    let frames = wait_until("frames relayed by nginx", secs(20.0), async || {
+        try_decode_frames(&relayed, 30, W, H).await
+    })
+    .await;
+    assert_picture(&frames[0], "relayed frame");
+    let changed = changed_pixels(&frames[0], &frames[29]);
+    assert!(
+        changed > 200,
+        "relayed stream barely moves ({changed} pixels changed)"
+    );
+
+    // Stop closes the push, so the receiver's recording ends; it holds the whole stream.
+    server.control("stop").await;
+    receiver.wait_exit(secs(10.0)).await;
+    let file = receiver.file.to_str().expect("utf-8 path").to_string();
+    let probe = ffprobe_json(&file).await.expect("probe the recording");
+    let video = streams(&probe, "video");
+    assert_eq!(video.len(), 1, "{probe}");
+    assert_eq!(video[0]["codec_name"], "h264", "{probe}");
+    assert_eq!(
+        (video[0]["width"].as_u64(), video[0]["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    let audio = streams(&probe, "audio");
+    assert_eq!(audio.len(), 1, "{probe}");
+    assert_eq!(audio[0]["codec_name"], "aac", "{probe}");
+    let frames = decode_frames(&file, 10, W, H).await;
+    assert_picture(&frames[0], "first recorded frame");
+}
+
+#[tokio::test]
+async fn destination_enabled_while_live_starts_receiving() {
+    let receiver = FfmpegReceiver::start().await;
+    let server = Server::start().await;
+    server.start_stream().await;
+    let player = Player::spawn(&server.rtmp_play_url(), W, H);
+    player.wait_frames(15, secs(15.0)).await;
+    let t = Instant::now();
+
+    let off = json!([{"id": "late", "url": receiver.url("k"), "enabled": false}]);
+    let config = server.patch_config(json!({"destinations": off})).await;
+    assert_eq!(config["destinations"][0]["enabled"], false, "{config}");
+    tokio::time::sleep(secs(3.0)).await;
+    assert_eq!(receiver.bytes(), 0, "a disabled destination received data");
+
+    let enabled_at = Instant::now();
+    let on = json!([{"id": "late", "url": receiver.url("k"), "enabled": true}]);
+    server.patch_config(json!({"destinations": on})).await;
+    receiver.wait_bytes(20_000, secs(10.0)).await;
+    eprintln!(
+        "destination receiving {:?} after it was enabled",
+        enabled_at.elapsed()
+    );
+
+    // Destinations apply live: the stream and its players were not interrupted.
+    let state = server.state().await;
+    assert_eq!(state["isLive"], true, "{state}");
+    let gap = player.max_gap_since(t);
+    assert!(
+        gap < secs(1.5),
+        "the embedded server's player stalled for {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn destination_reconnects_and_the_others_never_stall() {
+    let mut receiver = FfmpegReceiver::start().await;
+    let nginx = Nginx::start().await;
+    let dests = destinations(&[
+        ("ffmpeg", receiver.url("key1")),
+        ("nginx", nginx.url("key2")),
+    ]);
+    let config = with(small_stream(), json!({"destinations": dests}));
+    let server = Server::builder().stream(Some(config)).start().await;
+    server.start_stream().await;
+    receiver.wait_bytes(20_000, secs(15.0)).await;
+    let embedded = Player::spawn(&server.rtmp_play_url(), W, H);
+    let relayed = Player::spawn(&nginx.url("key2"), W, H);
+    embedded.wait_frames(15, secs(15.0)).await;
+    relayed.wait_frames(15, secs(20.0)).await;
+    let mut ws = Ws::open(&server).await;
+
+    let outage = Instant::now();
+    let frames_before = u(&server.state().await, "frameCount");
+    receiver.kill();
+    let fault = ws.next_of_type("error", secs(5.0)).await;
+    assert!(
+        fault["payload"]["code"].is_string(),
+        "error event without code: {fault}"
+    );
+    assert!(
+        fault["payload"]["message"].is_string(),
+        "error event without message: {fault}"
+    );
+    // Let the server fail to reconnect a few times before the receiver comes back.
+    tokio::time::sleep(secs(3.0)).await;
+
+    receiver.restart().await;
+    let back = Instant::now();
+    receiver.wait_bytes(1, secs(8.0)).await;
+    let reconnect = back.elapsed();
+    eprintln!(
+        "destination receiving again {reconnect:?} after its server came back (reconnect + the receiver's probe; goal 2 s)"
+    );
+    assert!(
+        reconnect < secs(4.0),
+        "reconnected only after {reconnect:?}"
+    );
+    receiver.wait_bytes(20_000, secs(8.0)).await;
+    let file = receiver.file.to_str().expect("utf-8 path").to_string();
+    let frames = wait_until(
+        "decodable frames in the new recording",
+        secs(10.0),
+        async || try_decode_frames(&file, 5, W, H).await,
+    )
+    .await;
+    assert_picture(&frames[0], "first frame after reconnect");
+
+    // Neither the embedded server nor the other destination noticed.
+    let gap = embedded.max_gap_since(outage);
+    assert!(
+        gap < secs(1.5),
+        "embedded server's player stalled for {gap:?} during the outage"
+    );
+    let gap = relayed.max_gap_since(outage);
+    assert!(
+        gap < secs(1.5),
+        "the other destination stalled for {gap:?} during the outage"
+    );
+    let state = server.state().await;
+    assert_eq!(state["isLive"], true, "{state}");
+    let rendered = u(&state, "frameCount") - frames_before;
+    let elapsed = outage.elapsed().as_secs_f64();
+    assert!(
+        rendered as f64 > elapsed * f64::from(FPS) * 0.8,
+        "only {rendered} frames rendered in {elapsed:.1} s"
+    );
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `stream-manager` binary against real peers (FFmpeg players and
+//! receivers, nginx-rtmp, Redis). One test binary with a module per topic; `harness` holds
+//! the process guards and helpers they share.
+//!
+//! Needs on the PATH: `ffmpeg`, `ffprobe`, `redis-server`, `nginx` with the RTMP module
+//! (`libnginx-mod-rtmp`) and `timeout`. Run with `cargo nextest run -p stream-manager --test
+//! e2e` or `cargo test -p stream-manager --test e2e`.
+
+mod api;
+mod destinations;
+mod harness;
+mod redis_store;
+mod stream;
+mod ws;

@@ -1,0 +1,201 @@
+//! The WebSocket feed: the current state first, then every change in order, metrics about
+//! once a second, and the same token as the REST API.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn is_state(m: &Value) -> bool {
+    m["type"] == "stateUpdate"
+}
+
+/// Asserts a skipped `stateUpdate` still shows the state before the change awaited.
+fn still(live: bool, paused: bool) -> impl FnMut(&Value) {
+    move |m| {
+        if is_state(m) {
+            let p = &m["payload"];
+            assert_eq!(
+                (&p["isLive"], &p["isPaused"]),
+                (&json!(live), &json!(paused)),
+                "stateUpdate out of order: {m}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn state_updates_follow_every_change_in_order() {
+    let server = Server::start().await;
+    let mut ws = Ws::open(&server).await;
+    let first = ws.next(secs(5.0)).await;
+    assert!(
+        is_state(&first),
+        "first message is not a stateUpdate: {first}"
+    );
+    let p = &first["payload"];
+    assert_eq!(
+        (&p["isLive"], &p["isPaused"]),
+        (&json!(false), &json!(false)),
+        "{first}"
+    );
+    for field in [
+        "fps",
+        "targetFPS",
+        "frameCount",
+        "droppedFrames",
+        "averageRenderTime",
+    ] {
+        assert!(
+            p[field].is_number(),
+            "{field} missing or not a number: {first}"
+        );
+    }
+    assert!(p.get("error").is_some(), "error field missing: {first}");
+    assert_eq!(p["targetFPS"], server.state().await["targetFPS"]);
+
+    server.patch_config(json!({"targetFPS": 25})).await;
+    ws.wait_for(
+        "stateUpdate with targetFPS 25",
+        secs(5.0),
+        still(false, false),
+        |m| is_state(m) && m["payload"]["targetFPS"] == 25,
+    )
+    .await;
+
+    server.control("start").await;
+    ws.wait_for(
+        "stateUpdate with isLive",
+        secs(5.0),
+        still(false, false),
+        |m| is_state(m) && m["payload"]["isLive"] == true,
+    )
+    .await;
+
+    // A client connecting now is told the stream is live straight away.
+    let mut late = Ws::open(&server).await;
+    let first = late.next(secs(5.0)).await;
+    assert!(
+        is_state(&first) && first["payload"]["isLive"] == true,
+        "{first}"
+    );
+
+    server.control("pause").await;
+    ws.wait_for(
+        "stateUpdate with isPaused",
+        secs(5.0),
+        still(true, false),
+        |m| is_state(m) && m["payload"]["isPaused"] == true,
+    )
+    .await;
+    server.control("resume").await;
+    ws.wait_for(
+        "stateUpdate after resume",
+        secs(5.0),
+        still(true, true),
+        |m| is_state(m) && m["payload"]["isPaused"] == false,
+    )
+    .await;
+    server.control("stop").await;
+    let stopped = ws
+        .wait_for(
+            "stateUpdate after stop",
+            secs(10.0),
+            still(true, false),
+            |m| is_state(m) && m["payload"]["isLive"] == false,
+        )
+        .await;
+    assert_eq!(stopped["payload"]["isPaused"], false, "{stopped}");
+}
+
+const METRICS: [&str; 7] = [
+    "fps",
+    "bitrate",
+    "droppedFrames",
+    "encoderLatency",
+    "bufferHealth",
+    "cpuUsage",
+    "memoryUsage",
+];
+
+fn assert_metrics(m: &Value) {
+    for field in METRICS {
+        assert!(
+            m["payload"][field].is_number(),
+            "{field} missing or not a number: {m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_arrive_about_once_a_second_while_live() {
+    let server = Server::start().await;
+    server.start_stream().await;
+    let mut ws = Ws::open(&server).await;
+    let first = ws.next_of_type("metricsUpdate", secs(3.0)).await;
+    assert_metrics(&first);
+
+    let moving = ws
+        .wait_for(
+            "metricsUpdate with fps > 0",
+            secs(5.0),
+            |_| {},
+            |m| m["type"] == "metricsUpdate" && m["payload"]["fps"].as_f64() > Some(0.0),
+        )
+        .await;
+    assert_metrics(&moving);
+    assert!(
+        f(&moving["payload"], "memoryUsage") > 0.0,
+        "no memory usage: {moving}"
+    );
+
+    let start = Instant::now();
+    let mut count = 0;
+    while start.elapsed() < secs(4.0) {
+        let left = secs(4.0).saturating_sub(start.elapsed());
+        match ws.try_next(left).await {
+            Some(m) if m["type"] == "metricsUpdate" => {
+                assert_metrics(&m);
+                count += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        (2..=8).contains(&count),
+        "{count} metricsUpdate messages in 4 s"
+    );
+}
+
+#[tokio::test]
+async fn websocket_requires_the_token() {
+    let token = "ws-t0ken";
+    let server = Server::builder().token(token).start().await;
+    let url = server.ws_url();
+    for (what, url, bearer) in [
+        ("no token", url.clone(), None),
+        ("wrong query token", format!("{url}?token=nope"), None),
+        ("wrong bearer token", url.clone(), Some("nope")),
+    ] {
+        match Ws::connect(&url, bearer).await {
+            Ok(_) => panic!("WebSocket accepted with {what}"),
+            Err((status, detail)) => {
+                assert_eq!(status, Some(401), "WebSocket with {what}: {detail}")
+            }
+        }
+    }
+    for (url, bearer) in [
+        (format!("{url}?token={token}"), None),
+        (url.clone(), Some(token)),
+    ] {
+        let mut ws = Ws::connect(&url, bearer)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket with the token refused: {e:?}"));
+        let first = ws.next(secs(5.0)).await;
+        assert!(
+            is_state(&first),
+            "first message is not a stateUpdate: {first}"
+        );
+    }
+}
