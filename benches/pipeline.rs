@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group};
 use ffmpeg_next as ffmpeg;
 use stream_manager::compose::demo::DemoScene;
 use stream_manager::metrics::cpu_seconds;
-use stream_manager::output::encoder::Encoder;
+use stream_manager::output::encoder::{Encoder, open_video};
 use stream_manager::output::hub::MediaHub;
 use stream_manager::pipeline::PipelineStats;
 use stream_manager::state::StreamConfig;
@@ -97,30 +97,7 @@ struct BareX264 {
 impl BareX264 {
     fn new(rgba: &[Vec<u8>]) -> Self {
         ffmpeg::init().unwrap();
-        let c = config();
-        let codec = ffmpeg::encoder::find_by_name("libx264").unwrap();
-        let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .unwrap();
-        v.set_width(W);
-        v.set_height(H);
-        v.set_format(ffmpeg::format::Pixel::YUV420P);
-        v.set_time_base((1, FPS as i32));
-        v.set_frame_rate(Some((FPS as i32, 1)));
-        v.set_bit_rate(c.video_bitrate_kbps as usize * 1000);
-        v.set_max_bit_rate(c.video_bitrate_kbps as usize * 1000);
-        v.set_gop(c.gop_frames());
-        v.set_max_b_frames(0);
-        let mut opts = ffmpeg::Dictionary::new();
-        opts.set("preset", &c.preset);
-        opts.set("tune", "zerolatency");
-        opts.set(
-            "x264-params",
-            &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", c.gop_frames()),
-        );
-        opts.set("bufsize", &format!("{}k", c.video_bitrate_kbps));
-        let encoder = v.open_with(opts).unwrap();
+        let encoder = open_video(&config()).unwrap();
         let frames = rgba
             .iter()
             .map(|f| {

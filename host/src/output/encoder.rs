@@ -95,46 +95,7 @@ impl Encoder {
     /// Opens the video (and audio) encoders for `config` and announces their headers on
     /// the hub.
     pub fn open(config: &StreamConfig, hub: Arc<MediaHub>) -> Result<Self, EncodeError> {
-        ffmpeg::init().map_err(setup("ffmpeg init"))?;
-        let name = config.encoder.ffmpeg_name();
-        let codec =
-            ffmpeg::encoder::find_by_name(name).ok_or_else(|| EncodeError::Unavailable {
-                name: name.into(),
-                reason: "not in this FFmpeg build".into(),
-            })?;
-        let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(setup("video context"))?;
-        v.set_width(config.width);
-        v.set_height(config.height);
-        v.set_format(ffmpeg::format::Pixel::YUV420P);
-        v.set_time_base((1, config.target_fps as i32));
-        v.set_frame_rate(Some((config.target_fps as i32, 1)));
-        v.set_bit_rate(config.video_bitrate_kbps as usize * 1000);
-        v.set_max_bit_rate(config.video_bitrate_kbps as usize * 1000);
-        v.set_gop(config.gop_frames());
-        v.set_max_b_frames(0);
-        v.set_colorspace(ffmpeg::color::Space::BT709);
-        v.set_color_range(ffmpeg::color::Range::MPEG);
-        v.set_color_primaries(ffmpeg::color::Primaries::BT709);
-        v.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-        let mut opts = ffmpeg::Dictionary::new();
-        if name == "libx264" {
-            opts.set("preset", &config.preset);
-            opts.set("tune", "zerolatency");
-            // Fixed GOP: keyframes exactly every keyframeIntervalSec, as platforms ask.
-            opts.set(
-                "x264-params",
-                &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", config.gop_frames()),
-            );
-            // VBV buffer of one second keeps the bit rate near the target (CBR-like).
-            opts.set("bufsize", &format!("{}k", config.video_bitrate_kbps));
-        }
-        let video = v.open_with(opts).map_err(|e| EncodeError::Unavailable {
-            name: name.into(),
-            reason: e.to_string(),
-        })?;
+        let video = open_video(config)?;
         let video_header =
             flv::avc_sequence_header(&extradata(&video)).map_err(setup("H.264 headers"))?;
 
@@ -359,6 +320,51 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// Opens the configured H.264 encoder for YUV 4:2:0 input: constant frame rate, fixed GOP,
+/// no B-frames (lowest latency, what RTMP ingest expects), CBR-like rate control, global
+/// headers (the sequence header travels separately in FLV). Public for the benchmarks.
+pub fn open_video(config: &StreamConfig) -> Result<ffmpeg::encoder::Video, EncodeError> {
+    ffmpeg::init().map_err(setup("ffmpeg init"))?;
+    let name = config.encoder.ffmpeg_name();
+    let codec = ffmpeg::encoder::find_by_name(name).ok_or_else(|| EncodeError::Unavailable {
+        name: name.into(),
+        reason: "not in this FFmpeg build".into(),
+    })?;
+    let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(setup("video context"))?;
+    v.set_width(config.width);
+    v.set_height(config.height);
+    v.set_format(ffmpeg::format::Pixel::YUV420P);
+    v.set_time_base((1, config.target_fps as i32));
+    v.set_frame_rate(Some((config.target_fps as i32, 1)));
+    v.set_bit_rate(config.video_bitrate_kbps as usize * 1000);
+    v.set_max_bit_rate(config.video_bitrate_kbps as usize * 1000);
+    v.set_gop(config.gop_frames());
+    v.set_max_b_frames(0);
+    v.set_colorspace(ffmpeg::color::Space::BT709);
+    v.set_color_range(ffmpeg::color::Range::MPEG);
+    v.set_color_primaries(ffmpeg::color::Primaries::BT709);
+    v.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+    let mut opts = ffmpeg::Dictionary::new();
+    if name == "libx264" {
+        opts.set("preset", &config.preset);
+        opts.set("tune", "zerolatency");
+        // Fixed GOP: keyframes exactly every keyframeIntervalSec, as platforms ask.
+        opts.set(
+            "x264-params",
+            &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", config.gop_frames()),
+        );
+        // VBV buffer of one second keeps the bit rate near the target (CBR-like).
+        opts.set("bufsize", &format!("{}k", config.video_bitrate_kbps));
+    }
+    v.open_with(opts).map_err(|e| EncodeError::Unavailable {
+        name: name.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn open_audio() -> Result<AudioTrack, EncodeError> {
