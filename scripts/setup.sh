@@ -9,7 +9,7 @@ packages=(
   pkg-config clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
-  ffmpeg redis-server nginx libnginx-mod-rtmp
+  ffmpeg redis-server nginx libnginx-mod-rtmp socat openssl
 )
 missing=()
 for p in "${packages[@]}"; do

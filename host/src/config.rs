@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// PEM file of extra CA certificates trusted for rtmps:// destinations.
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// The TOML file. Every key is optional.
@@ -93,6 +96,7 @@ struct FileConfig {
     autostart: Option<bool>,
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
+    tls_ca_file: Option<PathBuf>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
 }
@@ -120,6 +124,8 @@ pub struct Settings {
     pub insecure: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Extra CA certificates for rtmps:// destinations.
+    pub tls_ca_file: Option<PathBuf>,
     /// Stream config used when the store holds none.
     pub stream: StreamConfig,
 }
@@ -231,6 +237,11 @@ impl Settings {
                     None => file.log_format.unwrap_or_default(),
                 },
             },
+            tls_ca_file: args
+                .tls_ca_file
+                .clone()
+                .or_else(|| env(&var("TLS_CA_FILE")).map(PathBuf::from))
+                .or(file.tls_ca_file),
             stream: match file.stream {
                 None => StreamConfig::default(),
                 Some(table) => {

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex;
+use tokio_rustls::TlsConnector;
 
 use crate::metrics::ProcessSampler;
 use crate::output::destination::{DestinationStatus, Destinations};
@@ -62,8 +63,8 @@ async fn stop_pipeline(p: Pipeline) {
 
 impl StreamController {
     /// A controller with the stream stopped.
-    pub fn new(state: Arc<StateManager>, hub: Arc<MediaHub>) -> Self {
-        let destinations = Destinations::new(hub.clone(), state.clone());
+    pub fn new(state: Arc<StateManager>, hub: Arc<MediaHub>, tls: TlsConnector) -> Self {
+        let destinations = Destinations::new(hub.clone(), state.clone(), tls);
         Self {
             destination_status: Box::new(destinations.status_handle()),
             state,

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::control::StreamController;
+use crate::output::destination::tls_connector;
 use crate::output::hub::MediaHub;
 use crate::output::rtmp_server;
 use crate::state::StateManager;
@@ -36,7 +37,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
     let previous = state.load().await;
     let hub = Arc::new(MediaHub::new());
-    let controller = Arc::new(StreamController::new(state.clone(), hub.clone()));
+    let tls = tls_connector(settings.tls_ca_file.as_deref())?;
+    let controller = Arc::new(StreamController::new(state.clone(), hub.clone(), tls));
     let app = AppState::new(controller.clone(), settings.api_token.clone());
 
     let http = bind(

@@ -166,3 +166,169 @@ async fn destination_reconnects_and_the_others_never_stall() {
         "only {rendered} frames rendered in {elapsed:.1} s"
     );
 }
+
+/// A TLS terminator (socat, with a certificate from a throw-away CA) in front of a plain
+/// RTMP receiver, as an `rtmps://` ingest.
+struct TlsIngest {
+    receiver: FfmpegReceiver,
+    port: u16,
+    /// The CA that signed the ingest's certificate, for `--tls-ca-file`.
+    ca: String,
+    _socat: Proc,
+    _dir: TempDir,
+}
+
+impl TlsIngest {
+    async fn start() -> Self {
+        let receiver = FfmpegReceiver::start().await;
+        let dir = TempDir::new("tls");
+        // A throw-away CA and a server certificate for `localhost` signed by it.
+        let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+        let (cert, key, csr, ext) = (
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.join("leaf.csr"),
+            dir.join("leaf.ext"),
+        );
+        std::fs::write(&ext, "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+            .expect("write extensions");
+        let openssl = |args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let os = |s: &'static str| std::ffi::OsStr::new(s);
+        openssl(&[
+            os("req"),
+            os("-x509"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-days"),
+            os("1"),
+            os("-subj"),
+            os("/CN=stream-manager test CA"),
+            os("-keyout"),
+            ca_key.as_os_str(),
+            os("-out"),
+            ca.as_os_str(),
+        ]);
+        openssl(&[
+            os("req"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-subj"),
+            os("/CN=localhost"),
+            os("-keyout"),
+            key.as_os_str(),
+            os("-out"),
+            csr.as_os_str(),
+        ]);
+        openssl(&[
+            os("x509"),
+            os("-req"),
+            os("-in"),
+            csr.as_os_str(),
+            os("-CA"),
+            ca.as_os_str(),
+            os("-CAkey"),
+            ca_key.as_os_str(),
+            os("-CAcreateserial"),
+            os("-days"),
+            os("1"),
+            os("-extfile"),
+            ext.as_os_str(),
+            os("-out"),
+            cert.as_os_str(),
+        ]);
+        let port = free_port();
+        let socat = Proc::spawn(
+            "socat",
+            std::process::Command::new("socat")
+                .arg(format!(
+                    "openssl-listen:{port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert={},key={}",
+                    cert.display(),
+                    key.display()
+                ))
+                .arg(format!("tcp:127.0.0.1:{}", receiver.port)),
+            &dir.join("socat.log"),
+            false,
+        );
+        wait_listening(port, "socat TLS terminator").await;
+        let ca = ca.to_str().expect("utf-8 path").to_string();
+        Self {
+            receiver,
+            port,
+            ca,
+            _socat: socat,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("rtmps://localhost:{}/live/secret", self.port)
+    }
+}
+
+#[tokio::test]
+async fn rtmps_destination_is_pushed_over_tls() {
+    let ingest = TlsIngest::start().await;
+    let config = with(
+        small_stream(),
+        json!({"destinations": [{"id": "tls", "url": ingest.url()}]}),
+    );
+    let server = Server::builder()
+        .stream(Some(config))
+        .args(["--tls-ca-file", ingest.ca.as_str()])
+        .start()
+        .await;
+    server.start_stream().await;
+    ingest.receiver.wait_bytes(20_000, secs(15.0)).await;
+    let health = server.health().await;
+    assert_eq!(
+        health["components"]["destinations"]["tls"]["state"], "live",
+        "{health}"
+    );
+}
+
+#[tokio::test]
+async fn rtmps_with_an_untrusted_certificate_is_refused_and_reported() {
+    let ingest = TlsIngest::start().await;
+    let config = with(
+        small_stream(),
+        json!({"destinations": [{"id": "tls", "url": ingest.url()}]}),
+    );
+    let server = Server::builder().stream(Some(config)).start().await;
+    server.start_stream().await;
+    let health = wait_until("a certificate error in health", secs(10.0), async || {
+        let h = server.health().await;
+        let dest = &h["components"]["destinations"]["tls"];
+        let error = dest["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        if dest["state"] == "retrying" && error.contains("certificate") {
+            Ok(h)
+        } else {
+            Err(h.to_string())
+        }
+    })
+    .await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        !health.to_string().contains("secret"),
+        "stream key leaked: {health}"
+    );
+    // The embedded output is not affected.
+    let before = u(&server.state().await, "frameCount");
+    let frames = decode_frames(&server.rtmp_play_url(), 5, W, H).await;
+    assert_picture(&frames[0], "embedded output while the TLS push fails");
+    assert!(u(&server.state().await, "frameCount") > before);
+}

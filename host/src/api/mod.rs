@@ -404,7 +404,8 @@ mod tests {
             "",
             StreamConfig::default(),
         ));
-        let controller = Arc::new(StreamController::new(state, Arc::new(MediaHub::new())));
+        let tls = crate::output::destination::tls_connector(None).unwrap();
+        let controller = Arc::new(StreamController::new(state, Arc::new(MediaHub::new()), tls));
         AppState::new(controller, token.map(Into::into))
     }
 

@@ -18,9 +18,12 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, pki_types};
 use tracing::Instrument;
 use utoipa::ToSchema;
 
@@ -64,16 +67,18 @@ struct Running {
 pub struct Destinations {
     hub: Arc<MediaHub>,
     state: Arc<StateManager>,
+    tls: TlsConnector,
     running: HashMap<String, Running>,
     status: StatusMap,
 }
 
 impl Destinations {
-    /// No destination running yet.
-    pub fn new(hub: Arc<MediaHub>, state: Arc<StateManager>) -> Self {
+    /// No destination running yet; `rtmps://` destinations are verified with `tls`.
+    pub fn new(hub: Arc<MediaHub>, state: Arc<StateManager>, tls: TlsConnector) -> Self {
         Self {
             hub,
             state,
+            tls,
             running: HashMap::new(),
             status: Arc::default(),
         }
@@ -123,6 +128,7 @@ impl Destinations {
                     d.clone(),
                     self.hub.clone(),
                     self.state.clone(),
+                    self.tls.clone(),
                     self.status.clone(),
                     stop_rx,
                 )
@@ -174,6 +180,7 @@ async fn run(
     dest: Destination,
     hub: Arc<MediaHub>,
     state: Arc<StateManager>,
+    tls: TlsConnector,
     status: StatusMap,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -201,7 +208,7 @@ async fn run(
     loop {
         set_status(&status, &dest.id, |s| s.state = "connecting");
         let started = Instant::now();
-        let result = push(&url, &hub, &status, &dest.id, &mut stop).await;
+        let result = push(&url, &hub, &tls, &status, &dest.id, &mut stop).await;
         match result {
             Ok(RelayEnd::StreamEnded | RelayEnd::Stopped) => {
                 set_status(&status, &dest.id, |s| s.state = "stopped");
@@ -288,8 +295,8 @@ impl MediaSession for Publisher {
 }
 
 /// Reads until `want` is raised; fails on a rejection.
-async fn await_event(
-    sock: &mut TcpStream,
+async fn await_event<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: &mut S,
     hub: &MediaHub,
     session: &mut ClientSession,
     pending: Vec<u8>,
@@ -325,36 +332,98 @@ async fn await_event(
     }
 }
 
+/// Why the TLS set-up for `rtmps://` could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("tls-ca-file {path}: {reason}")]
+pub struct TlsSetupError {
+    path: String,
+    reason: String,
+}
+
+/// The TLS client for `rtmps://` destinations: Mozilla's root certificates (webpki-roots),
+/// plus the PEM certificates of `extra_ca_file` (a private ingest's own CA).
+pub fn tls_connector(
+    extra_ca_file: Option<&std::path::Path>,
+) -> Result<TlsConnector, TlsSetupError> {
+    use pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca_file {
+        let fail = |reason: String| TlsSetupError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| fail(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(fail("no PEM certificate in the file".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError {
+            path: String::new(),
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 async fn push(
     url: &RtmpUrl,
     hub: &MediaHub,
+    tls: &TlsConnector,
     status: &StatusMap,
     id: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<RelayEnd, RtmpError> {
-    if url.tls {
-        return Err(RtmpError::Protocol(
-            "rtmps:// is not supported yet; use rtmp://".into(),
-        ));
-    }
-    let mut sock = tokio::time::timeout(
+    let sock = tokio::time::timeout(
         CONNECT_TIMEOUT,
         TcpStream::connect((url.host.as_str(), url.port)),
     )
     .await
     .map_err(|_| RtmpError::Timeout("connecting"))??;
     sock.set_nodelay(true)?;
-    let remaining = relay::handshake(&mut sock, hub, PeerType::Client).await?;
+    if !url.tls {
+        let mut sock = sock;
+        return publish(&mut sock, url, hub, status, id, stop).await;
+    }
+    let name = pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| RtmpError::Protocol(format!("TLS server name {:?}: {e}", url.host)))?;
+    let mut sock = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, sock))
+        .await
+        .map_err(|_| RtmpError::Timeout("in the TLS handshake"))?
+        .map_err(|e| RtmpError::Refused(format!("TLS: {e}")))?;
+    publish(&mut sock, url, hub, status, id, stop).await
+}
+
+/// RTMP handshake, `connect`, `publish`, then the relay, over any byte stream.
+async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: &mut S,
+    url: &RtmpUrl,
+    hub: &MediaHub,
+    status: &StatusMap,
+    id: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<RelayEnd, RtmpError> {
+    let remaining = relay::handshake(sock, hub, PeerType::Client).await?;
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(url.tc_url.clone());
     let (mut session, initial) = ClientSession::new(config).map_err(protocol)?;
     for o in client_outbound(initial).0 {
-        relay::write(&mut sock, hub, &o).await?;
+        relay::write(sock, hub, &o).await?;
     }
     let connect = one(session.request_connection(url.app.clone()))?;
-    relay::write(&mut sock, hub, &connect).await?;
+    relay::write(sock, hub, &connect).await?;
     await_event(
-        &mut sock,
+        sock,
         hub,
         &mut session,
         remaining,
@@ -363,9 +432,9 @@ async fn push(
     )
     .await?;
     let publish = one(session.request_publishing(url.key.clone(), PublishRequestType::Live))?;
-    relay::write(&mut sock, hub, &publish).await?;
+    relay::write(sock, hub, &publish).await?;
     await_event(
-        &mut sock,
+        sock,
         hub,
         &mut session,
         Vec::new(),
@@ -381,10 +450,10 @@ async fn push(
     });
     let mut publisher = Publisher { session };
     let sub = hub.subscribe();
-    let end = relay::relay(&mut sock, hub, &mut publisher, sub, stop).await?;
+    let end = relay::relay(sock, hub, &mut publisher, sub, stop).await?;
     if let Ok(results) = publisher.session.stop_publishing() {
         for bytes in client_outbound(results).0 {
-            let _ = relay::write(&mut sock, hub, &bytes).await;
+            let _ = relay::write(sock, hub, &bytes).await;
         }
     }
     Ok(end)
