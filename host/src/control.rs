@@ -33,11 +33,21 @@ pub enum ControlError {
 }
 
 struct Control {
+    /// The operator wants the stream live (it may be between pipeline restarts).
+    live: bool,
     pipeline: Option<Pipeline>,
     destinations: Destinations,
-    live_since: Option<Instant>,
+    /// Pipeline restarts since the stream started.
     restarts: u32,
+    /// When the encoded-frame counter last moved, and its value then.
+    progress: (Instant, u64),
 }
+
+/// A live pipeline that encodes nothing for this long is restarted.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for pipeline threads to finish; a thread that does not (a hung driver
+/// call) is left behind rather than blocking stream control.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Owner of the running stream.
 pub struct StreamController {
@@ -58,7 +68,10 @@ fn now_ms() -> u64 {
 }
 
 async fn stop_pipeline(p: Pipeline) {
-    let _ = tokio::task::spawn_blocking(move || p.stop()).await;
+    let join = tokio::task::spawn_blocking(move || p.stop());
+    if tokio::time::timeout(JOIN_TIMEOUT, join).await.is_err() {
+        tracing::error!("pipeline threads did not finish in time; left behind");
+    }
 }
 
 impl StreamController {
@@ -71,10 +84,11 @@ impl StreamController {
             hub,
             stats: Arc::default(),
             control: Mutex::new(Control {
+                live: false,
                 pipeline: None,
                 destinations,
-                live_since: None,
                 restarts: 0,
+                progress: (Instant::now(), 0),
             }),
             metrics: std::sync::Mutex::default(),
         }
@@ -130,7 +144,7 @@ impl StreamController {
     /// Starts streaming.
     pub async fn start(&self) -> Result<StreamState, ControlError> {
         let mut c = self.control.lock().await;
-        if c.pipeline.is_some() {
+        if c.live {
             return Err(ControlError::InvalidState("the stream is already live"));
         }
         let config = self.state.config();
@@ -145,9 +159,10 @@ impl StreamController {
                 return Err(e.into());
             }
         }
-        c.destinations.reconcile(&config.destinations).await;
-        c.live_since = Some(Instant::now());
+        c.live = true;
         c.restarts = 0;
+        c.progress = (Instant::now(), 0);
+        c.destinations.reconcile(&config.destinations).await;
         tracing::info!(
             width = config.width,
             height = config.height,
@@ -179,13 +194,15 @@ impl StreamController {
     /// Stops streaming: flushes the encoder and closes every output.
     pub async fn stop(&self) -> Result<StreamState, ControlError> {
         let mut c = self.control.lock().await;
-        let Some(p) = c.pipeline.take() else {
+        if !c.live {
             return Err(ControlError::InvalidState("the stream is not live"));
-        };
-        stop_pipeline(p).await;
+        }
+        c.live = false;
+        if let Some(p) = c.pipeline.take() {
+            stop_pipeline(p).await;
+        }
         self.hub.end();
         c.destinations.close_all().await;
-        c.live_since = None;
         let (frames, dropped) = (
             self.stats.frames.load(Ordering::Relaxed),
             self.stats.dropped.load(Ordering::Relaxed),
@@ -217,9 +234,9 @@ impl StreamController {
 
     async fn set_paused(&self, paused: bool) -> Result<StreamState, ControlError> {
         let c = self.control.lock().await;
-        let Some(p) = &c.pipeline else {
+        if !c.live {
             return Err(ControlError::InvalidState("the stream is not live"));
-        };
+        }
         let current = self.state.state().is_paused;
         if paused && current {
             return Err(ControlError::InvalidState("the stream is already paused"));
@@ -227,53 +244,82 @@ impl StreamController {
         if !paused && !current {
             return Err(ControlError::InvalidState("the stream is not paused"));
         }
-        p.set_paused(paused);
+        if let Some(p) = &c.pipeline {
+            p.set_paused(paused);
+        }
         Ok(self.announce(|s| s.is_paused = paused).await)
     }
 
-    /// Stores a new configuration and applies it to the running stream: destinations
-    /// change in place; anything else restarts the pipeline while the outputs stay
-    /// connected (the stream stays live).
-    pub async fn apply_config(&self, new: StreamConfig) -> Result<(), ControlError> {
+    /// Replaces the configuration with `change(current)` and applies it to the running
+    /// stream: destinations change in place; anything else restarts the pipeline while the
+    /// outputs stay connected (the stream stays live). Read, change and apply happen under
+    /// the control lock, so concurrent updates never lose one another.
+    pub async fn update_config<E: From<ControlError>>(
+        &self,
+        change: impl FnOnce(&StreamConfig) -> Result<StreamConfig, E>,
+    ) -> Result<StreamConfig, E> {
         let mut c = self.control.lock().await;
         let old = self.state.config();
+        let new = change(&old)?;
         self.state.set_config(new.clone()).await;
-        if c.pipeline.is_some() {
-            if !old.same_pipeline(&new) {
-                let paused = self.state.state().is_paused;
-                if let Some(p) = c.pipeline.take() {
-                    stop_pipeline(p).await;
-                }
-                match self.open_pipeline(&new, paused).await {
-                    Ok(p) => c.pipeline = Some(p),
-                    Err(e) => {
-                        // The old settings worked: go back to them rather than off air.
-                        tracing::error!(error = %e, "new settings failed; restoring the previous ones");
-                        self.state
-                            .fault("pipeline_failed", Some("encoder"), e.to_string());
-                        self.state.set_config(old.clone()).await;
-                        c.pipeline = Some(self.open_pipeline(&old, paused).await?);
-                        return Err(e.into());
-                    }
+        if c.live && !old.same_pipeline(&new) {
+            let paused = self.state.state().is_paused;
+            if let Some(p) = c.pipeline.take() {
+                stop_pipeline(p).await;
+            }
+            match self.open_pipeline(&new, paused).await {
+                Ok(p) => c.pipeline = Some(p),
+                Err(e) => {
+                    // The old settings worked: go back to them rather than off air. Should
+                    // that fail too, the supervisor keeps retrying.
+                    tracing::error!(error = %e, "new settings failed; restoring the previous ones");
+                    self.state
+                        .fault("pipeline_failed", Some("encoder"), e.to_string());
+                    self.state.set_config(old.clone()).await;
+                    c.pipeline = self.open_pipeline(&old, paused).await.ok();
+                    return Err(ControlError::from(e).into());
                 }
             }
+        }
+        if c.live {
             c.destinations.reconcile(&new.destinations).await;
         }
         self.announce(|s| s.target_fps = new.target_fps).await;
-        Ok(())
+        Ok(new)
     }
 
-    /// Restarts a pipeline whose thread died, with backoff through the tick rate.
+    /// Replaces the configuration (see [`StreamController::update_config`]).
+    pub async fn apply_config(&self, new: StreamConfig) -> Result<(), ControlError> {
+        self.update_config(|_| Ok::<_, ControlError>(new))
+            .await
+            .map(drop)
+    }
+
+    /// Keeps a live stream on air: restarts a pipeline whose thread died or that stopped
+    /// making progress (a hung encoder), and retries one that could not be opened, at most
+    /// once per tick, for as long as the stream should be live.
     async fn supervise(&self) {
         let mut c = self.control.lock().await;
-        let failed = c.pipeline.as_ref().is_some_and(|p| p.has_failed());
-        if !failed {
+        if !c.live {
             return;
         }
-        let error = self
-            .stats
-            .error()
-            .unwrap_or_else(|| "pipeline thread ended".into());
+        let encoded = self.stats.encoded.load(Ordering::Relaxed);
+        if encoded != c.progress.1 {
+            c.progress = (Instant::now(), encoded);
+        }
+        let stalled = c.progress.0.elapsed() > STALL_TIMEOUT;
+        let healthy = c.pipeline.as_ref().is_some_and(|p| !p.has_failed()) && !stalled;
+        if healthy {
+            return;
+        }
+        let error = match (&c.pipeline, stalled) {
+            (None, _) => "the pipeline is not running".to_string(),
+            (Some(_), true) => format!("no frame encoded for {} s", STALL_TIMEOUT.as_secs()),
+            (Some(_), false) => self
+                .stats
+                .error()
+                .unwrap_or_else(|| "a pipeline thread ended".into()),
+        };
         c.restarts += 1;
         self.state.fault(
             "pipeline_failed",
@@ -285,19 +331,17 @@ impl StreamController {
         }
         let config = self.state.config();
         let paused = self.state.state().is_paused;
+        c.progress = (Instant::now(), encoded);
         match self.open_pipeline(&config, paused).await {
-            Ok(p) => c.pipeline = Some(p),
-            Err(e) => {
-                // Keep the stream nominally live; the next tick retries.
-                self.state
-                    .fault("pipeline_failed", Some("encoder"), e.to_string());
-                c.pipeline = None;
+            Ok(p) => {
+                c.pipeline = Some(p);
+                self.stats.clear_error();
                 drop(c);
-                self.announce(|s| {
-                    s.is_live = false;
-                    s.error = Some(e.to_string());
-                })
-                .await;
+                self.announce(|s| s.error = None).await;
+            }
+            Err(e) => {
+                drop(c);
+                self.announce(|s| s.error = Some(e.to_string())).await;
             }
         }
     }

@@ -180,10 +180,11 @@ async fn patch_config(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StreamConfig> {
     let patch = json_body(&headers, body)?;
-    let current = s.state.config();
-    let next = merge_config(&current, &patch)?;
-    s.controller.apply_config(next).await?;
-    Ok(Json(s.state.config().masked()))
+    let next = s
+        .controller
+        .update_config(|current| merge_config(current, &patch))
+        .await?;
+    Ok(Json(next.masked()))
 }
 
 /// Checks the content type and size, and parses the body as JSON.

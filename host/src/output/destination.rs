@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationStatus {
-    /// `connecting`, `live`, `retrying` or `stopped`.
+    /// `connecting`, `live`, `retrying`, `stopped`, or `failed` (the URL is unusable).
     pub state: &'static str,
     /// Masked URL.
     pub url: String,
@@ -145,16 +145,28 @@ impl Destinations {
         }
     }
 
-    /// Lets every destination send what it has (the stream ended) and closes them.
+    /// Lets every destination send what it has queued (call after the hub's end of
+    /// stream) and closes them, all at once, within a few seconds in all.
     pub async fn close_all(&mut self) {
-        for (_, r) in self.running.drain() {
-            // The hub's End makes the relay return; the stop signal covers retry waits.
-            let _ = tokio::time::timeout(Duration::from_secs(3), async {
-                let _ = r.stop.send(true);
-                let _ = (&mut { r.task }).await;
-            })
-            .await;
-        }
+        let closing = self.running.drain().map(|(_, r)| async move {
+            let mut task = r.task;
+            // The relay drains up to the hub's End and returns by itself...
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            // ...unless it is stuck (retry wait, slow peer): then it is told, then cut.
+            let _ = r.stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        });
+        futures_util::future::join_all(closing).await;
         self.status.lock().expect("status lock").clear();
     }
 }
@@ -198,13 +210,17 @@ async fn run(
     let url = match RtmpUrl::parse(&dest.url) {
         Ok(u) => u,
         Err(e) => {
-            set_status(&status, &dest.id, |s| s.last_error = Some(e));
+            set_status(&status, &dest.id, |s| {
+                s.state = "failed";
+                s.last_error = Some(e);
+            });
             return;
         }
     };
     let mut backoff = BACKOFF_START;
     let component = format!("destination:{}", dest.id);
-    let mut reported = false;
+    // A failure is reported once per outage: again only after a successful connection.
+    let mut reported_at_connects = None;
     loop {
         set_status(&status, &dest.id, |s| s.state = "connecting");
         let started = Instant::now();
@@ -228,9 +244,14 @@ async fn run(
                     s.failures += 1;
                     s.last_error = Some(message.clone());
                 });
-                if !reported {
+                let connects = status
+                    .lock()
+                    .expect("status lock")
+                    .get(&dest.id)
+                    .map_or(0, |s| s.connects);
+                if reported_at_connects != Some(connects) {
                     state.fault("destination_failed", Some(&component), message);
-                    reported = true;
+                    reported_at_connects = Some(connects);
                 }
             }
         }
@@ -239,14 +260,6 @@ async fn run(
             _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
-        if status
-            .lock()
-            .expect("status lock")
-            .get(&dest.id)
-            .is_some_and(|s| s.state == "live")
-        {
-            reported = false;
-        }
     }
 }
 
@@ -413,7 +426,12 @@ async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
     id: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<RelayEnd, RtmpError> {
-    let remaining = relay::handshake(sock, hub, PeerType::Client).await?;
+    let remaining = tokio::time::timeout(
+        relay::SETUP_TIMEOUT,
+        relay::handshake(sock, hub, PeerType::Client),
+    )
+    .await
+    .map_err(|_| RtmpError::Timeout("during the handshake"))??;
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(url.tc_url.clone());
     let (mut session, initial) = ClientSession::new(config).map_err(protocol)?;

@@ -207,7 +207,8 @@ impl Encoder {
     }
 
     fn video_ms(&self, pts: i64) -> u32 {
-        self.base_ms + (pts * 1000 / i64::from(self.fps)) as u32
+        self.base_ms
+            .wrapping_add((pts * 1000 / i64::from(self.fps)) as u32)
     }
 
     fn convert(&mut self, rgba: &[u8]) -> Result<(), EncodeError> {
@@ -295,7 +296,7 @@ impl Encoder {
             return Ok(());
         };
         let rate = i64::from(AUDIO_RATE);
-        let to_ms = |base: u32, pts: i64| base + (pts.max(0) * 1000 / rate) as u32;
+        let to_ms = |base: u32, pts: i64| base.wrapping_add((pts.max(0) * 1000 / rate) as u32);
         while to_ms(self.base_ms, a.next_pts) <= until_ms {
             a.silence.set_pts(Some(a.next_pts));
             a.next_pts += a.frame_size;

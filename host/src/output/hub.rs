@@ -78,7 +78,9 @@ struct Inner {
     headers: Option<Arc<StreamHeaders>>,
     gop: Vec<MediaPacket>,
     gop_bytes: usize,
+    /// Timestamp of the last packet, and when it was published.
     last_timestamp: u32,
+    last_published: Option<std::time::Instant>,
 }
 
 /// Fan-out point between the encoder and every output.
@@ -120,10 +122,14 @@ impl MediaHub {
         inner.headers = Some(headers.clone());
         inner.gop.clear();
         inner.gop_bytes = 0;
-        let base = if inner.last_timestamp == 0 {
-            0
-        } else {
-            inner.last_timestamp + 40
+        // A restart continues the timeline by the wall time that passed, so timestamps keep
+        // increasing and stay in step with the clock. RTMP timestamps are 32-bit
+        // milliseconds and wrap (after ~49 days) by design.
+        let base = match inner.last_published {
+            None => 0,
+            Some(at) => inner
+                .last_timestamp
+                .wrapping_add((at.elapsed().as_millis() as u32).max(1)),
         };
         let _ = self.tx.send(MediaEvent::Headers(headers));
         base
@@ -132,7 +138,11 @@ impl MediaHub {
     /// Publishes one packet to every consumer; never blocks on them.
     pub fn publish(&self, packet: MediaPacket) {
         let mut inner = self.lock();
-        inner.last_timestamp = inner.last_timestamp.max(packet.timestamp);
+        // Audio and video interleave, so keep the latest of them (in wrapping order).
+        if packet.timestamp.wrapping_sub(inner.last_timestamp) < u32::MAX / 2 {
+            inner.last_timestamp = packet.timestamp;
+        }
+        inner.last_published = Some(std::time::Instant::now());
         if packet.track == Track::Video && packet.keyframe {
             inner.gop.clear();
             inner.gop_bytes = 0;

@@ -68,15 +68,24 @@ fn outbound(results: Vec<ServerSessionResult>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Most players served at once; more are refused at accept.
+pub const MAX_PLAYERS: usize = 256;
+
 /// Accepts players until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, hub: Arc<MediaHub>, shutdown: watch::Receiver<bool>) {
     let mut stop = shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PLAYERS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((sock, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "player refused: {MAX_PLAYERS} players already connected");
+                        continue;
+                    };
                     let (hub, shutdown) = (hub.clone(), shutdown.clone());
                     tokio::spawn(async move {
+                        let _slot = slot;
                         match serve_player(sock, &hub, shutdown).await {
                             Ok(()) | Err(RtmpError::Closed) => tracing::debug!("player left"),
                             Err(e) => tracing::info!(error = %e, "player connection ended"),
@@ -99,7 +108,13 @@ async fn serve_player(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RtmpError> {
     sock.set_nodelay(true)?;
-    let remaining = relay::handshake(&mut sock, hub, PeerType::Server).await?;
+    // The whole handshake has one deadline: a peer trickling bytes cannot hold a slot.
+    let remaining = tokio::time::timeout(
+        relay::SETUP_TIMEOUT,
+        relay::handshake(&mut sock, hub, PeerType::Server),
+    )
+    .await
+    .map_err(|_| RtmpError::Timeout("during the handshake"))??;
     let (mut session, initial) =
         ServerSession::new(ServerSessionConfig::new()).map_err(protocol)?;
     let mut pending = initial;

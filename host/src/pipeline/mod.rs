@@ -102,6 +102,11 @@ impl PipelineStats {
         *self.error.lock().expect("stats lock") = Some(e.into());
     }
 
+    /// Forgets the last fault (after a successful restart).
+    pub fn clear_error(&self) {
+        *self.error.lock().expect("stats lock") = None;
+    }
+
     /// The last fault.
     pub fn error(&self) -> Option<String> {
         self.error.lock().expect("stats lock").clone()
@@ -270,7 +275,9 @@ fn render_loop(
             tick += missed;
         }
 
-        let msg = if paused.load(Ordering::Relaxed) {
+        // A pipeline (re)started while paused still renders its first frame, so there is a
+        // picture to repeat and the outputs keep receiving media.
+        let msg = if paused.load(Ordering::Relaxed) && scene_frame > 0 {
             FrameMsg::Repeat {
                 index: tick,
                 at: Instant::now(),

@@ -113,6 +113,9 @@ pub struct StateManager {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Event>>,
     restored_config: watch::Sender<Option<StreamConfig>>,
+    /// Writes go out one at a time, each taking its snapshot inside the lock, so an older
+    /// snapshot can never land after a newer one.
+    flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl StateManager {
@@ -137,6 +140,7 @@ impl StateManager {
             }),
             events,
             restored_config: watch::channel(None).0,
+            flush_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -152,7 +156,7 @@ impl StateManager {
     /// whether the stream was live when the previous process died). A store that is down is
     /// not an error: it is reported and retried by [`StateManager::run_reconnect`].
     pub async fn load(&self) -> Option<StreamState> {
-        let config = self.read_json::<StreamConfig>(KEY_STREAM_CONFIG).await;
+        let config = self.read_config().await;
         let state = self.read_json::<StreamState>(KEY_STREAM_STATE).await;
         match (config, state) {
             (Ok(config), Ok(state)) => {
@@ -169,6 +173,21 @@ impl StateManager {
                 None
             }
         }
+    }
+
+    /// Reads the stored config; one that does not validate (written by another version, or
+    /// by hand) is ignored with a warning rather than crashing the pipeline.
+    async fn read_config(&self) -> Result<Option<StreamConfig>, StoreError> {
+        Ok(self
+            .read_json::<StreamConfig>(KEY_STREAM_CONFIG)
+            .await?
+            .filter(|c| match c.validate() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring the stored config: it is not valid");
+                    false
+                }
+            }))
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(
@@ -262,6 +281,7 @@ impl StateManager {
 
     /// Writes every dirty value; on failure the values stay dirty for the reconnect loop.
     async fn flush(&self) {
+        let _serial = self.flush_lock.lock().await;
         let (config, state) = {
             let inner = self.lock();
             if inner.store_error.is_some() {
@@ -346,7 +366,7 @@ impl StateManager {
             }
             let loaded = self.lock().config_loaded;
             if !loaded {
-                match self.read_json::<StreamConfig>(KEY_STREAM_CONFIG).await {
+                match self.read_config().await {
                     Ok(stored) => {
                         let mut inner = self.lock();
                         inner.config_loaded = true;

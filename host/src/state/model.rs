@@ -346,7 +346,7 @@ impl StreamConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct PatchError {
-    /// `unknown_field` or `invalid_type`.
+    /// `unknown_field`, `invalid_type`, or `out_of_range` for a string outside its set.
     pub code: &'static str,
     /// Names the field.
     pub message: String,
@@ -368,6 +368,9 @@ impl StreamConfig {
             let inner = e.into_inner().to_string();
             let code = if inner.starts_with("unknown field") {
                 "unknown_field"
+            } else if inner.starts_with("unknown variant") {
+                // A string outside an enum's set (encoder, audio): the type is right.
+                "out_of_range"
             } else {
                 "invalid_type"
             };
