@@ -37,6 +37,9 @@ async fn live_stream_has_the_configured_format_and_moves() {
     let audio = streams(&probe, "audio");
     assert_eq!(audio.len(), 1, "one audio stream expected: {probe}");
     assert_eq!(audio[0]["codec_name"], "aac", "{probe}");
+    // Nothing else: no stray data or subtitle tracks from RTMP status messages.
+    let all = probe["streams"].as_array().map_or(0, Vec::len);
+    assert_eq!(all, 2, "exactly video + audio expected: {probe}");
 
     // One second of video: a drawn scene that changes from frame to frame.
     let frames = decode_frames(&url, 25, W, H).await;
