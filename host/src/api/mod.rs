@@ -391,7 +391,7 @@ async fn openapi_json() -> Response {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::output::hub::MediaHub;
     use crate::state::store::MemoryStore;
@@ -399,7 +399,8 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    fn app(token: Option<&str>) -> AppState {
+    /// An API state over a memory store, for tests.
+    pub(crate) fn app(token: Option<&str>) -> AppState {
         let state = Arc::new(StateManager::new(
             Arc::new(MemoryStore::default()),
             "",

@@ -104,3 +104,144 @@ async fn send<Tx: Sink<Message> + Unpin>(tx: &mut Tx, text: String) -> bool {
         Ok(Ok(()))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use futures_util::stream;
+
+    use super::*;
+    use crate::api::tests::app;
+    use crate::state::{FaultEvent, StreamMetrics};
+
+    /// A client that never takes a message.
+    struct Stuck;
+
+    impl Sink<Message> for Stuck {
+        type Error = ();
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Pending
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A client that records what it is sent.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Message>>>);
+
+    impl Sink<Message> for Recorder {
+        type Error = ();
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, m: Message) -> Result<(), ()> {
+            self.0.lock().unwrap().push(m);
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Recorder {
+        fn texts(&self) -> Vec<serde_json::Value> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    Message::Text(t) => serde_json::from_str(t).ok(),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn never_reads() -> impl Stream<Item = Result<Message, axum::Error>> + Unpin {
+        stream::pending()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_dropped() {
+        let app = app(None);
+        let session = session(&app, Stuck, never_reads());
+        tokio::time::timeout(SEND_TIMEOUT * 3, session)
+            .await
+            .expect("the session gives up on a stuck client");
+    }
+
+    #[tokio::test]
+    async fn state_first_then_events_in_order() {
+        let app = app(None);
+        let rec = Recorder::default();
+        let task = tokio::spawn({
+            let (app, rec) = (app.clone(), rec.clone());
+            async move { session(&app, rec, never_reads()).await }
+        });
+        while rec.texts().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        app.state
+            .publish(Event::MetricsUpdate(StreamMetrics::default()));
+        app.state.fault("test_fault", Some("test"), "first");
+        while rec.texts().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let types: Vec<String> = rec
+            .texts()
+            .iter()
+            .map(|m| m["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(types, ["stateUpdate", "metricsUpdate", "error"]);
+        assert_eq!(rec.texts()[0]["payload"]["isLive"], false);
+        assert_eq!(rec.texts()[2]["payload"]["code"], "test_fault");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_closed_with_1008() {
+        let app = app(None);
+        let rec = Recorder::default();
+        // Subscribe the way a session does, then overflow the bus before it reads.
+        let task = tokio::spawn({
+            let (app, rec) = (app.clone(), rec.clone());
+            async move { session(&app, rec, never_reads()).await }
+        });
+        while rec.texts().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        for i in 0..400 {
+            app.state.publish(Event::Error(FaultEvent {
+                code: "flood".into(),
+                message: i.to_string(),
+                component: None,
+            }));
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the session ends")
+            .unwrap();
+        let last = rec.0.lock().unwrap().last().cloned();
+        assert!(
+            matches!(
+                last,
+                Some(Message::Close(Some(CloseFrame { code: 1008, .. })))
+            ),
+            "{last:?}"
+        );
+    }
+}
