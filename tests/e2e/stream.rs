@@ -275,3 +275,47 @@ async fn autostart_goes_live_without_a_request() {
     .await;
     assert_picture(&frames[0], "autostarted stream");
 }
+
+/// The measured output bit rate once it is within ±30 % of `kbps`.
+async fn settles_near(ws: &mut Ws, kbps: f64) -> f64 {
+    let deadline = Instant::now() + secs(10.0);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let m = ws.next_of_type("metricsUpdate", secs(3.0)).await;
+        let bps = m["payload"]["bitrate"].as_f64().unwrap_or(0.0);
+        if (bps / 1000.0 - kbps).abs() < kbps * 0.3 {
+            return bps;
+        }
+        seen.push(bps / 1000.0);
+    }
+    panic!("bit rate never settled near {kbps} kbps; measured {seen:?} kbps");
+}
+
+#[tokio::test]
+async fn bitrate_change_while_live_takes_effect_and_players_keep_playing() {
+    let config = with(small_stream(), json!({"videoBitrateKbps": 300}));
+    let server = Server::builder().stream(Some(config)).start().await;
+    server.start_stream().await;
+    let mut ws = Ws::open(&server).await;
+    settles_near(&mut ws, 300.0).await;
+    let player = Player::spawn(&server.rtmp_play_url(), W, H);
+    wait_until("the player to show frames", secs(10.0), async || {
+        if player.frames() > 0 {
+            Ok(())
+        } else {
+            Err("no frame yet".into())
+        }
+    })
+    .await;
+
+    let changed = server.patch_config(json!({"videoBitrateKbps": 1200})).await;
+    assert_eq!(changed["videoBitrateKbps"], 1200);
+    let t = Instant::now();
+    settles_near(&mut ws, 1200.0).await;
+    assert!(
+        player.frames_since(t) > 30,
+        "the player stalled across the change"
+    );
+    let s = server.state().await;
+    assert_eq!(s["isLive"], true, "{s}");
+}
