@@ -20,6 +20,41 @@ use stream_manager::state::StreamConfig;
 use tiny_skia::PixmapMut;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
+/// Counts heap allocations made through Rust's allocator (FFmpeg's own mallocs in C are
+/// not seen), to check the per-frame path allocates nothing in steady state.
+struct CountingAlloc;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocations_per_frame(frames: u64, mut f: impl FnMut()) -> f64 {
+    let before = ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..frames {
+        f();
+    }
+    (ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / frames as f64
+}
+
 const W: u32 = 1920;
 const H: u32 = 1080;
 const FPS: u32 = 30;
@@ -318,6 +353,22 @@ fn summary() {
     println!(
         "  ratio ours / libx264 alone: {:.2}x CPU per frame",
         ours_cpu / x264_cpu
+    );
+    let mut scene = DemoScene::new(W, H);
+    let mut buf = vec![0u8; (W * H * 4) as usize];
+    let mut i = 0;
+    let render_allocs = allocations_per_frame(100, || {
+        scene.render(
+            &mut PixmapMut::from_bytes(&mut buf, W, H).unwrap(),
+            i,
+            FPS,
+            SystemTime::now(),
+        );
+        i += 1;
+    });
+    let chain_allocs = allocations_per_frame(100, || chain.frame());
+    println!(
+        "  Rust heap allocations per frame: render {render_allocs:.1}, render+convert+encode+publish {chain_allocs:.1}"
     );
     if let Some((cli_fps, cli_cpu)) = ffmpeg_cli(&frames, n) {
         println!("  ffmpeg CLI from raw RGBA:     {cli_fps:7.1} fps, {cli_cpu:6.2} CPU ms/frame");

@@ -1,4 +1,5 @@
 //! Composition: what goes on air, drawn with tiny-skia into premultiplied RGBA buffers.
 
+pub mod blend;
 pub mod demo;
 pub mod text;

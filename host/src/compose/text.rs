@@ -1,10 +1,14 @@
-//! Vector text: glyph outlines from the font (ttf-parser) turned into tiny-skia paths,
-//! cached per character, filled with a transform. Real shaping (kerning, ligatures,
-//! complex scripts) comes with the scene engine; this draws Latin text in one font.
+//! Text: glyph outlines from the font (ttf-parser) turned into tiny-skia paths, rasterized
+//! once per character and size into coverage masks, then painted per frame without
+//! allocating (see [`super::blend`]). Glyph origins snap to whole pixels. Real shaping
+//! (kerning, ligatures, complex scripts) comes with the scene engine; this draws text in
+//! one font, character by character.
 
 use std::collections::HashMap;
 
-use tiny_skia::{FillRule, Paint, Path, PathBuilder, PixmapMut, Transform};
+use tiny_skia::{FillRule, Mask, Path, PathBuilder, PixmapMut, Transform};
+
+use super::blend;
 
 /// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
 pub static DEFAULT_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -14,11 +18,20 @@ struct Glyph {
     advance: f32,
 }
 
-/// A parsed font with a cache of glyph outlines (in font units, y up).
+/// A glyph rasterized at one size: its coverage and where it sits from the pen position.
+struct GlyphMask {
+    mask: Option<Mask>,
+    left: i32,
+    top: i32,
+}
+
+/// A parsed font with caches of glyph outlines (font units, y up) and of glyph masks per
+/// size (in quarter pixels).
 pub struct Font {
     face: ttf_parser::Face<'static>,
     units_per_em: f32,
     glyphs: HashMap<char, Glyph>,
+    masks: HashMap<(char, u32), GlyphMask>,
 }
 
 /// Why a font could not be used.
@@ -54,6 +67,7 @@ impl Font {
             units_per_em: f32::from(face.units_per_em()),
             face,
             glyphs: HashMap::new(),
+            masks: HashMap::new(),
         })
     }
 
@@ -81,29 +95,73 @@ impl Font {
         text.chars().map(|c| self.glyph(c).advance * scale).sum()
     }
 
-    /// Fills `text` with its baseline starting at (`x`, `baseline`); returns the pen end.
+    fn mask(&mut self, c: char, size: f32) -> &GlyphMask {
+        let key = (c, (size * 4.0).round() as u32);
+        if !self.masks.contains_key(&key) {
+            let scale = key.1 as f32 / 4.0 / self.units_per_em;
+            let mask = self
+                .glyph(c)
+                .path
+                .as_ref()
+                .and_then(|path| rasterize(path, scale));
+            self.masks.insert(
+                key,
+                mask.unwrap_or(GlyphMask {
+                    mask: None,
+                    left: 0,
+                    top: 0,
+                }),
+            );
+        }
+        &self.masks[&key]
+    }
+
+    /// Paints `text` in `color` (straight RGBA) with its baseline starting at (`x`,
+    /// `baseline`), `size` pixels per em; returns the pen position after the text.
     pub fn draw(
         &mut self,
-        pixmap: &mut PixmapMut<'_>,
+        canvas: &mut PixmapMut<'_>,
         text: &str,
         x: f32,
         baseline: f32,
         size: f32,
-        paint: &Paint<'_>,
+        color: [u8; 4],
     ) -> f32 {
+        let color = blend::premultiply(color);
         let scale = size / self.units_per_em;
         let mut pen = x;
         for c in text.chars() {
-            let glyph = self.glyph(c);
-            if let Some(path) = &glyph.path {
-                // Font units are y-up; flip onto the y-down canvas.
-                let t = Transform::from_row(scale, 0.0, 0.0, -scale, pen, baseline);
-                pixmap.fill_path(path, paint, FillRule::Winding, t, None);
+            let advance = self.glyph(c).advance * scale;
+            let glyph = self.mask(c, size);
+            if let Some(mask) = &glyph.mask {
+                let (gx, gy) = (
+                    pen.round() as i32 + glyph.left,
+                    baseline.round() as i32 + glyph.top,
+                );
+                blend::blend_mask(canvas, mask, gx, gy, color);
             }
-            pen += glyph.advance * scale;
+            pen += advance;
         }
         pen
     }
+}
+
+/// Rasterizes a glyph outline at `scale` into a mask with a one-pixel margin.
+fn rasterize(path: &Path, scale: f32) -> Option<GlyphMask> {
+    let b = path.bounds();
+    let left = (b.left() * scale).floor() as i32 - 1;
+    let top = (-b.bottom() * scale).floor() as i32 - 1;
+    let right = (b.right() * scale).ceil() as i32 + 1;
+    let bottom = (-b.top() * scale).ceil() as i32 + 1;
+    let mut mask = Mask::new((right - left).max(1) as u32, (bottom - top).max(1) as u32)?;
+    // Font units are y-up; flip onto the y-down mask, origin at the pen.
+    let t = Transform::from_row(scale, 0.0, 0.0, -scale, -left as f32, -top as f32);
+    mask.fill_path(path, FillRule::Winding, true, t);
+    Some(GlyphMask {
+        mask: Some(mask),
+        left,
+        top,
+    })
 }
 
 #[cfg(test)]
@@ -115,9 +173,7 @@ mod tests {
         let mut font = Font::default_font();
         let mut buf = vec![0u8; 200 * 60 * 4];
         let mut pm = PixmapMut::from_bytes(&mut buf, 200, 60).unwrap();
-        let mut paint = Paint::default();
-        paint.set_color_rgba8(255, 255, 255, 255);
-        let end = font.draw(&mut pm, "Hello", 10.0, 40.0, 32.0, &paint);
+        let end = font.draw(&mut pm, "Hello", 10.0, 40.0, 32.0, [255, 255, 255, 255]);
         assert!((end - 10.0 - font.measure("Hello", 32.0)).abs() < 0.01);
         let lit =
             |x0: usize, x1: usize| (0..60).any(|y| (x0..x1).any(|x| buf[(y * 200 + x) * 4] > 128));
