@@ -319,3 +319,33 @@ async fn bitrate_change_while_live_takes_effect_and_players_keep_playing() {
     let s = server.state().await;
     assert_eq!(s["isLive"], true, "{s}");
 }
+
+#[tokio::test]
+async fn config_change_while_paused_keeps_a_picture_on_air() {
+    let server = Server::start().await;
+    server.start_stream().await;
+    server.wait_frames(15).await;
+    server.control("pause").await;
+    server
+        .patch_config(json!({"width": 480, "height": 270}))
+        .await;
+    // The restarted pipeline is still paused, yet players get its (repeated) first frame.
+    let frames = wait_until(
+        "frames of the paused, restarted stream",
+        secs(15.0),
+        async || try_decode_frames(&server.rtmp_play_url(), 10, 480, 270).await,
+    )
+    .await;
+    assert_picture(&frames[0], "paused frame after restart");
+    assert_eq!(
+        changed_pixels(&frames[0], &frames[9]),
+        0,
+        "a paused stream repeats one frame"
+    );
+    let s = server.state().await;
+    assert_eq!(
+        (s["isLive"].as_bool(), s["isPaused"].as_bool()),
+        (Some(true), Some(true)),
+        "{s}"
+    );
+}

@@ -262,8 +262,9 @@ fn render_loop(
     let mut scene = DemoScene::new(w, h);
     let start = Instant::now();
     let mut tick: u64 = 0;
-    // The scene's own frame counter: it does not advance while paused.
-    let mut scene_frame: u64 = 0;
+    // The scene's own frame counter continues across restarts and stands still while paused.
+    let mut scene_frame: u64 = stats.rendered.load(Ordering::Relaxed);
+    let mut rendered_any = false;
     while !stop.load(Ordering::Relaxed) {
         let due = start + interval * tick as u32;
         let now = Instant::now();
@@ -277,7 +278,7 @@ fn render_loop(
 
         // A pipeline (re)started while paused still renders its first frame, so there is a
         // picture to repeat and the outputs keep receiving media.
-        let msg = if paused.load(Ordering::Relaxed) && scene_frame > 0 {
+        let msg = if paused.load(Ordering::Relaxed) && rendered_any {
             FrameMsg::Repeat {
                 index: tick,
                 at: Instant::now(),
@@ -294,6 +295,7 @@ fn render_loop(
                 PixmapMut::from_bytes(&mut buffer, w, h).expect("pool buffer matches frame size");
             scene.render(&mut pixmap, scene_frame, fps, SystemTime::now());
             scene_frame += 1;
+            rendered_any = true;
             let at = Instant::now();
             stats
                 .render_nanos
