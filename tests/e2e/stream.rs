@@ -337,10 +337,12 @@ async fn config_change_while_paused_keeps_a_picture_on_air() {
     )
     .await;
     assert_picture(&frames[0], "paused frame after restart");
-    assert_eq!(
-        changed_pixels(&frames[0], &frames[9]),
-        0,
-        "a paused stream repeats one frame"
+    // The same picture, up to codec noise where a new GOP re-encodes it (a live scene
+    // changes thousands of pixels per second).
+    let changed = changed_pixels(&frames[0], &frames[9]);
+    assert!(
+        changed < 100,
+        "a paused stream repeats one frame; {changed} pixels changed"
     );
     let s = server.state().await;
     assert_eq!(

@@ -175,6 +175,20 @@ mod tests {
         stream::pending()
     }
 
+    /// A session for a recording client, once it has sent the initial state.
+    async fn connected() -> (AppState, Recorder, tokio::task::JoinHandle<()>) {
+        let app = app(None);
+        let rec = Recorder::default();
+        let task = tokio::spawn({
+            let (app, rec) = (app.clone(), rec.clone());
+            async move { session(&app, rec, never_reads()).await }
+        });
+        while rec.texts().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        (app, rec, task)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_client_that_never_reads_is_dropped() {
         let app = app(None);
@@ -186,15 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn state_first_then_events_in_order() {
-        let app = app(None);
-        let rec = Recorder::default();
-        let task = tokio::spawn({
-            let (app, rec) = (app.clone(), rec.clone());
-            async move { session(&app, rec, never_reads()).await }
-        });
-        while rec.texts().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let (app, rec, task) = connected().await;
         app.state
             .publish(Event::MetricsUpdate(StreamMetrics::default()));
         app.state.fault("test_fault", Some("test"), "first");
@@ -214,16 +220,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_falls_behind_is_closed_with_1008() {
-        let app = app(None);
-        let rec = Recorder::default();
-        // Subscribe the way a session does, then overflow the bus before it reads.
-        let task = tokio::spawn({
-            let (app, rec) = (app.clone(), rec.clone());
-            async move { session(&app, rec, never_reads()).await }
-        });
-        while rec.texts().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        // The session has subscribed; overflow the bus before it reads.
+        let (app, rec, task) = connected().await;
         for i in 0..400 {
             app.state.publish(Event::Error(FaultEvent {
                 code: "flood".into(),

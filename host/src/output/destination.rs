@@ -426,12 +426,7 @@ async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
     id: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<RelayEnd, RtmpError> {
-    let remaining = tokio::time::timeout(
-        relay::SETUP_TIMEOUT,
-        relay::handshake(sock, hub, PeerType::Client),
-    )
-    .await
-    .map_err(|_| RtmpError::Timeout("during the handshake"))??;
+    let remaining = relay::handshake(sock, hub, PeerType::Client).await?;
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(url.tc_url.clone());
     let (mut session, initial) = ClientSession::new(config).map_err(protocol)?;

@@ -87,8 +87,19 @@ pub async fn read<S: AsyncRead + Unpin>(
     Ok(n)
 }
 
-/// Runs the RTMP handshake; returns bytes the peer sent after it.
+/// Runs the RTMP handshake within [`SETUP_TIMEOUT`] in all (a peer trickling bytes cannot
+/// hold a connection); returns bytes the peer sent after it.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: &mut S,
+    hub: &MediaHub,
+    peer: PeerType,
+) -> Result<Vec<u8>, RtmpError> {
+    tokio::time::timeout(SETUP_TIMEOUT, handshake_steps(sock, hub, peer))
+        .await
+        .map_err(|_| RtmpError::Timeout("during the handshake"))?
+}
+
+async fn handshake_steps<S: AsyncRead + AsyncWrite + Unpin>(
     sock: &mut S,
     hub: &MediaHub,
     peer: PeerType,

@@ -388,12 +388,7 @@ async fn serve_player(
     sock.set_nodelay(true)?;
     // The handshake and the session set-up each have one deadline: a peer trickling bytes
     // cannot hold a slot.
-    let remaining = tokio::time::timeout(
-        relay::SETUP_TIMEOUT,
-        relay::handshake(&mut sock, hub, PeerType::Server),
-    )
-    .await
-    .map_err(|_| RtmpError::Timeout("during the handshake"))??;
+    let remaining = relay::handshake(&mut sock, hub, PeerType::Server).await?;
     let (mut session, mut out) = PlaySession::new()?;
     let mut input = remaining;
     let mut buf = vec![0u8; 4096];
