@@ -15,6 +15,7 @@ use tokio_rustls::TlsConnector;
 use crate::metrics::ProcessSampler;
 use crate::output::destination::{DestinationStatus, Destinations};
 use crate::output::hub::MediaHub;
+use crate::pipeline::preview::Preview;
 use crate::pipeline::{Pipeline, PipelineError, PipelineStats, QUEUE_CAPACITY};
 use crate::state::{
     Event, KEY_STREAM_METRICS, KEY_SYSTEM_HEALTH, KEY_SYSTEM_METRICS, StateManager, StreamConfig,
@@ -54,6 +55,7 @@ pub struct StreamController {
     state: Arc<StateManager>,
     hub: Arc<MediaHub>,
     stats: Arc<PipelineStats>,
+    preview: Arc<Preview>,
     control: Mutex<Control>,
     destination_status:
         Box<dyn Fn() -> std::collections::HashMap<String, DestinationStatus> + Send + Sync>,
@@ -78,11 +80,13 @@ impl StreamController {
     /// A controller with the stream stopped.
     pub fn new(state: Arc<StateManager>, hub: Arc<MediaHub>, tls: TlsConnector) -> Self {
         let destinations = Destinations::new(hub.clone(), state.clone(), tls);
+        let config = state.config();
         Self {
             destination_status: Box::new(destinations.status_handle()),
             state,
             hub,
             stats: Arc::default(),
+            preview: Arc::new(Preview::new(&config.preview)),
             control: Mutex::new(Control {
                 live: false,
                 pipeline: None,
@@ -102,6 +106,11 @@ impl StreamController {
     /// The state manager.
     pub fn state_manager(&self) -> &Arc<StateManager> {
         &self.state
+    }
+
+    /// The live preview.
+    pub fn preview(&self) -> &Arc<Preview> {
+        &self.preview
     }
 
     /// Pipeline counters.
@@ -186,7 +195,8 @@ impl StreamController {
         paused: bool,
     ) -> Result<Pipeline, PipelineError> {
         let (config, hub, stats) = (config.clone(), self.hub.clone(), self.stats.clone());
-        tokio::task::spawn_blocking(move || Pipeline::start(&config, hub, stats, paused))
+        let preview = self.preview.clone();
+        tokio::task::spawn_blocking(move || Pipeline::start(&config, hub, stats, preview, paused))
             .await
             .map_err(|e| PipelineError::Spawn("pipeline", std::io::Error::other(e.to_string())))?
     }
@@ -262,6 +272,7 @@ impl StreamController {
         let old = self.state.config();
         let new = change(&old)?;
         self.state.set_config(new.clone()).await;
+        self.preview.configure(&new.preview);
         if c.live && !old.same_pipeline(&new) {
             let paused = self.state.state().is_paused;
             if let Some(p) = c.pipeline.take() {

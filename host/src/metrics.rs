@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub store_up: bool,
     /// Connected WebSocket clients.
     pub ws_clients: u64,
+    /// Preview frames produced.
+    pub preview_frames: u64,
     /// (destination id, connected, failures).
     pub destinations: Vec<(String, bool, u64)>,
 }
@@ -188,6 +190,11 @@ pub fn render(s: &Snapshot) -> String {
         "store_up",
         "1 when the state store answers",
         ConstGauge::new(i64::from(s.store_up)),
+    );
+    r.register(
+        "preview_frames",
+        "Preview frames produced (only while a client watches)",
+        ConstCounter::new(s.preview_frames),
     );
     r.register(
         "websocket_clients",

@@ -199,3 +199,67 @@ async fn websocket_requires_the_token() {
         );
     }
 }
+
+/// The value of a Prometheus sample in `/metrics`.
+async fn prometheus_value(server: &Server, name: &str) -> f64 {
+    let (status, body) = server.get("/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.as_str().expect("text exposition").to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn preview_frames_arrive_only_while_watched() {
+    use base64::Engine as _;
+    let preview = json!({"enabled": true, "fps": 5, "width": 160, "quality": 70});
+    let server = Server::builder()
+        .stream(Some(with(small_stream(), json!({"preview": preview}))))
+        .start()
+        .await;
+    server.start_stream().await;
+    server.wait_frames(45).await;
+    assert_eq!(
+        prometheus_value(&server, "stream_preview_frames_total").await,
+        0.0,
+        "previews were made with nobody watching"
+    );
+
+    let mut ws = Ws::open(&server).await;
+    let first = ws.next_of_type("previewFrame", secs(5.0)).await;
+    let p = &first["payload"];
+    assert_eq!(
+        (p["width"].as_u64(), p["height"].as_u64()),
+        (Some(160), Some(90)),
+        "{p}"
+    );
+    assert_eq!(p["format"], "jpeg");
+    assert!(
+        p["frameNumber"].as_u64().is_some() && p["timestamp"].as_u64().is_some(),
+        "{p}"
+    );
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(p["data"].as_str().expect("base64 data"))
+        .expect("valid base64");
+    let dir = TempDir::new("preview");
+    let file = dir.join("preview.jpg");
+    std::fs::write(&file, &jpeg).expect("write preview");
+    let frames = decode_frames(file.to_str().expect("utf-8 path"), 1, 160, 90).await;
+    assert_picture(&frames[0], "preview frame");
+
+    // About the configured rate (5 per second), never a backlog.
+    let t = Instant::now();
+    let mut count = 0;
+    while t.elapsed() < secs(2.0) {
+        if let Some(m) = ws.try_next(secs(0.5)).await
+            && m["type"] == "previewFrame"
+        {
+            count += 1;
+        }
+    }
+    assert!(
+        (5..=14).contains(&count),
+        "{count} preview frames in 2 s at 5 fps"
+    );
+}

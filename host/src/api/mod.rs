@@ -365,6 +365,7 @@ async fn prometheus(State(s): State<AppState>) -> Response {
         rss_bytes: m.memory_usage,
         store_up: s.state.store_error().is_none(),
         ws_clients: s.ws_clients.load(Ordering::Relaxed),
+        preview_frames: s.controller.preview().produced(),
         destinations: s
             .controller
             .destinations()

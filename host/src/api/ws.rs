@@ -1,5 +1,5 @@
 //! The WebSocket feed: on connect the current `stateUpdate`, then every event of the bus in
-//! order. Each client has its own bounded receiver on the bus: a client that falls behind
+//! order, and the latest `previewFrame` whenever a new one is ready. Each client has its own bounded receiver on the bus: a client that falls behind
 //! (its receiver overflows) or does not take a message within [`SEND_TIMEOUT`] is dropped,
 //! so a slow or dead client never slows the server or another client.
 
@@ -68,6 +68,8 @@ where
 {
     // Subscribe before reading the state so no change falls between the two.
     let mut events = state.state.subscribe();
+    // Watching makes the pipeline produce previews; the guard stops that when we leave.
+    let (_viewer, mut previews) = state.controller.preview().watch();
     let initial = Event::StateUpdate(state.controller.state());
     if !send(&mut tx, encode(&initial)).await {
         return;
@@ -90,6 +92,19 @@ where
                 }
                 Err(RecvError::Closed) => return,
             },
+            changed = previews.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // Only the latest preview is ever sent: a slow client gets fewer frames.
+                let latest = previews.borrow_and_update().clone();
+                if let Some(text) = latest
+                    && !send(&mut tx, text.to_string()).await
+                {
+                    tracing::info!("websocket client too slow; dropped");
+                    return;
+                }
+            }
             msg = rx.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}

@@ -18,6 +18,7 @@ use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvSta
 
 use super::flv;
 use super::hub::{MediaHub, MediaPacket, StreamHeaders, Track};
+use crate::pipeline::preview::PreviewTap;
 use crate::pipeline::{FrameMsg, PipelineStats};
 use crate::state::StreamConfig;
 use crate::state::model::AudioMode;
@@ -73,6 +74,7 @@ pub struct Encoder {
     /// (pts, render time) of frames inside the encoder, for latency.
     in_flight: VecDeque<(i64, Instant)>,
     has_frame: bool,
+    preview: Option<PreviewTap>,
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EncodeError + '_ {
@@ -143,6 +145,7 @@ impl Encoder {
             height: config.height,
             in_flight: VecDeque::with_capacity(64),
             has_frame: false,
+            preview: None,
         })
     }
 
@@ -184,6 +187,10 @@ impl Encoder {
             Some(rgba) => {
                 self.convert(rgba)?;
                 self.has_frame = true;
+                if let Some(tap) = &mut self.preview {
+                    let number = stats.encoded.load(Ordering::Relaxed);
+                    tap.offer(rgba, self.width, self.height, number);
+                }
             }
             None if !self.has_frame => return Ok(()),
             None => {}
@@ -204,6 +211,11 @@ impl Encoder {
         self.encode_audio_until(self.video_ms(pts), stats)?;
         stats.encoded.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Offers every new frame to the live preview.
+    pub fn set_preview(&mut self, tap: PreviewTap) {
+        self.preview = Some(tap);
     }
 
     fn video_ms(&self, pts: i64) -> u32 {

@@ -18,10 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tiny_skia::PixmapMut;
 
+pub mod preview;
+
 use crate::compose::demo::DemoScene;
 use crate::output::encoder::{EncodeError, Encoder};
 use crate::output::hub::MediaHub;
 use crate::state::StreamConfig;
+use preview::{Preview, PreviewTap};
 
 /// Frames that may wait between renderer and encoder.
 pub const QUEUE_CAPACITY: usize = 3;
@@ -140,6 +143,7 @@ impl Pipeline {
         config: &StreamConfig,
         hub: Arc<MediaHub>,
         stats: Arc<PipelineStats>,
+        preview: Arc<Preview>,
         paused: bool,
     ) -> Result<Self, PipelineError> {
         let (frame_tx, frame_rx) = bounded::<FrameMsg>(QUEUE_CAPACITY);
@@ -159,7 +163,13 @@ impl Pipeline {
         let encoder = std::thread::Builder::new()
             .name("encoder".into())
             .spawn(move || {
-                let mut enc = match Encoder::open(&enc_config, hub) {
+                let opened = Encoder::open(&enc_config, hub).and_then(|mut e| {
+                    let tap = PreviewTap::new(preview)
+                        .map_err(|err| EncodeError::Setup(format!("preview thread: {err}")))?;
+                    e.set_preview(tap);
+                    Ok(e)
+                });
+                let mut enc = match opened {
                     Ok(e) => {
                         let _ = ready_tx.send(Ok(()));
                         e
