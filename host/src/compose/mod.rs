@@ -1,5 +1,6 @@
 //! Composition: what goes on air, drawn with tiny-skia into premultiplied RGBA buffers.
 
 pub mod blend;
+pub mod commands;
 pub mod demo;
 pub mod text;

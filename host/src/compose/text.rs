@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use tiny_skia::{FillRule, Mask, Path, PathBuilder, PixmapMut, Transform};
+use tiny_skia::{FillRule, Mask, Paint, Path, PathBuilder, PixmapMut, Transform};
 
 use super::blend;
 
@@ -141,6 +141,38 @@ impl Font {
                 blend::blend_mask(canvas, mask, gx, gy, color);
             }
             pen += advance;
+        }
+        pen
+    }
+}
+
+impl Font {
+    /// Fills `text` as vector outlines with any paint, transform and clip (sub-pixel exact,
+    /// slower than [`Font::draw`]); the baseline starts at (`x`, `baseline`) before
+    /// `transform`. Returns the pen position after the text.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill_text(
+        &mut self,
+        canvas: &mut PixmapMut<'_>,
+        text: &str,
+        x: f32,
+        baseline: f32,
+        size: f32,
+        paint: &Paint<'_>,
+        transform: Transform,
+        clip: Option<&Mask>,
+    ) -> f32 {
+        let scale = size / self.units_per_em;
+        let mut pen = x;
+        for c in text.chars() {
+            let glyph = self.glyph(c);
+            if let Some(path) = &glyph.path {
+                // Font units are y-up; flip onto the y-down canvas.
+                let t = transform
+                    .pre_concat(Transform::from_row(scale, 0.0, 0.0, -scale, pen, baseline));
+                canvas.fill_path(path, paint, FillRule::Winding, t, clip);
+            }
+            pen += glyph.advance * scale;
         }
         pen
     }
