@@ -17,6 +17,7 @@ use crate::output::destination::{DestinationStatus, Destinations};
 use crate::output::hub::MediaHub;
 use crate::pipeline::preview::Preview;
 use crate::pipeline::{Pipeline, PipelineError, PipelineStats, QUEUE_CAPACITY};
+use crate::scene::SceneSlot;
 use crate::state::{
     Event, KEY_STREAM_METRICS, KEY_SYSTEM_HEALTH, KEY_SYSTEM_METRICS, StateManager, StreamConfig,
     StreamMetrics, StreamState, SystemMetrics,
@@ -56,6 +57,7 @@ pub struct StreamController {
     hub: Arc<MediaHub>,
     stats: Arc<PipelineStats>,
     preview: Arc<Preview>,
+    scene: Arc<SceneSlot>,
     control: Mutex<Control>,
     destination_status:
         Box<dyn Fn() -> std::collections::HashMap<String, DestinationStatus> + Send + Sync>,
@@ -78,7 +80,12 @@ async fn stop_pipeline(p: Pipeline) {
 
 impl StreamController {
     /// A controller with the stream stopped.
-    pub fn new(state: Arc<StateManager>, hub: Arc<MediaHub>, tls: TlsConnector) -> Self {
+    pub fn new(
+        state: Arc<StateManager>,
+        hub: Arc<MediaHub>,
+        tls: TlsConnector,
+        scene: Arc<SceneSlot>,
+    ) -> Self {
         let destinations = Destinations::new(hub.clone(), state.clone(), tls);
         let config = state.config();
         Self {
@@ -87,6 +94,7 @@ impl StreamController {
             hub,
             stats: Arc::default(),
             preview: Arc::new(Preview::new(&config.preview)),
+            scene,
             control: Mutex::new(Control {
                 live: false,
                 pipeline: None,
@@ -195,10 +203,12 @@ impl StreamController {
         paused: bool,
     ) -> Result<Pipeline, PipelineError> {
         let (config, hub, stats) = (config.clone(), self.hub.clone(), self.stats.clone());
-        let preview = self.preview.clone();
-        tokio::task::spawn_blocking(move || Pipeline::start(&config, hub, stats, preview, paused))
-            .await
-            .map_err(|e| PipelineError::Spawn("pipeline", std::io::Error::other(e.to_string())))?
+        let (preview, scene) = (self.preview.clone(), self.scene.clone());
+        tokio::task::spawn_blocking(move || {
+            Pipeline::start(&config, hub, stats, preview, scene, paused)
+        })
+        .await
+        .map_err(|e| PipelineError::Spawn("pipeline", std::io::Error::other(e.to_string())))?
     }
 
     /// Stops streaming: flushes the encoder and closes every output.
@@ -212,6 +222,7 @@ impl StreamController {
             stop_pipeline(p).await;
         }
         self.hub.end();
+        self.scene.abandon_waiters();
         c.destinations.close_all().await;
         let (frames, dropped) = (
             self.stats.frames.load(Ordering::Relaxed),

@@ -13,5 +13,6 @@ pub mod control;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod scene;
 pub mod server;
 pub mod state;

@@ -15,6 +15,7 @@ use crate::control::StreamController;
 use crate::output::destination::tls_connector;
 use crate::output::hub::MediaHub;
 use crate::output::rtmp_server;
+use crate::scene::SceneManager;
 use crate::state::StateManager;
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
 
@@ -38,8 +39,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let previous = state.load().await;
     let hub = Arc::new(MediaHub::new());
     let tls = tls_connector(settings.tls_ca_file.as_deref())?;
-    let controller = Arc::new(StreamController::new(state.clone(), hub.clone(), tls));
-    let app = AppState::new(controller.clone(), settings.api_token.clone());
+    let scenes = Arc::new(SceneManager::load(state.clone()).await);
+    let controller = Arc::new(StreamController::new(
+        state.clone(),
+        hub.clone(),
+        tls,
+        scenes.slot().clone(),
+    ));
+    let app = AppState::new(controller.clone(), scenes, settings.api_token.clone());
 
     let http = bind(
         SocketAddr::new(settings.bind, settings.http_port),

@@ -16,13 +16,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use tiny_skia::PixmapMut;
+use tiny_skia::{Pixmap, PixmapMut};
 
 pub mod preview;
 
+use crate::compose::blend;
+use crate::compose::commands::{Limits, NoImages, rasterize, validate};
 use crate::compose::demo::DemoScene;
+use crate::compose::text::Font;
 use crate::output::encoder::{EncodeError, Encoder};
 use crate::output::hub::MediaHub;
+use crate::scene::SceneSlot;
 use crate::state::StreamConfig;
 use preview::{Preview, PreviewTap};
 
@@ -144,6 +148,7 @@ impl Pipeline {
         hub: Arc<MediaHub>,
         stats: Arc<PipelineStats>,
         preview: Arc<Preview>,
+        layers: Arc<SceneSlot>,
         paused: bool,
     ) -> Result<Self, PipelineError> {
         let (frame_tx, frame_rx) = bounded::<FrameMsg>(QUEUE_CAPACITY);
@@ -207,7 +212,7 @@ impl Pipeline {
                 .name("render".into())
                 .spawn(move || {
                     let _span = tracing::info_span!("render").entered();
-                    render_loop(&config, &stop, &paused, &frame_tx, &pool, &stats);
+                    render_loop(&config, &stop, &paused, &frame_tx, &pool, &stats, &layers);
                 })
                 .map_err(|e| PipelineError::Spawn("render", e))?
         };
@@ -257,6 +262,67 @@ impl Drop for Pipeline {
     }
 }
 
+/// The scene's layers, rasterized once per scene version into a transparent frame-sized
+/// overlay that is composited over the demo background every frame.
+struct LayerOverlay {
+    pixmap: Pixmap,
+    empty: bool,
+    font: Font,
+    version: u64,
+    /// A version rasterized but not yet on a queued frame.
+    unconfirmed: Option<u64>,
+}
+
+impl LayerOverlay {
+    fn new(width: u32, height: u32) -> Self {
+        Self {
+            pixmap: Pixmap::new(width, height).expect("non-empty frame"),
+            empty: true,
+            font: Font::default_font(),
+            version: 0,
+            unconfirmed: None,
+        }
+    }
+
+    /// Re-rasterizes when the slot holds a newer scene; true if it did.
+    fn update(&mut self, slot: &SceneSlot) -> bool {
+        if slot.version() == self.version {
+            return false;
+        }
+        let (version, scene) = slot.current();
+        self.version = version;
+        self.unconfirmed = Some(version);
+        self.pixmap.fill(tiny_skia::Color::TRANSPARENT);
+        let commands = scene.to_commands(self.pixmap.width(), self.pixmap.height(), &mut self.font);
+        match validate(&commands, &Limits::default()) {
+            Ok(()) => rasterize(
+                &commands,
+                &mut self.pixmap.as_mut(),
+                &mut self.font,
+                &NoImages,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "scene produced invalid draw commands; not drawn")
+            }
+        }
+        self.empty = self.pixmap.data().chunks_exact(4).all(|p| p[3] == 0);
+        true
+    }
+
+    fn draw(&self, frame: &mut PixmapMut<'_>) {
+        if !self.empty {
+            blend::blend_pixmap(frame, &self.pixmap, 0, 0);
+        }
+    }
+
+    /// Frame `number` (with the current overlay) was queued for encoding.
+    fn shown(&mut self, slot: &SceneSlot, number: u64) {
+        if let Some(v) = self.unconfirmed.take() {
+            slot.applied(v, number);
+        }
+    }
+}
+
 /// The render clock: tick `n` is due at `start + n / fps`, so sleeping late never
 /// accumulates drift; ticks missed entirely are counted as dropped.
 fn render_loop(
@@ -266,10 +332,12 @@ fn render_loop(
     frame_tx: &Sender<FrameMsg>,
     (pool_tx, pool_rx): &(Sender<Vec<u8>>, Receiver<Vec<u8>>),
     stats: &PipelineStats,
+    layers: &SceneSlot,
 ) {
     let (w, h, fps) = (config.width, config.height, config.target_fps);
     let interval = Duration::from_secs(1) / fps;
     let mut scene = DemoScene::new(w, h);
+    let mut overlay = LayerOverlay::new(w, h);
     let start = Instant::now();
     let mut tick: u64 = 0;
     // The scene's own frame counter continues across restarts and stands still while paused.
@@ -286,9 +354,11 @@ fn render_loop(
             tick += missed;
         }
 
+        // A new scene is taken at this frame boundary.
+        let scene_changed = overlay.update(layers);
         // A pipeline (re)started while paused still renders its first frame, so there is a
-        // picture to repeat and the outputs keep receiving media.
-        let msg = if paused.load(Ordering::Relaxed) && rendered_any {
+        // picture to repeat and the outputs keep receiving media; so does a scene change.
+        let msg = if paused.load(Ordering::Relaxed) && rendered_any && !scene_changed {
             FrameMsg::Repeat {
                 index: tick,
                 at: Instant::now(),
@@ -304,6 +374,7 @@ fn render_loop(
             let mut pixmap =
                 PixmapMut::from_bytes(&mut buffer, w, h).expect("pool buffer matches frame size");
             scene.render(&mut pixmap, scene_frame, fps, SystemTime::now());
+            overlay.draw(&mut pixmap);
             scene_frame += 1;
             rendered_any = true;
             let at = Instant::now();
@@ -319,8 +390,9 @@ fn render_loop(
         };
         match frame_tx.try_send(msg) {
             Ok(()) => {
-                stats.frames.fetch_add(1, Ordering::Relaxed);
+                let number = stats.frames.fetch_add(1, Ordering::Relaxed);
                 stats.queued.store(frame_tx.len() as u64, Ordering::Relaxed);
+                overlay.shown(layers, number);
             }
             Err(TrySendError::Full(msg)) => {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);

@@ -24,6 +24,8 @@ use store::{StateStore, StoreError};
 pub const KEY_STREAM_STATE: &str = "stream:state";
 /// Redis key of the stream configuration.
 pub const KEY_STREAM_CONFIG: &str = "stream:config";
+/// Redis key of the scene.
+pub const KEY_SCENE: &str = "scene";
 /// Redis key of the last stream metrics (TTL 60 s).
 pub const KEY_STREAM_METRICS: &str = "stream:metrics";
 /// Redis key of the last health report (TTL 60 s).
@@ -52,6 +54,8 @@ pub enum Event {
     StateUpdate(StreamState),
     /// Measurements, about once a second.
     MetricsUpdate(StreamMetrics),
+    /// The scene changed.
+    SceneUpdate(crate::scene::Scene),
     /// A fault somewhere in the server.
     Error(FaultEvent),
 }
@@ -104,6 +108,8 @@ struct Inner {
     config_loaded: bool,
     config_dirty: bool,
     state_dirty: bool,
+    /// Other persisted documents (the scene, …): JSON text and whether it awaits writing.
+    docs: std::collections::HashMap<&'static str, (String, bool)>,
 }
 
 /// Owner of the stream's config and state, their persistence and the event bus.
@@ -137,6 +143,7 @@ impl StateManager {
                 config_loaded: false,
                 config_dirty: false,
                 state_dirty: false,
+                docs: std::collections::HashMap::new(),
             }),
             events,
             restored_config: watch::channel(None).0,
@@ -266,6 +273,24 @@ impl StateManager {
         state
     }
 
+    /// Reads a persisted document (JSON text) at boot; `None` when absent or the store is
+    /// down (reported like any store failure).
+    pub async fn load_doc(&self, key: &'static str) -> Option<String> {
+        match self.store.get(&self.key(key)).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.mark_store_down(&e);
+                None
+            }
+        }
+    }
+
+    /// Replaces a persisted document and writes it (or keeps it for the reconnect loop).
+    pub async fn set_doc(&self, key: &'static str, json: String) {
+        self.lock().docs.insert(key, (json, true));
+        self.flush().await;
+    }
+
     /// Writes a value with a TTL (metrics, health); failures only mark the store down.
     pub async fn write_ephemeral(&self, key: &str, value: &impl Serialize, ttl: Duration) {
         let Ok(text) = serde_json::to_string(value) else {
@@ -282,7 +307,7 @@ impl StateManager {
     /// Writes every dirty value; on failure the values stay dirty for the reconnect loop.
     async fn flush(&self) {
         let _serial = self.flush_lock.lock().await;
-        let (config, state) = {
+        let (config, state, docs) = {
             let inner = self.lock();
             if inner.store_error.is_some() {
                 return;
@@ -290,9 +315,18 @@ impl StateManager {
             (
                 inner.config_dirty.then(|| inner.config.clone()),
                 inner.state_dirty.then(|| inner.state.clone()),
+                inner
+                    .docs
+                    .iter()
+                    .filter(|(_, (_, dirty))| *dirty)
+                    .map(|(k, (text, _))| (*k, text.clone()))
+                    .collect::<Vec<_>>(),
             )
         };
         let result = async {
+            for (key, text) in &docs {
+                self.store.set(&self.key(key), text, None).await?;
+            }
             if let Some(c) = &config {
                 let text = serde_json::to_string(c).expect("config serializes");
                 self.store
@@ -317,6 +351,13 @@ impl StateManager {
                 }
                 if state.as_ref() == Some(&inner.state) {
                     inner.state_dirty = false;
+                }
+                for (key, text) in docs {
+                    if let Some((current, dirty)) = inner.docs.get_mut(key)
+                        && *current == text
+                    {
+                        *dirty = false;
+                    }
                 }
             }
             Err(e) => self.mark_store_down(&e),

@@ -363,23 +363,32 @@ impl StreamConfig {
         }
         let mut doc = serde_json::to_value(self).expect("config serializes");
         json_patch::merge(&mut doc, patch);
-        serde_path_to_error::deserialize(doc).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let code = if inner.starts_with("unknown field") {
-                "unknown_field"
-            } else if inner.starts_with("unknown variant") {
-                // A string outside an enum's set (encoder, audio): the type is right.
-                "out_of_range"
-            } else {
-                "invalid_type"
-            };
-            PatchError {
-                code,
-                message: format!("{path}: {inner}"),
-            }
-        })
+        from_json(doc)
     }
+}
+
+/// Decodes a JSON value into `T`, naming the field at fault: an unknown field is
+/// `unknown_field`, a string outside an enum's set `out_of_range`, anything else of the
+/// wrong shape `invalid_type`.
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, PatchError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let code = if inner.starts_with("unknown field") {
+            "unknown_field"
+        } else if inner.starts_with("unknown variant") {
+            // A string outside an enum's set (encoder, audio): the type is right.
+            "out_of_range"
+        } else {
+            "invalid_type"
+        };
+        PatchError {
+            code,
+            message: format!("{path}: {inner}"),
+        }
+    })
 }
 
 /// A parsed destination URL: where to connect, which app and which stream key to publish.

@@ -1,0 +1,911 @@
+//! The scene model (`{canvas, layers}`), its validation, and its translation into draw
+//! commands ([`crate::compose::commands`]), plus the [`SceneSlot`] through which a new
+//! scene reaches the render thread at a frame boundary and the API learns which frame
+//! first showed it.
+//!
+//! The canvas has its own size and is scaled onto the output frame, so a scene authored for
+//! 1920×1080 plays unchanged on a 1280×720 stream. The default canvas is transparent: the
+//! built-in demo animation shows behind the layers.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use utoipa::ToSchema;
+
+use crate::compose::commands::{DrawCommand, Fill, GradientStopSpec, Rgba, Segment, StrokeSpec};
+use crate::compose::text::Font;
+
+pub mod manager;
+pub use manager::SceneManager;
+
+/// Most layers in a scene.
+pub const MAX_LAYERS: usize = 256;
+/// Largest canvas or layer dimension, in pixels.
+pub const MAX_SIZE: f32 = 16384.0;
+/// Largest coordinate magnitude.
+pub const MAX_COORD: f32 = 100_000.0;
+
+/// The drawing surface of a scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanvasProperties {
+    /// Canvas width in pixels, 16..=7680. Default 1920.
+    pub width: u32,
+    /// Canvas height in pixels, 16..=4320. Default 1080.
+    pub height: u32,
+    /// `#rrggbb` or `#rrggbbaa`. Default `#00000000` (transparent: the demo shows through).
+    pub background: String,
+}
+
+impl Default for CanvasProperties {
+    fn default() -> Self {
+        Self {
+            width: 1920,
+            height: 1080,
+            background: "#00000000".into(),
+        }
+    }
+}
+
+/// Where a layer sits, in canvas pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Position {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width (> 0).
+    pub width: f32,
+    /// Height (> 0).
+    pub height: f32,
+    /// Degrees clockwise about the centre. Default 0.
+    #[serde(default)]
+    pub rotation: f32,
+    /// 0..=1. Default 1.
+    #[serde(default = "one")]
+    pub opacity: f32,
+    /// Stacking order; higher is in front. Default 0.
+    #[serde(default)]
+    pub z_index: i32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A gradient fill of a shape, across its box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GradientFill {
+    /// `linear` or `radial`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Direction of a linear gradient in degrees (0 = left to right). Default 0.
+    #[serde(default)]
+    pub angle: f32,
+    /// 2 to 16 stops.
+    pub stops: Vec<ColorStop>,
+}
+
+/// One gradient stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColorStop {
+    /// 0..=1.
+    pub offset: f32,
+    /// `#rrggbb[aa]`.
+    pub color: String,
+}
+
+/// A colour string or a gradient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ShapeFill {
+    /// `#rrggbb[aa]`.
+    Color(String),
+    /// A gradient.
+    Gradient(GradientFill),
+}
+
+/// An outline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeStroke {
+    /// `#rrggbb[aa]`.
+    pub color: String,
+    /// Width in pixels, 0..=1000.
+    pub width: f32,
+}
+
+/// A shape layer's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShapeSpec {
+    /// `rect`, `roundedRect` or `ellipse`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Fill; none leaves the inside empty.
+    #[serde(default)]
+    pub fill: Option<ShapeFill>,
+    /// Outline, if any.
+    #[serde(default)]
+    pub stroke: Option<ShapeStroke>,
+    /// Corner radius of a `roundedRect`. Default 0.
+    #[serde(default)]
+    pub corner_radius: f32,
+}
+
+/// A text layer's content, wrapped to the layer width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TextSpec {
+    /// The text (at most 4096 bytes); `\n` breaks lines.
+    pub content: String,
+    /// Font family; the embedded DejaVu Sans today.
+    #[serde(default)]
+    pub font_family: Option<String>,
+    /// Pixels per em, 1..=1000. Default 48.
+    #[serde(default = "default_text_size")]
+    pub size: f32,
+    /// `#rrggbb[aa]`. Default white.
+    #[serde(default = "white")]
+    pub color: String,
+    /// `start`, `center` or `end`. Default `start`.
+    #[serde(default = "start")]
+    pub align: String,
+    /// Font weight (100..=900); accepted, one weight today.
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+fn default_text_size() -> f32 {
+    48.0
+}
+fn white() -> String {
+    "#ffffff".into()
+}
+fn start() -> String {
+    "start".into()
+}
+
+/// An image layer's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Asset id.
+    pub asset: String,
+    /// `contain`, `cover` or `fill`. Default `contain`.
+    #[serde(default)]
+    pub fit: Option<String>,
+}
+
+/// One layer of a scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Layer {
+    /// 1–64 of `[A-Za-z0-9_-]`; generated when absent on creation.
+    #[serde(default)]
+    pub id: String,
+    /// Display name; defaults to the id.
+    #[serde(default)]
+    pub name: String,
+    /// `shape`, `text` or `image`.
+    pub kind: String,
+    /// Hidden layers are not drawn. Default true.
+    #[serde(default = "yes")]
+    pub visible: bool,
+    /// Placement.
+    pub position: Position,
+    /// Content of a `shape` layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeSpec>,
+    /// Content of a `text` layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSpec>,
+    /// Content of an `image` layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+}
+
+/// A scene: canvas and layers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scene {
+    /// The canvas.
+    #[serde(default)]
+    pub canvas: CanvasProperties,
+    /// Layers in creation order (drawn by `zIndex`, then this order).
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+}
+
+/// Why a scene was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SceneError {
+    /// A value outside its range or format.
+    #[error("{field}: {reason}")]
+    OutOfRange {
+        /// JSON path.
+        field: String,
+        /// What is allowed.
+        reason: String,
+    },
+    /// A layer kind that does not exist.
+    #[error("{field}: unknown layer kind {kind:?}; one of shape, text, image")]
+    UnknownKind {
+        /// JSON path.
+        field: String,
+        /// The kind given.
+        kind: String,
+    },
+    /// An image layer naming an asset that does not exist.
+    #[error("{field}: unknown asset {asset:?}")]
+    UnknownAsset {
+        /// JSON path.
+        field: String,
+        /// The id given.
+        asset: String,
+    },
+}
+
+fn out_of_range(field: impl Into<String>, reason: impl Into<String>) -> SceneError {
+    SceneError::OutOfRange {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `#rrggbb` or `#rrggbbaa`.
+pub fn parse_color(s: &str) -> Option<Rgba> {
+    let hex = s.strip_prefix('#')?;
+    if !(hex.len() == 6 || hex.len() == 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some([
+        byte(0)?,
+        byte(2)?,
+        byte(4)?,
+        if hex.len() == 8 { byte(6)? } else { 255 },
+    ])
+}
+
+fn check_color(field: &str, s: &str) -> Result<Rgba, SceneError> {
+    parse_color(s)
+        .ok_or_else(|| out_of_range(field, format!("{s:?} is not a #rrggbb or #rrggbbaa colour")))
+}
+
+fn check_finite(field: &str, v: f32, min: f32, max: f32) -> Result<(), SceneError> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(out_of_range(field, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(())
+}
+
+/// Checks a layer id's characters and length.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_fill(field: &str, fill: &ShapeFill) -> Result<(), SceneError> {
+    match fill {
+        ShapeFill::Color(c) => check_color(field, c).map(drop),
+        ShapeFill::Gradient(g) => {
+            if g.kind != "linear" && g.kind != "radial" {
+                return Err(out_of_range(format!("{field}.type"), "linear or radial"));
+            }
+            check_finite(&format!("{field}.angle"), g.angle, -36000.0, 36000.0)?;
+            if !(2..=16).contains(&g.stops.len()) {
+                return Err(out_of_range(format!("{field}.stops"), "2 to 16 stops"));
+            }
+            for (i, s) in g.stops.iter().enumerate() {
+                check_finite(&format!("{field}.stops[{i}].offset"), s.offset, 0.0, 1.0)?;
+                check_color(&format!("{field}.stops[{i}].color"), &s.color)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Position {
+    /// Checks every field; `field` prefixes the names in errors.
+    pub fn validate(&self, field: &str) -> Result<(), SceneError> {
+        check_finite(&format!("{field}.x"), self.x, -MAX_COORD, MAX_COORD)?;
+        check_finite(&format!("{field}.y"), self.y, -MAX_COORD, MAX_COORD)?;
+        check_finite(
+            &format!("{field}.width"),
+            self.width,
+            f32::MIN_POSITIVE,
+            MAX_SIZE,
+        )?;
+        check_finite(
+            &format!("{field}.height"),
+            self.height,
+            f32::MIN_POSITIVE,
+            MAX_SIZE,
+        )?;
+        check_finite(
+            &format!("{field}.rotation"),
+            self.rotation,
+            -36000.0,
+            36000.0,
+        )?;
+        check_finite(&format!("{field}.opacity"), self.opacity, 0.0, 1.0)
+    }
+}
+
+impl Layer {
+    /// Checks the layer; `known_asset` tells whether an image asset id exists.
+    pub fn validate(
+        &self,
+        field: &str,
+        known_asset: &dyn Fn(&str) -> bool,
+    ) -> Result<(), SceneError> {
+        if !valid_id(&self.id) {
+            return Err(out_of_range(
+                format!("{field}.id"),
+                "1 to 64 of A-Z a-z 0-9 _ -",
+            ));
+        }
+        if self.name.len() > 256 {
+            return Err(out_of_range(format!("{field}.name"), "at most 256 bytes"));
+        }
+        self.position.validate(&format!("{field}.position"))?;
+        let present = [
+            ("shape", self.shape.is_some()),
+            ("text", self.text.is_some()),
+            ("image", self.image.is_some()),
+        ];
+        if !present.iter().any(|(k, _)| *k == self.kind) {
+            return Err(SceneError::UnknownKind {
+                field: format!("{field}.kind"),
+                kind: self.kind.clone(),
+            });
+        }
+        for (k, is_set) in present {
+            if (k == self.kind) != is_set {
+                let reason = if is_set {
+                    "belongs to another kind"
+                } else {
+                    "is required for this kind"
+                };
+                return Err(out_of_range(format!("{field}.{k}"), reason));
+            }
+        }
+        if let Some(s) = &self.shape {
+            if !["rect", "roundedRect", "ellipse"].contains(&s.kind.as_str()) {
+                return Err(out_of_range(
+                    format!("{field}.shape.type"),
+                    "rect, roundedRect or ellipse",
+                ));
+            }
+            if let Some(f) = &s.fill {
+                check_fill(&format!("{field}.shape.fill"), f)?;
+            }
+            if let Some(st) = &s.stroke {
+                check_color(&format!("{field}.shape.stroke.color"), &st.color)?;
+                check_finite(
+                    &format!("{field}.shape.stroke.width"),
+                    st.width,
+                    0.0,
+                    1000.0,
+                )?;
+            }
+            check_finite(
+                &format!("{field}.shape.cornerRadius"),
+                s.corner_radius,
+                0.0,
+                MAX_SIZE,
+            )?;
+        }
+        if let Some(t) = &self.text {
+            if t.content.len() > 4096 {
+                return Err(out_of_range(
+                    format!("{field}.text.content"),
+                    "at most 4096 bytes",
+                ));
+            }
+            check_finite(&format!("{field}.text.size"), t.size, 1.0, 1000.0)?;
+            check_color(&format!("{field}.text.color"), &t.color)?;
+            if !["start", "center", "end"].contains(&t.align.as_str()) {
+                return Err(out_of_range(
+                    format!("{field}.text.align"),
+                    "start, center or end",
+                ));
+            }
+            if t.weight.is_some_and(|w| !(100..=900).contains(&w)) {
+                return Err(out_of_range(format!("{field}.text.weight"), "100..=900"));
+            }
+        }
+        if let Some(i) = &self.image {
+            if !known_asset(&i.asset) {
+                return Err(SceneError::UnknownAsset {
+                    field: format!("{field}.image.asset"),
+                    asset: i.asset.clone(),
+                });
+            }
+            if i.fit
+                .as_deref()
+                .is_some_and(|f| !["contain", "cover", "fill"].contains(&f))
+            {
+                return Err(out_of_range(
+                    format!("{field}.image.fit"),
+                    "contain, cover or fill",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Scene {
+    /// Checks the whole scene.
+    pub fn validate(&self, known_asset: &dyn Fn(&str) -> bool) -> Result<(), SceneError> {
+        let c = &self.canvas;
+        if !(16..=7680).contains(&c.width) {
+            return Err(out_of_range("canvas.width", "16..=7680"));
+        }
+        if !(16..=4320).contains(&c.height) {
+            return Err(out_of_range("canvas.height", "16..=4320"));
+        }
+        check_color("canvas.background", &c.background)?;
+        if self.layers.len() > MAX_LAYERS {
+            return Err(out_of_range(
+                "layers",
+                format!("at most {MAX_LAYERS} layers"),
+            ));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            l.validate(&format!("layers[{i}]"), known_asset)?;
+            if self.layers[..i].iter().any(|o| o.id == l.id) {
+                return Err(out_of_range(
+                    format!("layers[{i}].id"),
+                    format!("duplicate id {:?}", l.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The draw commands that paint this scene onto an `out_w` × `out_h` frame (the canvas
+    /// scaled to fit). `font` measures text for wrapping.
+    pub fn to_commands(&self, out_w: u32, out_h: u32, font: &mut Font) -> Vec<DrawCommand> {
+        let (cw, ch) = (self.canvas.width as f32, self.canvas.height as f32);
+        let mut out = vec![DrawCommand::Transform {
+            matrix: [out_w as f32 / cw, 0.0, 0.0, out_h as f32 / ch, 0.0, 0.0],
+        }];
+        if let Some(bg) = parse_color(&self.canvas.background).filter(|c| c[3] > 0) {
+            out.push(DrawCommand::Rect {
+                x: 0.0,
+                y: 0.0,
+                width: cw,
+                height: ch,
+                radius: 0.0,
+                fill: Fill::Solid { color: bg },
+            });
+        }
+        let mut order: Vec<&Layer> = self
+            .layers
+            .iter()
+            .filter(|l| l.visible && l.position.opacity > 0.0)
+            .collect();
+        order.sort_by_key(|l| l.position.z_index);
+        for layer in order {
+            let p = &layer.position;
+            out.push(DrawCommand::Save);
+            if p.rotation != 0.0 {
+                let (s, c) = p.rotation.to_radians().sin_cos();
+                let (cx, cy) = (p.x + p.width / 2.0, p.y + p.height / 2.0);
+                out.push(DrawCommand::Transform {
+                    matrix: [c, s, -s, c, cx - c * cx + s * cy, cy - s * cx - c * cy],
+                });
+            }
+            if p.opacity < 1.0 {
+                out.push(DrawCommand::Opacity { value: p.opacity });
+            }
+            if let Some(shape) = &layer.shape {
+                shape_commands(shape, p, &mut out);
+            }
+            if let Some(text) = &layer.text {
+                text_commands(text, p, font, &mut out);
+            }
+            if let Some(image) = &layer.image {
+                out.push(DrawCommand::Image {
+                    asset: image.asset.clone(),
+                    x: p.x,
+                    y: p.y,
+                    width: p.width,
+                    height: p.height,
+                });
+            }
+            out.push(DrawCommand::Restore);
+        }
+        out
+    }
+}
+
+fn fill_of(fill: &ShapeFill, p: &Position) -> Option<Fill> {
+    match fill {
+        ShapeFill::Color(c) => parse_color(c).map(|color| Fill::Solid { color }),
+        ShapeFill::Gradient(g) => {
+            let stops = g
+                .stops
+                .iter()
+                .map(|s| {
+                    Some(GradientStopSpec {
+                        offset: s.offset,
+                        color: parse_color(&s.color)?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            let (cx, cy) = (p.x + p.width / 2.0, p.y + p.height / 2.0);
+            Some(if g.kind == "radial" {
+                Fill::RadialGradient {
+                    cx,
+                    cy,
+                    radius: p.width.max(p.height) / 2.0,
+                    stops,
+                }
+            } else {
+                let (s, c) = g.angle.to_radians().sin_cos();
+                let (dx, dy) = (c * p.width / 2.0, s * p.height / 2.0);
+                Fill::LinearGradient {
+                    x0: cx - dx,
+                    y0: cy - dy,
+                    x1: cx + dx,
+                    y1: cy + dy,
+                    stops,
+                }
+            })
+        }
+    }
+}
+
+/// Outline of an ellipse in a box, as four cubic arcs.
+fn ellipse_segments(p: &Position) -> Vec<Segment> {
+    let (rx, ry) = (p.width / 2.0, p.height / 2.0);
+    let (cx, cy) = (p.x + rx, p.y + ry);
+    let (kx, ky) = (rx * 0.552_284_8, ry * 0.552_284_8);
+    vec![
+        Segment::MoveTo { x: cx + rx, y: cy },
+        Segment::CubicTo {
+            x1: cx + rx,
+            y1: cy + ky,
+            x2: cx + kx,
+            y2: cy + ry,
+            x: cx,
+            y: cy + ry,
+        },
+        Segment::CubicTo {
+            x1: cx - kx,
+            y1: cy + ry,
+            x2: cx - rx,
+            y2: cy + ky,
+            x: cx - rx,
+            y: cy,
+        },
+        Segment::CubicTo {
+            x1: cx - rx,
+            y1: cy - ky,
+            x2: cx - kx,
+            y2: cy - ry,
+            x: cx,
+            y: cy - ry,
+        },
+        Segment::CubicTo {
+            x1: cx + kx,
+            y1: cy - ry,
+            x2: cx + rx,
+            y2: cy - ky,
+            x: cx + rx,
+            y: cy,
+        },
+        Segment::Close,
+    ]
+}
+
+fn rect_segments(p: &Position) -> Vec<Segment> {
+    vec![
+        Segment::MoveTo { x: p.x, y: p.y },
+        Segment::LineTo {
+            x: p.x + p.width,
+            y: p.y,
+        },
+        Segment::LineTo {
+            x: p.x + p.width,
+            y: p.y + p.height,
+        },
+        Segment::LineTo {
+            x: p.x,
+            y: p.y + p.height,
+        },
+        Segment::Close,
+    ]
+}
+
+fn shape_commands(shape: &ShapeSpec, p: &Position, out: &mut Vec<DrawCommand>) {
+    let fill = shape.fill.as_ref().and_then(|f| fill_of(f, p));
+    let (x, y, width, height) = (p.x, p.y, p.width, p.height);
+    match (shape.kind.as_str(), fill) {
+        ("ellipse", Some(fill)) => out.push(DrawCommand::Ellipse {
+            x,
+            y,
+            width,
+            height,
+            fill,
+        }),
+        ("roundedRect", Some(fill)) => out.push(DrawCommand::Rect {
+            x,
+            y,
+            width,
+            height,
+            radius: shape.corner_radius,
+            fill,
+        }),
+        (_, Some(fill)) => out.push(DrawCommand::Rect {
+            x,
+            y,
+            width,
+            height,
+            radius: 0.0,
+            fill,
+        }),
+        (_, None) => {}
+    }
+    if let Some(st) = &shape.stroke
+        && let Some(color) = parse_color(&st.color)
+    {
+        let segments = if shape.kind == "ellipse" {
+            ellipse_segments(p)
+        } else {
+            rect_segments(p)
+        };
+        out.push(DrawCommand::Path {
+            segments,
+            fill: None,
+            stroke: Some(StrokeSpec {
+                color,
+                width: st.width,
+            }),
+        });
+    }
+}
+
+/// Lays `text` out in the layer box: explicit line breaks, then word wrap at the width.
+fn text_commands(text: &TextSpec, p: &Position, font: &mut Font, out: &mut Vec<DrawCommand>) {
+    let Some(color) = parse_color(&text.color) else {
+        return;
+    };
+    let size = text.size;
+    let line_height = size * 1.2;
+    out.push(DrawCommand::ClipRect {
+        x: p.x,
+        y: p.y,
+        width: p.width,
+        height: p.height,
+    });
+    let mut baseline = p.y + size;
+    let space = font.measure(" ", size);
+    for paragraph in text.content.split('\n') {
+        let mut line = String::new();
+        let mut line_w = 0.0;
+        let mut lines = Vec::new();
+        for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
+            let w = font.measure(word, size);
+            if !line.is_empty() && line_w + space + w > p.width {
+                lines.push((std::mem::take(&mut line), line_w));
+                line_w = 0.0;
+            }
+            if !line.is_empty() {
+                line.push(' ');
+                line_w += space;
+            }
+            line.push_str(word);
+            line_w += w;
+        }
+        lines.push((line, line_w));
+        for (content, w) in lines {
+            let x = match text.align.as_str() {
+                "center" => p.x + (p.width - w) / 2.0,
+                "end" => p.x + p.width - w,
+                _ => p.x,
+            };
+            if !content.is_empty() {
+                out.push(DrawCommand::Text {
+                    x,
+                    y: baseline,
+                    text: content,
+                    size,
+                    fill: Fill::Solid { color },
+                });
+            }
+            baseline += line_height;
+        }
+    }
+}
+
+/// A waiter for the frame that first shows a scene version.
+type Waiter = (u64, oneshot::Sender<u64>);
+
+struct SlotInner {
+    scene: std::sync::Arc<Scene>,
+    version: u64,
+    waiters: Vec<Waiter>,
+}
+
+/// The hand-over point between the Scene Manager and the render thread: the newest scene
+/// with a version number, and the API callers waiting to learn the frame that shows it.
+pub struct SceneSlot {
+    inner: Mutex<SlotInner>,
+    version: AtomicU64,
+}
+
+impl SceneSlot {
+    /// A slot holding `scene` as version 1.
+    pub fn new(scene: Scene) -> Self {
+        Self {
+            inner: Mutex::new(SlotInner {
+                scene: std::sync::Arc::new(scene),
+                version: 1,
+                waiters: Vec::new(),
+            }),
+            version: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotInner> {
+        self.inner.lock().expect("scene slot lock")
+    }
+
+    /// Installs a new scene; the receiver yields the number of the first frame showing it.
+    pub fn publish(&self, scene: Scene) -> oneshot::Receiver<u64> {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.lock();
+        inner.version += 1;
+        inner.scene = std::sync::Arc::new(scene);
+        let v = inner.version;
+        inner.waiters.push((v, tx));
+        self.version.store(v, Ordering::Release);
+        rx
+    }
+
+    /// The current version, cheaply (the render thread checks it every frame).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The current scene and its version.
+    pub fn current(&self) -> (u64, std::sync::Arc<Scene>) {
+        let inner = self.lock();
+        (inner.version, inner.scene.clone())
+    }
+
+    /// Tells everyone waiting for `version` or older that frame `frame` shows it.
+    pub fn applied(&self, version: u64, frame: u64) {
+        let mut inner = self.lock();
+        let waiters = std::mem::take(&mut inner.waiters);
+        for (v, tx) in waiters {
+            if v <= version {
+                let _ = tx.send(frame);
+            } else {
+                inner.waiters.push((v, tx));
+            }
+        }
+    }
+
+    /// Drops waiters (the stream stopped: nothing will show their change).
+    pub fn abandon_waiters(&self) {
+        self.lock().waiters.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::commands::{Limits, NoImages, rasterize, validate};
+    use tiny_skia::PixmapMut;
+
+    fn rect_layer(id: &str, x: f32, color: &str, z: i32) -> Layer {
+        Layer {
+            id: id.into(),
+            name: id.into(),
+            kind: "shape".into(),
+            visible: true,
+            position: Position {
+                x,
+                y: 10.0,
+                width: 40.0,
+                height: 40.0,
+                rotation: 0.0,
+                opacity: 1.0,
+                z_index: z,
+            },
+            shape: Some(ShapeSpec {
+                kind: "rect".into(),
+                fill: Some(ShapeFill::Color(color.into())),
+                stroke: None,
+                corner_radius: 0.0,
+            }),
+            text: None,
+            image: None,
+        }
+    }
+
+    #[test]
+    fn layers_compose_in_z_order_scaled_to_the_output() {
+        let scene = Scene {
+            canvas: CanvasProperties {
+                width: 200,
+                height: 100,
+                background: "#000000".into(),
+            },
+            layers: vec![
+                rect_layer("front", 30.0, "#00ff00", 2),
+                rect_layer("back", 10.0, "#ff0000", 1),
+            ],
+        };
+        scene.validate(&|_| false).unwrap();
+        let mut font = Font::default_font();
+        let commands = scene.to_commands(100, 50, &mut font);
+        validate(&commands, &Limits::default()).unwrap();
+        let mut buf = vec![0u8; 100 * 50 * 4];
+        rasterize(
+            &commands,
+            &mut PixmapMut::from_bytes(&mut buf, 100, 50).unwrap(),
+            &mut font,
+            &NoImages,
+        );
+        let px = |x: usize, y: usize| buf[(y * 100 + x) * 4..][..3].to_vec();
+        assert_eq!(px(7, 15), [255, 0, 0], "back layer, half scale");
+        assert_eq!(px(20, 15), [0, 255, 0], "front layer wins the overlap");
+        assert_eq!(px(80, 40), [0, 0, 0], "background");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut scene = Scene {
+            layers: vec![rect_layer("a", 0.0, "#nothex", 0)],
+            ..Default::default()
+        };
+        let e = scene.validate(&|_| false).unwrap_err();
+        assert!(e.to_string().starts_with("layers[0].shape.fill"), "{e}");
+        scene.layers[0].kind = "hologram".into();
+        assert!(matches!(
+            scene.validate(&|_| false),
+            Err(SceneError::UnknownKind { .. })
+        ));
+        scene.layers = vec![rect_layer("a", 0.0, "#fff000", 0)];
+        scene.layers[0].position.opacity = 2.0;
+        assert!(
+            scene
+                .validate(&|_| false)
+                .unwrap_err()
+                .to_string()
+                .contains("opacity")
+        );
+        assert_eq!(parse_color("#ff000080"), Some([255, 0, 0, 128]));
+        assert_eq!(parse_color("red"), None);
+    }
+
+    #[test]
+    fn slot_reports_the_frame_that_shows_a_version() {
+        let slot = SceneSlot::new(Scene::default());
+        let mut first = slot.publish(Scene::default());
+        let mut second = slot.publish(Scene::default());
+        slot.applied(2, 40);
+        assert_eq!(first.try_recv().unwrap(), 40);
+        assert!(second.try_recv().is_err());
+        slot.applied(3, 41);
+        assert_eq!(second.try_recv().unwrap(), 41);
+    }
+}
