@@ -104,13 +104,36 @@ pub fn blend_mask(canvas: &mut PixmapMut<'_>, mask: &Mask, x: i32, y: i32, color
 
 /// Draws a premultiplied sprite with its top-left corner at (`x`, `y`).
 pub fn blend_pixmap(canvas: &mut PixmapMut<'_>, sprite: &Pixmap, x: i32, y: i32) {
+    blend_pixmap_part(
+        canvas,
+        sprite,
+        (0, 0, sprite.width(), sprite.height()),
+        x,
+        y,
+    );
+}
+
+/// Draws the part `(left, top, width, height)` of a premultiplied sprite with that part's
+/// top-left corner at (`x`, `y`).
+pub fn blend_pixmap_part(
+    canvas: &mut PixmapMut<'_>,
+    sprite: &Pixmap,
+    part: (u32, u32, u32, u32),
+    x: i32,
+    y: i32,
+) {
+    let (pl, pt) = (part.0.min(sprite.width()), part.1.min(sprite.height()));
+    let (pw, ph) = (
+        part.2.min(sprite.width() - pl),
+        part.3.min(sprite.height() - pt),
+    );
     let (cw, ch) = (canvas.width(), canvas.height());
-    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, sprite.width(), sprite.height(), cw, ch) else {
+    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, pw, ph, cw, ch) else {
         return;
     };
     let (sw, src, data) = (sprite.width(), sprite.data(), canvas.data_mut());
     for row in 0..(y1 - y0) {
-        let s = (((y0 + row) * sw + x0) * 4) as usize;
+        let s = (((pt + y0 + row) * sw + pl + x0) * 4) as usize;
         let d = (((cy + row) * cw + cx) * 4) as usize;
         let n = ((x1 - x0) * 4) as usize;
         for (px, sp) in data[d..d + n]
@@ -172,5 +195,15 @@ mod tests {
         let sprite = Pixmap::new(4, 4).unwrap();
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 2, 2);
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 10, -10);
+    }
+
+    #[test]
+    fn part_of_a_sprite_lands_where_asked() {
+        let mut sprite = Pixmap::new(4, 4).unwrap();
+        sprite.data_mut()[(4 + 2) * 4..(4 + 2) * 4 + 4].copy_from_slice(&[0, 255, 0, 255]);
+        let mut buf = vec![0u8; 4 * 4 * 4];
+        blend_pixmap_part(&mut canvas(&mut buf, 4, 4), &sprite, (2, 1, 2, 2), 2, 1);
+        assert_eq!(&buf[(4 + 2) * 4..(4 + 2) * 4 + 4], &[0, 255, 0, 255]);
+        assert_eq!(buf.iter().filter(|&&b| b != 0).count(), 2);
     }
 }

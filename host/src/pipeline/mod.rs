@@ -266,7 +266,8 @@ impl Drop for Pipeline {
 /// overlay that is composited over the demo background every frame.
 struct LayerOverlay {
     pixmap: Pixmap,
-    empty: bool,
+    /// Bounds `(left, top, width, height)` of what the layers cover; `None` when nothing.
+    covered: Option<(u32, u32, u32, u32)>,
     font: Font,
     version: u64,
     /// A version rasterized but not yet on a queued frame.
@@ -277,7 +278,7 @@ impl LayerOverlay {
     fn new(width: u32, height: u32) -> Self {
         Self {
             pixmap: Pixmap::new(width, height).expect("non-empty frame"),
-            empty: true,
+            covered: None,
             font: Font::default_font(),
             version: 0,
             unconfirmed: None,
@@ -305,13 +306,14 @@ impl LayerOverlay {
                 tracing::error!(error = %e, "scene produced invalid draw commands; not drawn")
             }
         }
-        self.empty = self.pixmap.data().chunks_exact(4).all(|p| p[3] == 0);
+        self.covered = covered_bounds(&self.pixmap);
         true
     }
 
+    /// Composites the layers; only the part they cover is touched.
     fn draw(&self, frame: &mut PixmapMut<'_>) {
-        if !self.empty {
-            blend::blend_pixmap(frame, &self.pixmap, 0, 0);
+        if let Some(part) = self.covered {
+            blend::blend_pixmap_part(frame, &self.pixmap, part, part.0 as i32, part.1 as i32);
         }
     }
 
@@ -321,6 +323,29 @@ impl LayerOverlay {
             slot.applied(v, number);
         }
     }
+}
+
+/// The bounding box of the non-transparent pixels.
+fn covered_bounds(p: &Pixmap) -> Option<(u32, u32, u32, u32)> {
+    let w = p.width() as usize;
+    let (mut left, mut top, mut right, mut bottom) = (usize::MAX, usize::MAX, 0, 0);
+    for (y, row) in p.data().chunks_exact(w * 4).enumerate() {
+        let opaque = |px: &[u8]| px[3] != 0;
+        let first = row.chunks_exact(4).position(opaque);
+        if let Some(first) = first {
+            let last = row.chunks_exact(4).rposition(opaque).unwrap_or(first);
+            (left, right) = (left.min(first), right.max(last));
+            (top, bottom) = (top.min(y), y);
+        }
+    }
+    (left != usize::MAX).then(|| {
+        (
+            left as u32,
+            top as u32,
+            (right - left + 1) as u32,
+            (bottom - top + 1) as u32,
+        )
+    })
 }
 
 /// The render clock: tick `n` is due at `start + n / fps`, so sleeping late never

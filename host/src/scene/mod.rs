@@ -614,20 +614,48 @@ fn ellipse_segments(p: &Position) -> Vec<Segment> {
     ]
 }
 
-fn rect_segments(p: &Position) -> Vec<Segment> {
+/// Outline of a rectangle with corners of `radius` (0: sharp), clockwise.
+fn rect_segments(p: &Position, radius: f32) -> Vec<Segment> {
+    let r = radius.min(p.width / 2.0).min(p.height / 2.0).max(0.0);
+    let k = r * 0.552_284_8;
+    let (l, t, rt, b) = (p.x, p.y, p.x + p.width, p.y + p.height);
     vec![
-        Segment::MoveTo { x: p.x, y: p.y },
-        Segment::LineTo {
-            x: p.x + p.width,
-            y: p.y,
+        Segment::MoveTo { x: l + r, y: t },
+        Segment::LineTo { x: rt - r, y: t },
+        Segment::CubicTo {
+            x1: rt - r + k,
+            y1: t,
+            x2: rt,
+            y2: t + r - k,
+            x: rt,
+            y: t + r,
         },
-        Segment::LineTo {
-            x: p.x + p.width,
-            y: p.y + p.height,
+        Segment::LineTo { x: rt, y: b - r },
+        Segment::CubicTo {
+            x1: rt,
+            y1: b - r + k,
+            x2: rt - r + k,
+            y2: b,
+            x: rt - r,
+            y: b,
         },
-        Segment::LineTo {
-            x: p.x,
-            y: p.y + p.height,
+        Segment::LineTo { x: l + r, y: b },
+        Segment::CubicTo {
+            x1: l + r - k,
+            y1: b,
+            x2: l,
+            y2: b - r + k,
+            x: l,
+            y: b - r,
+        },
+        Segment::LineTo { x: l, y: t + r },
+        Segment::CubicTo {
+            x1: l,
+            y1: t + r - k,
+            x2: l + r - k,
+            y2: t,
+            x: l + r,
+            y: t,
         },
         Segment::Close,
     ]
@@ -665,10 +693,10 @@ fn shape_commands(shape: &ShapeSpec, p: &Position, out: &mut Vec<DrawCommand>) {
     if let Some(st) = &shape.stroke
         && let Some(color) = parse_color(&st.color)
     {
-        let segments = if shape.kind == "ellipse" {
-            ellipse_segments(p)
-        } else {
-            rect_segments(p)
+        let segments = match shape.kind.as_str() {
+            "ellipse" => ellipse_segments(p),
+            "roundedRect" => rect_segments(p, shape.corner_radius),
+            _ => rect_segments(p, 0.0),
         };
         out.push(DrawCommand::Path {
             segments,
