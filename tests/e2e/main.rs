@@ -10,5 +10,6 @@ mod api;
 mod destinations;
 mod harness;
 mod redis_store;
+mod scene;
 mod stream;
 mod ws;

@@ -368,8 +368,8 @@ impl StreamConfig {
 }
 
 /// Decodes a JSON value into `T`, naming the field at fault: an unknown field is
-/// `unknown_field`, a string outside an enum's set `out_of_range`, anything else of the
-/// wrong shape `invalid_type`.
+/// `unknown_field`, a string outside an enum's set or a number outside its type (a negative
+/// size) `out_of_range`, anything else of the wrong shape `invalid_type`.
 pub fn from_json<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, PatchError> {
@@ -378,8 +378,9 @@ pub fn from_json<T: serde::de::DeserializeOwned>(
         let inner = e.into_inner().to_string();
         let code = if inner.starts_with("unknown field") {
             "unknown_field"
-        } else if inner.starts_with("unknown variant") {
-            // A string outside an enum's set (encoder, audio): the type is right.
+        } else if inner.starts_with("unknown variant") || inner.starts_with("invalid value") {
+            // A string outside an enum's set (encoder, audio), or a number outside its type's
+            // range (a negative size): the JSON type is right, the value is not.
             "out_of_range"
         } else {
             "invalid_type"
