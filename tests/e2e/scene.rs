@@ -1407,3 +1407,87 @@ async fn scene_changes_are_broadcast_on_the_websocket() {
     )
     .await;
 }
+
+/// The middle x of the red pixels on row `y`, if any.
+fn red_center(frame: &[u8], y: u32) -> Option<f64> {
+    let xs: Vec<u32> = (0..W).filter(|&x| red(pixel(frame, x, y))).collect();
+    (!xs.is_empty()).then(|| f64::from(xs[0] + xs[xs.len() - 1]) / 2.0)
+}
+
+#[tokio::test]
+async fn animated_patch_moves_a_layer_through_intermediate_positions() {
+    let (server, player) = live_server().await;
+    stream_sized_canvas(&server, "#000000ff").await;
+    let layer = rect("mover", (10, 60, 40, 40), "#ff0000");
+    live_change(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&layer),
+        201,
+    )
+    .await;
+    let patch = json!({
+        "position": {"x": 270, "y": 60, "width": 40, "height": 40},
+        "animate": {"durationMs": 1500, "easing": "linear"}
+    });
+    let (reply, t) = live_change(
+        &server,
+        Method::PATCH,
+        "/api/scene/layers/mover",
+        Some(&patch),
+        200,
+    )
+    .await;
+    assert_eq!(
+        nums(&reply["position"], &["x"]),
+        vec![270.0],
+        "the answer holds the target: {reply}"
+    );
+    assert!(
+        reply.get("animate").is_none(),
+        "animate is not part of the layer: {reply}"
+    );
+    tokio::time::sleep(secs(2.5)).await;
+    let centers: Vec<f64> = player
+        .frames_since(t)
+        .iter()
+        .filter_map(|f| red_center(f, 80))
+        .collect();
+    let between = centers
+        .iter()
+        .filter(|c| (60.0..260.0).contains(*c))
+        .count();
+    assert!(
+        between >= 10,
+        "the layer should pass through intermediate places; centres seen: {centers:?}"
+    );
+    assert!(
+        centers.windows(2).all(|w| w[1] >= w[0] - 2.0),
+        "the movement goes one way: {centers:?}"
+    );
+    let last = *centers.last().expect("the layer on air");
+    assert!(
+        (last - 290.0).abs() < 3.0,
+        "it ends at the target; centres: {centers:?}"
+    );
+
+    let bad = json!({"position": {"x": 0}, "animate": {"durationMs": 60001}});
+    let reply = server
+        .send(
+            server
+                .request(Method::PATCH, "/api/scene/layers/mover")
+                .json(&bad),
+        )
+        .await;
+    assert_api_error(&reply, 422, "out_of_range", "an animation over a minute");
+    let bad = json!({"animate": {"durationMs": 100, "easing": "bounce"}});
+    let reply = server
+        .send(
+            server
+                .request(Method::PATCH, "/api/scene/layers/mover")
+                .json(&bad),
+        )
+        .await;
+    assert_api_error(&reply, 422, "out_of_range", "an unknown easing");
+}

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, json_body};
-use crate::scene::{CanvasProperties, Layer, Position, Scene, SceneError, valid_id};
+use crate::scene::{
+    Animate, CanvasProperties, Layer, Position, Scene, SceneError, Tween, valid_id,
+};
 use crate::state::model::from_json;
 
 impl From<SceneError> for ApiError {
@@ -220,9 +222,11 @@ pub async fn get_layer(
         .ok_or_else(|| not_found(&id))
 }
 
-/// Changes a layer (merge patch); its id cannot change.
+/// Changes a layer (merge patch); its id cannot change. With `"animate": {"durationMs",
+/// "easing"}` in the body, position, size, rotation and opacity move from the old values to
+/// the new ones over that time; `appliedAtFrame` is then the first frame of the movement.
 #[utoipa::path(patch, path = "/api/scene/layers/{id}", tag = "scene", params(("id" = String, Path)),
-    request_body(content = Object, content_type = "application/json", description = "merge patch of Layer"),
+    request_body(content = Object, content_type = "application/json", description = "merge patch of Layer, optionally with animate"),
     responses((status = 200, body = Applied<Layer>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn patch_layer(
     State(s): State<AppState>,
@@ -230,10 +234,23 @@ pub async fn patch_layer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Applied<Layer>>, ApiError> {
-    let patch = json_body(&headers, body)?;
+    let mut patch = json_body(&headers, body)?;
+    let animate: Option<Animate> = match patch.as_object_mut().and_then(|o| o.remove("animate")) {
+        Some(v) => Some(decode(v).map_err(|e| prefixed("animate", e))?),
+        None => None,
+    };
+    if let Some(a) = &animate
+        && a.duration_ms > 60_000
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+            "animate.durationMs: 0..=60000",
+        ));
+    }
     let (layer, _, frame) = s
         .scenes
-        .update(|scene| {
+        .update_animated(|scene| {
             let layer = layer_mut(scene, &id)?;
             let next: Layer = merge(layer, &patch)?;
             if next.id != id {
@@ -243,14 +260,29 @@ pub async fn patch_layer(
                     "id: a layer's id cannot change",
                 ));
             }
+            let tweens = match &animate {
+                Some(a) if a.duration_ms > 0 && layer.position != next.position => vec![Tween {
+                    layer: id.clone(),
+                    from: layer.position.clone(),
+                    to: next.position.clone(),
+                    duration_ms: a.duration_ms,
+                    easing: a.easing,
+                }],
+                _ => Vec::new(),
+            };
             *layer = next.clone();
-            Ok(next)
+            Ok((next, tweens))
         })
         .await?;
     Ok(Json(Applied {
         item: layer,
         applied_at_frame: frame,
     }))
+}
+
+fn prefixed(field: &str, mut e: ApiError) -> ApiError {
+    e.message = format!("{field}.{}", e.message);
+    e
 }
 
 /// Removes a layer.

@@ -26,7 +26,7 @@ use crate::compose::demo::DemoScene;
 use crate::compose::text::Font;
 use crate::output::encoder::{EncodeError, Encoder};
 use crate::output::hub::MediaHub;
-use crate::scene::SceneSlot;
+use crate::scene::{Scene, SceneSlot, Tween};
 use crate::state::StreamConfig;
 use preview::{Preview, PreviewTap};
 
@@ -270,29 +270,68 @@ struct LayerOverlay {
     covered: Option<(u32, u32, u32, u32)>,
     font: Font,
     version: u64,
+    scene: Arc<Scene>,
+    /// Running animations: the tween, the tick it started at, and its length in ticks.
+    /// While any runs, the overlay is re-rasterized every frame.
+    tweens: Vec<(Tween, u64, u64)>,
+    tick: u64,
+    fps: u32,
     /// A version rasterized but not yet on a queued frame.
     unconfirmed: Option<u64>,
 }
 
 impl LayerOverlay {
-    fn new(width: u32, height: u32) -> Self {
+    fn new(width: u32, height: u32, fps: u32) -> Self {
         Self {
             pixmap: Pixmap::new(width, height).expect("non-empty frame"),
             covered: None,
             font: Font::default_font(),
             version: 0,
+            scene: Arc::default(),
+            tweens: Vec::new(),
+            tick: 0,
+            fps,
             unconfirmed: None,
         }
     }
 
-    /// Re-rasterizes when the slot holds a newer scene; true if it did.
+    /// Called once per frame: takes a newer scene from the slot, advances animations, and
+    /// re-rasterizes when either changed anything; true if it did.
     fn update(&mut self, slot: &SceneSlot) -> bool {
-        if slot.version() == self.version {
+        self.tick += 1;
+        let newer = slot.version() != self.version;
+        if newer {
+            let (version, scene, tweens) = slot.current_animated();
+            self.version = version;
+            self.scene = scene;
+            self.unconfirmed = Some(version);
+            for t in tweens {
+                // A new animation of a layer replaces one still running.
+                self.tweens.retain(|(old, _, _)| old.layer != t.layer);
+                let ticks = (u64::from(t.duration_ms) * u64::from(self.fps))
+                    .div_ceil(1000)
+                    .max(1);
+                self.tweens.push((t, self.tick, ticks));
+            }
+        }
+        if !newer && self.tweens.is_empty() {
             return false;
         }
-        let (version, scene) = slot.current();
-        self.version = version;
-        self.unconfirmed = Some(version);
+        let scene = if self.tweens.is_empty() {
+            self.scene.clone()
+        } else {
+            let mut animated = (*self.scene).clone();
+            for (t, start, ticks) in &self.tweens {
+                let progress = (self.tick - start) as f32 / *ticks as f32;
+                if let Some(layer) = animated.layers.iter_mut().find(|l| l.id == t.layer) {
+                    layer.position = t.from.lerp(&t.to, t.easing.apply(progress));
+                }
+            }
+            let tick = self.tick;
+            self.tweens
+                .retain(|(_, start, ticks)| tick - start < *ticks);
+            Arc::new(animated)
+        };
         self.pixmap.fill(tiny_skia::Color::TRANSPARENT);
         let commands = scene.to_commands(self.pixmap.width(), self.pixmap.height(), &mut self.font);
         match validate(&commands, &Limits::default()) {
@@ -362,7 +401,7 @@ fn render_loop(
     let (w, h, fps) = (config.width, config.height, config.target_fps);
     let interval = Duration::from_secs(1) / fps;
     let mut scene = DemoScene::new(w, h);
-    let mut overlay = LayerOverlay::new(w, h);
+    let mut overlay = LayerOverlay::new(w, h, fps);
     let start = Instant::now();
     let mut tick: u64 = 0;
     // The scene's own frame counter continues across restarts and stands still while paused.

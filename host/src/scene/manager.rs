@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Scene, SceneError, SceneSlot};
+use super::{Scene, SceneError, SceneSlot, Tween};
 use crate::state::{Event, KEY_SCENE, StateManager};
 
 /// Longest an edit waits for its first frame before answering without one.
@@ -60,15 +60,25 @@ impl SceneManager {
         &self,
         edit: impl FnOnce(&mut Scene) -> Result<T, E>,
     ) -> Result<(T, Scene, Option<u64>), E> {
+        self.update_animated(|scene| Ok((edit(scene)?, Vec::new())))
+            .await
+    }
+
+    /// Like [`SceneManager::update`], for an edit that also starts animations; the frame
+    /// returned is the first of the animation.
+    pub async fn update_animated<T, E: From<SceneError>>(
+        &self,
+        edit: impl FnOnce(&mut Scene) -> Result<(T, Vec<Tween>), E>,
+    ) -> Result<(T, Scene, Option<u64>), E> {
         let (out, scene, applied) = {
             let _serial = self.edits.lock().await;
             let mut scene = self.scene();
-            let out = edit(&mut scene)?;
+            let (out, tweens) = edit(&mut scene)?;
             // No asset store yet: every image reference is unknown.
             scene.validate(&|_| false)?;
             let json = serde_json::to_string(&scene).expect("scene serializes");
             self.state.set_doc(KEY_SCENE, json).await;
-            let applied = self.slot.publish(scene.clone());
+            let applied = self.slot.publish_animated(scene.clone(), tweens);
             self.state.publish(Event::SceneUpdate(scene.clone()));
             (out, scene, applied)
         };
