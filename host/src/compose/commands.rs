@@ -605,7 +605,7 @@ pub fn rasterize(
                     continue;
                 };
                 let path = if *radius > 0.0 {
-                    rounded_rect(rect, *radius)
+                    path_of(&rounded_rect_segments(*x, *y, *width, *height, *radius))
                 } else {
                     Some(PathBuilder::from_rect(rect))
                 };
@@ -634,24 +634,9 @@ pub fn rasterize(
                 fill,
                 stroke,
             } => {
-                let mut pb = PathBuilder::new();
-                for seg in segments {
-                    match *seg {
-                        Segment::MoveTo { x, y } => pb.move_to(x, y),
-                        Segment::LineTo { x, y } => pb.line_to(x, y),
-                        Segment::QuadTo { x1, y1, x, y } => pb.quad_to(x1, y1, x, y),
-                        Segment::CubicTo {
-                            x1,
-                            y1,
-                            x2,
-                            y2,
-                            x,
-                            y,
-                        } => pb.cubic_to(x1, y1, x2, y2, x, y),
-                        Segment::Close => pb.close(),
-                    }
-                }
-                let Some(path) = pb.finish() else { continue };
+                let Some(path) = path_of(segments) else {
+                    continue;
+                };
                 if let Some(p) = fill.as_ref().and_then(|f| paint(f, s.opacity)) {
                     canvas.fill_path(&path, &p, FillRule::Winding, s.transform, s.clip.as_ref());
                 }
@@ -716,23 +701,73 @@ pub fn rasterize(
     }
 }
 
-/// A rounded rectangle (radius clamped to half the shorter side), as four quarter arcs.
-fn rounded_rect(r: Rect, radius: f32) -> Option<tiny_skia::Path> {
-    let radius = radius.min(r.width() / 2.0).min(r.height() / 2.0);
-    // Cubic approximation of a quarter circle.
-    let k = radius * 0.552_284_8;
-    let (l, t, rt, b) = (r.left(), r.top(), r.right(), r.bottom());
+/// Outline of a rectangle with corners of `radius` (clamped to half the shorter side; 0:
+/// sharp), clockwise, as path segments (quarter circles approximated by cubics).
+pub fn rounded_rect_segments(x: f32, y: f32, width: f32, height: f32, radius: f32) -> Vec<Segment> {
+    let r = radius.min(width / 2.0).min(height / 2.0).max(0.0);
+    let k = r * 0.552_284_8;
+    let (l, t, rt, b) = (x, y, x + width, y + height);
+    vec![
+        Segment::MoveTo { x: l + r, y: t },
+        Segment::LineTo { x: rt - r, y: t },
+        Segment::CubicTo {
+            x1: rt - r + k,
+            y1: t,
+            x2: rt,
+            y2: t + r - k,
+            x: rt,
+            y: t + r,
+        },
+        Segment::LineTo { x: rt, y: b - r },
+        Segment::CubicTo {
+            x1: rt,
+            y1: b - r + k,
+            x2: rt - r + k,
+            y2: b,
+            x: rt - r,
+            y: b,
+        },
+        Segment::LineTo { x: l + r, y: b },
+        Segment::CubicTo {
+            x1: l + r - k,
+            y1: b,
+            x2: l,
+            y2: b - r + k,
+            x: l,
+            y: b - r,
+        },
+        Segment::LineTo { x: l, y: t + r },
+        Segment::CubicTo {
+            x1: l,
+            y1: t + r - k,
+            x2: l + r - k,
+            y2: t,
+            x: l + r,
+            y: t,
+        },
+        Segment::Close,
+    ]
+}
+
+/// The tiny-skia path of a list of segments (`None` when empty or degenerate).
+fn path_of(segments: &[Segment]) -> Option<tiny_skia::Path> {
     let mut pb = PathBuilder::new();
-    pb.move_to(l + radius, t);
-    pb.line_to(rt - radius, t);
-    pb.cubic_to(rt - radius + k, t, rt, t + radius - k, rt, t + radius);
-    pb.line_to(rt, b - radius);
-    pb.cubic_to(rt, b - radius + k, rt - radius + k, b, rt - radius, b);
-    pb.line_to(l + radius, b);
-    pb.cubic_to(l + radius - k, b, l, b - radius + k, l, b - radius);
-    pb.line_to(l, t + radius);
-    pb.cubic_to(l, t + radius - k, l + radius - k, t, l + radius, t);
-    pb.close();
+    for seg in segments {
+        match *seg {
+            Segment::MoveTo { x, y } => pb.move_to(x, y),
+            Segment::LineTo { x, y } => pb.line_to(x, y),
+            Segment::QuadTo { x1, y1, x, y } => pb.quad_to(x1, y1, x, y),
+            Segment::CubicTo {
+                x1,
+                y1,
+                x2,
+                y2,
+                x,
+                y,
+            } => pb.cubic_to(x1, y1, x2, y2, x, y),
+            Segment::Close => pb.close(),
+        }
+    }
     pb.finish()
 }
 

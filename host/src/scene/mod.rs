@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
-use crate::compose::commands::{DrawCommand, Fill, GradientStopSpec, Rgba, Segment, StrokeSpec};
+use crate::compose::commands::{
+    DrawCommand, Fill, GradientStopSpec, Rgba, Segment, StrokeSpec, rounded_rect_segments,
+};
 use crate::compose::text::Font;
 
 pub mod manager;
@@ -614,53 +616,6 @@ fn ellipse_segments(p: &Position) -> Vec<Segment> {
     ]
 }
 
-/// Outline of a rectangle with corners of `radius` (0: sharp), clockwise.
-fn rect_segments(p: &Position, radius: f32) -> Vec<Segment> {
-    let r = radius.min(p.width / 2.0).min(p.height / 2.0).max(0.0);
-    let k = r * 0.552_284_8;
-    let (l, t, rt, b) = (p.x, p.y, p.x + p.width, p.y + p.height);
-    vec![
-        Segment::MoveTo { x: l + r, y: t },
-        Segment::LineTo { x: rt - r, y: t },
-        Segment::CubicTo {
-            x1: rt - r + k,
-            y1: t,
-            x2: rt,
-            y2: t + r - k,
-            x: rt,
-            y: t + r,
-        },
-        Segment::LineTo { x: rt, y: b - r },
-        Segment::CubicTo {
-            x1: rt,
-            y1: b - r + k,
-            x2: rt - r + k,
-            y2: b,
-            x: rt - r,
-            y: b,
-        },
-        Segment::LineTo { x: l + r, y: b },
-        Segment::CubicTo {
-            x1: l + r - k,
-            y1: b,
-            x2: l,
-            y2: b - r + k,
-            x: l,
-            y: b - r,
-        },
-        Segment::LineTo { x: l, y: t + r },
-        Segment::CubicTo {
-            x1: l,
-            y1: t + r - k,
-            x2: l + r - k,
-            y2: t,
-            x: l + r,
-            y: t,
-        },
-        Segment::Close,
-    ]
-}
-
 fn shape_commands(shape: &ShapeSpec, p: &Position, out: &mut Vec<DrawCommand>) {
     let fill = shape.fill.as_ref().and_then(|f| fill_of(f, p));
     let (x, y, width, height) = (p.x, p.y, p.width, p.height);
@@ -695,8 +650,10 @@ fn shape_commands(shape: &ShapeSpec, p: &Position, out: &mut Vec<DrawCommand>) {
     {
         let segments = match shape.kind.as_str() {
             "ellipse" => ellipse_segments(p),
-            "roundedRect" => rect_segments(p, shape.corner_radius),
-            _ => rect_segments(p, 0.0),
+            "roundedRect" => {
+                rounded_rect_segments(p.x, p.y, p.width, p.height, shape.corner_radius)
+            }
+            _ => rounded_rect_segments(p.x, p.y, p.width, p.height, 0.0),
         };
         out.push(DrawCommand::Path {
             segments,
