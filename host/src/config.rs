@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Render a scene offline into PNG files or an MP4.
+    Render(crate::render::RenderArgs),
 }
 
 /// Log line format.

@@ -13,6 +13,7 @@ pub mod control;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod render;
 pub mod scene;
 pub mod server;
 pub mod state;

@@ -21,6 +21,16 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Render(args) => {
+            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+            match stream_manager::render::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stream-manager render: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let settings = match Settings::resolve(&args, &|k| std::env::var(k).ok()) {
                 Ok(s) => s,

@@ -10,6 +10,7 @@ mod api;
 mod destinations;
 mod harness;
 mod redis_store;
+mod render;
 mod scene;
 mod stream;
 mod ws;

@@ -224,45 +224,7 @@ impl Encoder {
     }
 
     fn convert(&mut self, rgba: &[u8]) -> Result<(), EncodeError> {
-        // SAFETY: `make_writable` keeps the frame's buffers private to us (the encoder copies
-        // its input), and the three planes are disjoint allocations of the sizes computed from
-        // FFmpeg's own strides; the slices live only for this call.
-        let (y, u, v, ys, us, vs) = unsafe {
-            let f = self.frame.as_mut_ptr();
-            if ffmpeg::ffi::av_frame_make_writable(f) < 0 {
-                return Err(EncodeError::Convert("frame not writable".into()));
-            }
-            let h = self.height as usize;
-            let ch = h.div_ceil(2);
-            let ls = (*f).linesize;
-            (
-                std::slice::from_raw_parts_mut((*f).data[0], ls[0] as usize * h),
-                std::slice::from_raw_parts_mut((*f).data[1], ls[1] as usize * ch),
-                std::slice::from_raw_parts_mut((*f).data[2], ls[2] as usize * ch),
-                ls[0] as u32,
-                ls[1] as u32,
-                ls[2] as u32,
-            )
-        };
-        let mut planar = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(y),
-            y_stride: ys,
-            u_plane: BufferStoreMut::Borrowed(u),
-            u_stride: us,
-            v_plane: BufferStoreMut::Borrowed(v),
-            v_stride: vs,
-            width: self.width,
-            height: self.height,
-        };
-        yuv::rgba_to_yuv420(
-            &mut planar,
-            rgba,
-            self.width * 4,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt709,
-            YuvConversionMode::Balanced,
-        )
-        .map_err(|e| EncodeError::Convert(e.to_string()))
+        rgba_to_frame(rgba, &mut self.frame)
     }
 
     fn drain_video(&mut self, stats: &PipelineStats) {
@@ -333,6 +295,56 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// Converts an opaque RGBA image of the frame's size into a YUV 4:2:0 FFmpeg frame (BT.709,
+/// limited range), in place.
+pub fn rgba_to_frame(rgba: &[u8], frame: &mut ffmpeg::frame::Video) -> Result<(), EncodeError> {
+    let (width, height) = (frame.width(), frame.height());
+    if rgba.len() < width as usize * height as usize * 4 {
+        return Err(EncodeError::Convert(
+            "RGBA buffer smaller than the frame".into(),
+        ));
+    }
+    // SAFETY: `make_writable` keeps the frame's buffers private to us (the encoder copies
+    // its input); the three planes are disjoint ranges of sizes computed from FFmpeg's own
+    // strides; the slices live only for this call.
+    let (y, u, v, ys, us, vs) = unsafe {
+        let f = frame.as_mut_ptr();
+        if ffmpeg::ffi::av_frame_make_writable(f) < 0 {
+            return Err(EncodeError::Convert("frame not writable".into()));
+        }
+        let h = height as usize;
+        let ch = h.div_ceil(2);
+        let ls = (*f).linesize;
+        (
+            std::slice::from_raw_parts_mut((*f).data[0], ls[0] as usize * h),
+            std::slice::from_raw_parts_mut((*f).data[1], ls[1] as usize * ch),
+            std::slice::from_raw_parts_mut((*f).data[2], ls[2] as usize * ch),
+            ls[0] as u32,
+            ls[1] as u32,
+            ls[2] as u32,
+        )
+    };
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: ys,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: us,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: vs,
+        width,
+        height,
+    };
+    yuv::rgba_to_yuv420(
+        &mut planar,
+        rgba,
+        width * 4,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt709,
+        YuvConversionMode::Balanced,
+    )
+    .map_err(|e| EncodeError::Convert(e.to_string()))
 }
 
 /// Opens the configured H.264 encoder for YUV 4:2:0 input: constant frame rate, fixed GOP,
