@@ -121,11 +121,6 @@ impl StreamController {
         &self.preview
     }
 
-    /// Pipeline counters.
-    pub fn stats(&self) -> &Arc<PipelineStats> {
-        &self.stats
-    }
-
     /// The stream state with live counters filled in.
     pub fn state(&self) -> StreamState {
         let mut s = self.state.state();

@@ -88,11 +88,11 @@ fn layer_mut<'a>(scene: &'a mut Scene, id: &str) -> Result<&'a mut Layer, ApiErr
 }
 
 /// Gives a layer without id one (`layer-N`) and a name (its id).
-fn complete(layer: &mut Layer, scene: &Scene) {
+fn complete(layer: &mut Layer, others: &[Layer]) {
     if layer.id.is_empty() {
         layer.id = (1..)
             .map(|n| format!("layer-{n}"))
-            .find(|id| scene.layers.iter().all(|l| &l.id != id))
+            .find(|id| others.iter().all(|l| &l.id != id))
             .expect("an unused id");
     }
     if layer.name.is_empty() {
@@ -123,13 +123,8 @@ pub async fn patch_scene(
         .update(|scene| {
             let mut next: Scene = merge(scene, &patch)?;
             for i in 0..next.layers.len() {
-                let mut layer = next.layers[i].clone();
-                let others = Scene {
-                    layers: next.layers[..i].to_vec(),
-                    ..Scene::default()
-                };
-                complete(&mut layer, &others);
-                next.layers[i] = layer;
+                let (before, rest) = next.layers.split_at_mut(i);
+                complete(&mut rest[0], before);
             }
             *scene = next;
             Ok::<_, ApiError>(())
@@ -185,7 +180,7 @@ pub async fn add_layer(
     let (layer, _, frame) = s
         .scenes
         .update(|scene| {
-            complete(&mut layer, scene);
+            complete(&mut layer, &scene.layers);
             if scene.layers.iter().any(|l| l.id == layer.id) {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,

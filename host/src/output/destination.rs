@@ -84,11 +84,6 @@ impl Destinations {
         }
     }
 
-    /// Status of every running destination.
-    pub fn status(&self) -> HashMap<String, DestinationStatus> {
-        self.status.lock().expect("status lock").clone()
-    }
-
     /// A handle for reading status without the controller lock.
     pub fn status_handle(
         &self,
