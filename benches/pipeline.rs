@@ -11,11 +11,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group};
 use ffmpeg_next as ffmpeg;
-use stream_manager::compose::demo::DemoScene;
 use stream_manager::metrics::cpu_seconds;
 use stream_manager::output::encoder::{Encoder, open_video};
 use stream_manager::output::hub::MediaHub;
 use stream_manager::pipeline::PipelineStats;
+use stream_manager::scene::OnAir;
+use stream_manager::scene::compositor::Compositor;
+use stream_manager::scene::manager::default_scene;
 use stream_manager::state::StreamConfig;
 use tiny_skia::PixmapMut;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
@@ -68,6 +70,25 @@ fn config() -> StreamConfig {
         target_fps: FPS,
         preset: "veryfast".into(),
         ..StreamConfig::default()
+    }
+}
+
+/// The default scene (the skeleton's demo, built from scene primitives, with a running
+/// timecode and frame number) through the stream's compositor.
+struct DemoScene(Compositor);
+
+impl DemoScene {
+    fn new(w: u32, h: u32) -> Self {
+        let mut c = Compositor::new(w, h, FPS);
+        c.set(OnAir {
+            scene: Arc::new(default_scene()),
+            ..OnAir::default()
+        });
+        Self(c)
+    }
+
+    fn render(&mut self, pm: &mut PixmapMut<'_>, frame: u64, _fps: u32, _now: SystemTime) {
+        self.0.render(pm, frame);
     }
 }
 

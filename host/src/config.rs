@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// PEM file of extra CA certificates trusted for rtmps:// destinations.
     #[arg(long)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Largest asset upload in bytes. Default 33554432 (32 MiB).
+    #[arg(long)]
+    pub max_asset_bytes: Option<usize>,
+    /// Most pixels of an uploaded image. Default 64000000.
+    #[arg(long)]
+    pub max_asset_pixels: Option<u64>,
 }
 
 /// The TOML file. Every key is optional.
@@ -99,6 +105,8 @@ struct FileConfig {
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
     tls_ca_file: Option<PathBuf>,
+    max_asset_bytes: Option<usize>,
+    max_asset_pixels: Option<u64>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
 }
@@ -128,6 +136,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Extra CA certificates for rtmps:// destinations.
     pub tls_ca_file: Option<PathBuf>,
+    /// Upload limits of the Asset Manager.
+    pub asset_limits: crate::assets::AssetLimits,
     /// Stream config used when the store holds none.
     pub stream: StreamConfig,
 }
@@ -244,6 +254,18 @@ impl Settings {
                 .clone()
                 .or_else(|| env(&var("TLS_CA_FILE")).map(PathBuf::from))
                 .or(file.tls_ca_file),
+            asset_limits: crate::assets::AssetLimits {
+                max_bytes: args
+                    .max_asset_bytes
+                    .or(env_value(env, &var("MAX_ASSET_BYTES"))?)
+                    .or(file.max_asset_bytes)
+                    .unwrap_or(crate::assets::AssetLimits::default().max_bytes),
+                max_pixels: args
+                    .max_asset_pixels
+                    .or(env_value(env, &var("MAX_ASSET_PIXELS"))?)
+                    .or(file.max_asset_pixels)
+                    .unwrap_or(crate::assets::AssetLimits::default().max_pixels),
+            },
             stream: match file.stream {
                 None => StreamConfig::default(),
                 Some(table) => {

@@ -4,9 +4,11 @@
 //!
 //! Module map (see `DESIGN.md`): [`state`] owns config, state, persistence and the event
 //! bus; [`control`] is the stream state machine; [`pipeline`] renders on a clock;
-//! [`output`] encodes and delivers; [`api`] is REST + WebSocket; [`compose`] draws.
+//! [`output`] encodes and delivers; [`api`] is REST + WebSocket; [`compose`] draws;
+//! [`scene`] holds the scenes and composes them per frame; [`assets`] holds uploads.
 
 pub mod api;
+pub mod assets;
 pub mod compose;
 pub mod config;
 pub mod control;

@@ -1,18 +1,22 @@
 //! `stream-manager render`: draws a scene offline, without a server, into PNG files or an MP4
 //! (H.264, the stream's encoder settings), for template and scene authors and for tests.
-//! Only the scene is drawn (no demo animation): a transparent canvas gives transparent PNGs.
+//! Frames go through the same compositor as the stream, frame by frame, so `{{frame}}` and
+//! the other text tokens advance; images and fonts come from `--assets DIR`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 use tiny_skia::Pixmap;
 
-use crate::compose::commands::{Limits, NoImages, rasterize, validate};
-use crate::compose::text::Font;
+use crate::assets::{AssetLimits, AssetManager};
 use crate::output::encoder::{open_video, rgba_to_frame};
-use crate::scene::Scene;
-use crate::state::StreamConfig;
+use crate::scene::compositor::Compositor;
+use crate::scene::{OnAir, Scene};
+use crate::state::store::MemoryStore;
+use crate::state::{StateManager, StreamConfig};
 
 /// Largest scene file read.
 const MAX_SCENE_BYTES: u64 = 16 << 20;
@@ -26,12 +30,84 @@ pub struct RenderArgs {
     /// Frames to render, 1..=36000.
     #[arg(long, default_value_t = 1)]
     pub frames: u32,
-    /// Frame rate of an MP4, 1..=120.
+    /// Frame rate, 1..=120.
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
     /// A directory (frame-00000.png, …) or a file ending in `.mp4`.
     #[arg(long)]
     pub out: PathBuf,
+    /// A directory of images (.png, .jpg, .webp, .gif) and fonts (.ttf, .otf); each is the
+    /// asset whose id is its file name without the extension.
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
+}
+
+/// The Content-Type of an asset file, by extension.
+fn mime_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        _ => return None,
+    })
+}
+
+/// Loads the asset files of `dir` as assets named by their file stems (the ids scenes use).
+pub async fn load_asset_dir(assets: &AssetManager, dir: &Path) -> anyhow::Result<usize> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("--assets {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| mime_of(p).is_some())
+        .collect();
+    entries.sort();
+    for path in &entries {
+        let mime = mime_of(path).expect("filtered");
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("asset file name")?;
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        assets
+            .insert(stem, mime, Bytes::from(data))
+            .await
+            .with_context(|| format!("asset {}", path.display()))?;
+    }
+    Ok(entries.len())
+}
+
+/// What is needed to draw `scene` offline: its assets from `dir`, resized like the server
+/// does for a `w` × `h` frame.
+pub async fn offline_on_air(
+    scene: Scene,
+    dir: Option<&Path>,
+    w: u32,
+    h: u32,
+) -> anyhow::Result<OnAir> {
+    let state = Arc::new(StateManager::new(
+        Arc::new(MemoryStore::default()),
+        "",
+        StreamConfig::default(),
+    ));
+    let assets = Arc::new(AssetManager::new(state, AssetLimits::default()));
+    if let Some(dir) = dir {
+        load_asset_dir(&assets, dir).await?;
+    }
+    scene.validate(&*assets)?;
+    let size_of = |id: &str| {
+        assets
+            .get(id)
+            .and_then(|a| a.pixmap.as_ref().map(|p| (p.width(), p.height())))
+    };
+    let resources = assets.resources(&scene.drawn_images(w, h, &size_of));
+    Ok(OnAir {
+        scene: Arc::new(scene),
+        resources: Arc::new(resources),
+        ..OnAir::default()
+    })
 }
 
 /// Renders `args.frames` frames of the scene at its canvas size.
@@ -55,47 +131,49 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--scene {}", args.scene.display()))?;
     let scene: Scene =
         serde_json::from_str(&text).with_context(|| format!("--scene {}", args.scene.display()))?;
-    scene
-        .validate(&|_| false)
-        .with_context(|| format!("--scene {}", args.scene.display()))?;
     let (w, h) = (scene.canvas.width, scene.canvas.height);
-    let mut font = Font::default_font();
-    let commands = scene.to_commands(w, h, &mut font);
-    validate(&commands, &Limits::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("runtime")?;
+    let on_air = runtime
+        .block_on(offline_on_air(scene, args.assets.as_deref(), w, h))
+        .with_context(|| format!("--scene {}", args.scene.display()))?;
+    let mut compositor = Compositor::new(w, h, args.fps);
+    compositor.set(on_air);
     let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
-    rasterize(&commands, &mut pixmap.as_mut(), &mut font, &NoImages);
+    let mut next = move |i: u32, pixmap: &mut Pixmap| {
+        compositor.render(&mut pixmap.as_mut(), u64::from(i));
+    };
     if args
         .out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp4"))
     {
-        write_mp4(&pixmap, args, &args.out)
+        write_mp4(&mut pixmap, args, &args.out, &mut next)
     } else {
-        write_pngs(&pixmap, args.frames, &args.out)
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("--out {}", args.out.display()))?;
+        for i in 0..args.frames {
+            next(i, &mut pixmap);
+            let path = args.out.join(format!("frame-{i:05}.png"));
+            pixmap
+                .save_png(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 }
 
-fn write_pngs(pixmap: &Pixmap, frames: u32, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("--out {}", dir.display()))?;
-    for i in 0..frames {
-        let path = dir.join(format!("frame-{i:05}.png"));
-        pixmap
-            .save_png(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn write_mp4(pixmap: &Pixmap, args: &RenderArgs, path: &Path) -> anyhow::Result<()> {
+fn write_mp4(
+    pixmap: &mut Pixmap,
+    args: &RenderArgs,
+    path: &Path,
+    next: &mut dyn FnMut(u32, &mut Pixmap),
+) -> anyhow::Result<()> {
     ffmpeg::init()?;
     let (w, h) = (pixmap.width(), pixmap.height());
     if w % 2 != 0 || h % 2 != 0 {
         bail!("an MP4 needs an even canvas size, not {w}x{h}");
-    }
-    // Video is opaque: composite the (premultiplied) canvas over black.
-    let mut opaque = pixmap.clone();
-    for px in opaque.data_mut().chunks_exact_mut(4) {
-        px[3] = 255;
     }
     let config = StreamConfig {
         width: w,
@@ -114,7 +192,6 @@ fn write_mp4(pixmap: &Pixmap, args: &RenderArgs, path: &Path) -> anyhow::Result<
     let stream_tb = octx.stream(0).context("output stream")?.time_base();
     let encoder_tb = ffmpeg::Rational::new(1, args.fps as i32);
     let mut frame = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
-    rgba_to_frame(opaque.data(), &mut frame)?;
     let mut packet = ffmpeg::Packet::empty();
     let mut drain = |encoder: &mut ffmpeg::encoder::Video,
                      octx: &mut ffmpeg::format::context::Output|
@@ -130,6 +207,9 @@ fn write_mp4(pixmap: &Pixmap, args: &RenderArgs, path: &Path) -> anyhow::Result<
         Ok(())
     };
     for i in 0..args.frames {
+        // The compositor's frames are opaque (the canvas lies over black).
+        next(i, pixmap);
+        rgba_to_frame(pixmap.data(), &mut frame)?;
         frame.set_pts(Some(i64::from(i)));
         encoder.send_frame(&frame)?;
         drain(&mut encoder, &mut octx)?;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
+use crate::assets::AssetManager;
 use crate::config::Settings;
 use crate::control::StreamController;
 use crate::output::destination::tls_connector;
@@ -39,7 +40,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let previous = state.load().await;
     let hub = Arc::new(MediaHub::new());
     let tls = tls_connector(settings.tls_ca_file.as_deref())?;
-    let scenes = Arc::new(SceneManager::load(state.clone()).await);
+    let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
+    assets.load().await;
+    let scenes = Arc::new(SceneManager::load(state.clone(), assets).await);
     let controller = Arc::new(StreamController::new(
         state.clone(),
         hub.clone(),

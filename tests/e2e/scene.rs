@@ -368,9 +368,18 @@ impl Drop for Recorder {
     }
 }
 
-/// A live server on the small stream, with a player already past its first GOP.
+/// Empties the active scene (a new server starts with the built-in default scene) and
+/// makes its canvas transparent, i.e. black on air.
+async fn clear_scene(server: &Server) {
+    let empty = json!({"canvas": {"background": "#00000000"}, "layers": []});
+    call(server, Method::PATCH, "/api/scene", Some(&empty), 200).await;
+}
+
+/// A live server on the small stream, with an empty scene and a player already past its
+/// first GOP.
 async fn live_server() -> (Server, Recorder) {
     let server = Server::start().await;
+    clear_scene(&server).await;
     server.start_stream().await;
     let recorder = Recorder::start(&server).await;
     (server, recorder)
@@ -385,11 +394,16 @@ async fn red_rect_goes_on_air_and_moves_with_its_position() {
     let canvas = server.get_json("/api/scene/canvas").await;
     assert_eq!(
         (nums(&canvas, &["width", "height"]), &canvas["background"]),
-        (vec![1920.0, 1080.0], &json!("#00000000")),
+        (vec![1920.0, 1080.0], &json!("#0b1d3a")),
         "default canvas: {canvas}"
     );
     let scene = server.get_json("/api/scene").await;
-    assert_eq!(scene["layers"], json!([]), "a new server's scene: {scene}");
+    assert_eq!(
+        layer_ids(&scene),
+        ["background", "glow", "title", "bar", "clock"],
+        "a new server's scene is the built-in default: {scene}"
+    );
+    clear_scene(&server).await;
 
     // Not live: changes apply at once and name no frame.
     let patch = json!({"width": W, "height": H});
@@ -758,6 +772,7 @@ async fn text_layer_draws_glyphs_where_placed() {
 #[tokio::test]
 async fn layer_crud_follows_the_contract() {
     let server = Server::start().await;
+    clear_scene(&server).await;
     let minimal = json!({
         "kind": "shape", "position": {"x": 1, "y": 2, "width": 30, "height": 40},
         "shape": {"type": "roundedRect", "fill": "#12345678", "cornerRadius": 6}
@@ -1055,8 +1070,8 @@ fn bad_scene_inputs() -> Vec<Bad> {
             Method::PATCH,
             canvas,
             json!({"background": "transparent"}),
-            COLOUR,
-            "",
+            &["unknown_asset"],
+            "transparent",
         ),
         bad(
             Method::PUT,
@@ -1301,6 +1316,7 @@ async fn bad_scene_input_is_refused_and_the_stream_keeps_running() {
 async fn scene_survives_a_restart_with_redis() {
     let redis = Redis::start().await;
     let mut server = Server::builder().redis(&redis, "e2e-scene:").start().await;
+    clear_scene(&server).await;
     stream_sized_canvas(&server, "#000000").await;
     call(
         &server,
@@ -1312,15 +1328,23 @@ async fn scene_survives_a_restart_with_redis() {
     .await;
     let scene = server.get_json("/api/scene").await;
     wait_until("the scene stored in Redis", secs(8.0), async || {
-        let stored = redis.get_json("e2e-scene:scene").unwrap_or_default();
-        if stored["layers"].is_array() && layer_ids(&stored) == ["kept"] {
+        let stored = redis.get_json("e2e-scene:scenes").unwrap_or_default();
+        let active = &stored["scenes"][0];
+        if stored["active"] == "default"
+            && active["id"] == "default"
+            && layer_ids(&active["scene"]) == ["kept"]
+        {
             Ok(())
         } else {
-            Err(format!("e2e-scene:scene = {stored}"))
+            Err(format!("e2e-scene:scenes = {stored}"))
         }
     })
     .await;
-    assert_eq!(redis.get("scene"), None, "scene stored without the prefix");
+    assert_eq!(
+        redis.get("scenes"),
+        None,
+        "scenes stored without the prefix"
+    );
 
     server.restart().await;
     let restored = server.get_json("/api/scene").await;
@@ -1341,6 +1365,7 @@ async fn scene_survives_a_restart_with_redis() {
 #[tokio::test]
 async fn scene_changes_are_broadcast_on_the_websocket() {
     let server = Server::start().await;
+    clear_scene(&server).await;
     let mut ws = Ws::open(&server).await;
     let has = |m: &Value, id: &str| {
         m["type"] == "sceneUpdate"

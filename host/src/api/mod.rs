@@ -4,8 +4,10 @@
 //! `fn router(state) -> Router` builds everything without a socket, so most API tests need
 //! none.
 
+pub mod assets;
 pub mod error;
 pub mod scene;
+pub mod scenes;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -117,6 +119,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
             scene::delete_layer
         ))
         .routes(routes!(scene::get_position, scene::put_position))
+        .routes(routes!(scenes::list, scenes::create))
+        .routes(routes!(scenes::get, scenes::put, scenes::delete))
+        .routes(routes!(scenes::activate))
+        .routes(routes!(assets::list, assets::upload))
+        .routes(routes!(assets::get, assets::delete))
 }
 
 /// The OpenAPI document of every mounted route.
@@ -198,10 +205,15 @@ async fn patch_config(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StreamConfig> {
     let patch = json_body(&headers, body)?;
+    let before = s.state.config();
     let next = s
         .controller
         .update_config(|current| merge_config(current, &patch))
         .await?;
+    if (before.width, before.height) != (next.width, next.height) {
+        // Images are prepared at the size they are drawn: prepare them for the new frame.
+        s.scenes.resize().await;
+    }
     Ok(Json(next.masked()))
 }
 
@@ -426,8 +438,13 @@ pub(crate) mod tests {
             StreamConfig::default(),
         ));
         let tls = crate::output::destination::tls_connector(None).unwrap();
+        let assets = Arc::new(crate::assets::AssetManager::new(
+            state.clone(),
+            crate::assets::AssetLimits::default(),
+        ));
         let scenes = Arc::new(SceneManager::new(
             state.clone(),
+            assets,
             crate::scene::Scene::default(),
         ));
         let controller = Arc::new(StreamController::new(
@@ -495,6 +512,16 @@ pub(crate) mod tests {
             ("delete", "/api/scene/layers/{id}"),
             ("get", "/api/scene/layers/{id}/position"),
             ("put", "/api/scene/layers/{id}/position"),
+            ("get", "/api/scenes"),
+            ("post", "/api/scenes"),
+            ("get", "/api/scenes/{id}"),
+            ("put", "/api/scenes/{id}"),
+            ("delete", "/api/scenes/{id}"),
+            ("post", "/api/scenes/{id}/activate"),
+            ("get", "/api/assets"),
+            ("post", "/api/assets"),
+            ("get", "/api/assets/{id}"),
+            ("delete", "/api/assets/{id}"),
         ];
         for (method, path) in expected {
             assert!(

@@ -51,7 +51,7 @@ pub struct Deleted {
     pub applied_at_frame: Option<u64>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     from_json(value).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))
 }
 

@@ -147,6 +147,84 @@ pub fn blend_pixmap_part(
     }
 }
 
+/// Draws a premultiplied sprite at (`x`, `y`) with `opacity` (0–255). A sprite known to
+/// be `opaque` at full opacity is copied row by row instead of blended.
+pub fn draw_sprite(
+    canvas: &mut PixmapMut<'_>,
+    sprite: &Pixmap,
+    x: i32,
+    y: i32,
+    opacity: u8,
+    opaque: bool,
+) {
+    if opacity == 255 && !opaque {
+        return blend_pixmap(canvas, sprite, x, y);
+    }
+    let (cw, ch) = (canvas.width(), canvas.height());
+    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, sprite.width(), sprite.height(), cw, ch) else {
+        return;
+    };
+    let (sw, src, data) = (sprite.width(), sprite.data(), canvas.data_mut());
+    let o = u32::from(opacity);
+    for row in 0..(y1 - y0) {
+        let s = (((y0 + row) * sw + x0) * 4) as usize;
+        let d = (((cy + row) * cw + cx) * 4) as usize;
+        let n = ((x1 - x0) * 4) as usize;
+        if opacity == 255 {
+            data[d..d + n].copy_from_slice(&src[s..s + n]);
+            continue;
+        }
+        for (px, sp) in data[d..d + n]
+            .chunks_exact_mut(4)
+            .zip(src[s..s + n].chunks_exact(4))
+        {
+            if sp[3] != 0 {
+                over(
+                    px,
+                    [
+                        mul255(sp[0].into(), o),
+                        mul255(sp[1].into(), o),
+                        mul255(sp[2].into(), o),
+                        mul255(sp[3].into(), o),
+                    ],
+                );
+            }
+        }
+    }
+}
+
+/// Fills the whole canvas with a straight RGBA colour laid over opaque black.
+pub fn fill_opaque(canvas: &mut PixmapMut<'_>, color: [u8; 4]) {
+    let p = premultiply(color);
+    let px = [p[0] as u8, p[1] as u8, p[2] as u8, 255];
+    for d in canvas.data_mut().chunks_exact_mut(4) {
+        d.copy_from_slice(&px);
+    }
+}
+
+/// `out = a + (b - a) * t / 255` per channel (a cross-fade from `a` to `b`).
+pub fn mix(out: &mut [u8], a: &[u8], b: &[u8], t: u8) {
+    let (t, u) = (u32::from(t), 255 - u32::from(t));
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = ((u32::from(x) * u + u32::from(y) * t + 127) / 255) as u8;
+    }
+}
+
+/// `out` shows `a` pushed left by `offset` pixels and `b` following it in from the right
+/// (a slide from `a` to `b`); all three are `width` pixels wide.
+pub fn slide(out: &mut [u8], a: &[u8], b: &[u8], width: u32, offset: u32) {
+    let row = width as usize * 4;
+    let off = offset.min(width) as usize * 4;
+    for ((o, x), y) in out
+        .chunks_exact_mut(row)
+        .zip(a.chunks_exact(row))
+        .zip(b.chunks_exact(row))
+    {
+        o[..row - off].copy_from_slice(&x[off..]);
+        o[row - off..].copy_from_slice(&y[..off]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +273,31 @@ mod tests {
         let sprite = Pixmap::new(4, 4).unwrap();
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 2, 2);
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 10, -10);
+    }
+
+    #[test]
+    fn sprites_copy_fade_and_slide() {
+        let mut sprite = Pixmap::new(2, 1).unwrap();
+        sprite
+            .data_mut()
+            .copy_from_slice(&[200, 0, 0, 255, 0, 100, 0, 255]);
+        let mut buf = vec![0u8; 3 * 4];
+        draw_sprite(&mut canvas(&mut buf, 3, 1), &sprite, 1, 0, 255, true);
+        assert_eq!(buf, [0, 0, 0, 0, 200, 0, 0, 255, 0, 100, 0, 255]);
+        let mut buf = vec![0u8; 3 * 4];
+        draw_sprite(&mut canvas(&mut buf, 3, 1), &sprite, 0, 0, 128, true);
+        assert_eq!(&buf[..4], &[100, 0, 0, 128]);
+        let (a, b) = (
+            [0u8, 0, 0, 255, 10, 10, 10, 255],
+            [255u8, 255, 255, 255, 20, 20, 20, 255],
+        );
+        let mut out = [0u8; 8];
+        mix(&mut out, &a, &b, 255);
+        assert_eq!(out, b);
+        mix(&mut out, &a, &b, 0);
+        assert_eq!(out, a);
+        slide(&mut out, &a, &b, 2, 1);
+        assert_eq!(out, [10, 10, 10, 255, 255, 255, 255, 255]);
     }
 
     #[test]

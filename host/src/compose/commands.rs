@@ -10,11 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 use tiny_skia::{
-    Color, FillRule, GradientStop, LinearGradient, Mask, Paint, PathBuilder, Pixmap, PixmapMut,
-    PixmapPaint, Point, RadialGradient, Rect, Shader, SpreadMode, Stroke, Transform,
+    Color, FillRule, FilterQuality, GradientStop, LinearGradient, Mask, Paint, PathBuilder, Pixmap,
+    PixmapMut, PixmapPaint, Point, RadialGradient, Rect, Shader, SpreadMode, Stroke, Transform,
 };
 
-use super::text::Font;
+use super::text::FontBook;
 
 /// A colour as `[r, g, b, a]`, straight (not premultiplied), 0–255.
 pub type Rgba = [u8; 4];
@@ -180,7 +180,7 @@ pub enum DrawCommand {
         #[serde(default)]
         stroke: Option<StrokeSpec>,
     },
-    /// A run of text in the default font, baseline starting at (x, y).
+    /// A run of text, shaped, baseline starting at (x, y).
     Text {
         /// Pen x.
         x: f32,
@@ -192,6 +192,9 @@ pub enum DrawCommand {
         size: f32,
         /// The fill.
         fill: Fill,
+        /// Font family; absent or unknown: the default family.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        font: Option<String>,
     },
     /// Draws an image (by asset id) scaled into a rectangle.
     Image {
@@ -439,8 +442,12 @@ pub fn validate(commands: &[DrawCommand], limits: &Limits) -> Result<(), DrawErr
                 text,
                 size,
                 fill,
+                font,
             } => {
                 check_numbers(i, limits, &[*x, *y, *size])?;
+                if font.as_ref().is_some_and(|f| f.len() > 256) {
+                    return Err(invalid(i, "font family names are at most 256 bytes"));
+                }
                 if !(*size > 0.0 && *size <= 2000.0) {
                     return Err(invalid(i, "text size is within 0..=2000"));
                 }
@@ -474,6 +481,11 @@ pub fn validate(commands: &[DrawCommand], limits: &Limits) -> Result<(), DrawErr
 pub trait ImageSource {
     /// The premultiplied pixels of an asset, if it is known.
     fn image(&self, asset: &str) -> Option<&Pixmap>;
+    /// The asset already resized to exactly `width` × `height` pixels, if such a copy was
+    /// prepared (off the render thread); drawn 1:1 instead of being resampled per frame.
+    fn sized(&self, _asset: &str, _width: u32, _height: u32) -> Option<&Pixmap> {
+        None
+    }
 }
 
 /// No images (scenes and templates without image assets).
@@ -547,7 +559,7 @@ struct State {
 pub fn rasterize(
     commands: &[DrawCommand],
     canvas: &mut PixmapMut<'_>,
-    font: &mut Font,
+    fonts: &mut FontBook,
     images: &dyn ImageSource,
 ) {
     let mut stack: Vec<State> = Vec::new();
@@ -656,9 +668,10 @@ pub fn rasterize(
                 text,
                 size,
                 fill,
+                font,
             } => {
                 if let Some(p) = paint(fill, s.opacity) {
-                    font.fill_text(
+                    fonts.get(font.as_deref()).fill_text(
                         canvas,
                         text,
                         *x,
@@ -677,28 +690,68 @@ pub fn rasterize(
                 width,
                 height,
             } => {
-                let Some(image) = images.image(asset) else {
-                    continue;
-                };
-                if image.width() == 0 || image.height() == 0 || *width <= 0.0 || *height <= 0.0 {
-                    continue;
-                }
-                let t = s.transform.pre_concat(Transform::from_row(
-                    width / image.width() as f32,
-                    0.0,
-                    0.0,
-                    height / image.height() as f32,
-                    *x,
-                    *y,
-                ));
-                let paint = PixmapPaint {
-                    opacity: s.opacity,
-                    ..PixmapPaint::default()
-                };
-                canvas.draw_pixmap(0, 0, image.as_ref(), &paint, t, s.clip.as_ref());
+                draw_image(canvas, &s, images, asset, *x, *y, *width, *height);
             }
         }
     }
+}
+
+/// Draws an image into a rectangle: 1:1 from a copy prepared at the drawn size when the
+/// transform only scales and translates, else resampled (bilinear) from the original.
+#[allow(clippy::too_many_arguments)]
+fn draw_image(
+    canvas: &mut PixmapMut<'_>,
+    s: &State,
+    images: &dyn ImageSource,
+    asset: &str,
+    x: f32,
+    y: f32,
+    width: f32,
+    height: f32,
+) {
+    let t = s.transform;
+    let mut paint = PixmapPaint {
+        opacity: s.opacity,
+        quality: FilterQuality::Bilinear,
+        ..PixmapPaint::default()
+    };
+    if t.kx == 0.0 && t.ky == 0.0 && t.sx > 0.0 && t.sy > 0.0 {
+        let (dw, dh) = ((width * t.sx).round(), (height * t.sy).round());
+        let (w, h) = (dw as u32, dh as u32);
+        let prepared = images.sized(asset, w, h).or_else(|| {
+            images
+                .image(asset)
+                .filter(|p| (p.width(), p.height()) == (w, h))
+        });
+        if dw >= 1.0
+            && dh >= 1.0
+            && let Some(sized) = prepared
+        {
+            let (dx, dy) = (x * t.sx + t.tx, y * t.sy + t.ty);
+            let (rx, ry) = (dx.round(), dy.round());
+            if (dx - rx).abs() < 1e-3 && (dy - ry).abs() < 1e-3 {
+                paint.quality = FilterQuality::Nearest;
+            }
+            let at = Transform::from_translate(dx, dy);
+            canvas.draw_pixmap(0, 0, sized.as_ref(), &paint, at, s.clip.as_ref());
+            return;
+        }
+    }
+    let Some(image) = images.image(asset) else {
+        return;
+    };
+    if image.width() == 0 || image.height() == 0 || width <= 0.0 || height <= 0.0 {
+        return;
+    }
+    let t = t.pre_concat(Transform::from_row(
+        width / image.width() as f32,
+        0.0,
+        0.0,
+        height / image.height() as f32,
+        x,
+        y,
+    ));
+    canvas.draw_pixmap(0, 0, image.as_ref(), &paint, t, s.clip.as_ref());
 }
 
 /// Outline of a rectangle with corners of `radius` (clamped to half the shorter side; 0:
@@ -783,7 +836,7 @@ mod tests {
         let mut buf = vec![0u8; (W * H * 4) as usize];
         let mut pm = PixmapMut::from_bytes(&mut buf, W, H).unwrap();
         pm.fill(Color::BLACK);
-        rasterize(commands, &mut pm, &mut Font::default_font(), &NoImages);
+        rasterize(commands, &mut pm, &mut FontBook::default(), &NoImages);
         buf
     }
 
@@ -883,6 +936,7 @@ mod tests {
                 text: "Hi".into(),
                 size: 24.0,
                 fill: solid([255, 255, 255, 255]),
+                font: None,
             },
         ]);
         let (left, right) = (px(&buf, 10, 15), px(&buf, 90, 15));
@@ -923,6 +977,7 @@ mod tests {
             text: "x".repeat(70_000),
             size: 10.0,
             fill: solid([0; 4]),
+            font: None,
         };
         assert!(matches!(
             validate(&[huge], &limits),

@@ -2,5 +2,4 @@
 
 pub mod blend;
 pub mod commands;
-pub mod demo;
 pub mod text;

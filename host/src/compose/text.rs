@@ -1,11 +1,15 @@
-//! Text: glyph outlines from the font (ttf-parser) turned into tiny-skia paths, rasterized
-//! once per character and size into coverage masks, then painted per frame without
-//! allocating (see [`super::blend`]). Glyph origins snap to whole pixels. Real shaping
-//! (kerning, ligatures, complex scripts) comes with the scene engine; this draws text in
-//! one font, character by character.
+//! Text: shaping with rustybuzz (kerning, ligatures, marks, right-to-left and other scripts
+//! the font covers), glyph outlines from ttf-parser turned into tiny-skia paths, and two
+//! ways to paint a shaped run: coverage masks rasterized once per glyph and size and
+//! blended without allocating ([`Font::draw`]), or exact vector outlines under any
+//! transform, paint and clip ([`Font::fill_text`]).
+//!
+//! A [`FontBook`] holds the embedded default family and the uploaded ones, chosen by family
+//! name.
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use tiny_skia::{FillRule, Mask, Paint, Path, PathBuilder, PixmapMut, Transform};
 
 use super::blend;
@@ -13,10 +17,8 @@ use super::blend;
 /// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
 pub static DEFAULT_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
-struct Glyph {
-    path: Option<Path>,
-    advance: f32,
-}
+/// Family name of the embedded default font.
+pub const DEFAULT_FAMILY: &str = "DejaVu Sans";
 
 /// A glyph rasterized at one size: its coverage and where it sits from the pen position.
 struct GlyphMask {
@@ -25,13 +27,26 @@ struct GlyphMask {
     top: i32,
 }
 
-/// A parsed font with caches of glyph outlines (font units, y up) and of glyph masks per
-/// size (in quarter pixels).
+/// One shaped glyph: its id and where its origin sits from the start of the run, in pixels.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    id: u16,
+    x: f32,
+    y: f32,
+}
+
+/// A font with caches of glyph outlines (font units, y up) and of glyph masks per size (in
+/// quarter pixels). The face is re-read from the bytes on use: parsing only reads the table
+/// directory, and it lets a font own its (uploaded) data.
 pub struct Font {
-    face: ttf_parser::Face<'static>,
+    data: Bytes,
+    family: String,
     units_per_em: f32,
-    glyphs: HashMap<char, Glyph>,
-    masks: HashMap<(char, u32), GlyphMask>,
+    outlines: HashMap<u16, Option<Path>>,
+    masks: HashMap<(u16, u32), GlyphMask>,
+    /// The last shaped run (reused between calls).
+    run: Vec<Placed>,
+    buffer: Option<rustybuzz::UnicodeBuffer>,
 }
 
 /// Why a font could not be used.
@@ -59,51 +74,119 @@ impl ttf_parser::OutlineBuilder for Outline {
     }
 }
 
+/// The family name a font declares (typographic family first, then the legacy one).
+fn family_of(face: &ttf_parser::Face<'_>) -> Option<String> {
+    let names = face.names();
+    [
+        ttf_parser::name_id::TYPOGRAPHIC_FAMILY,
+        ttf_parser::name_id::FAMILY,
+    ]
+    .into_iter()
+    .find_map(|id| {
+        names
+            .into_iter()
+            .filter(|n| n.name_id == id)
+            .find_map(|n| n.to_string())
+    })
+    .filter(|f| !f.trim().is_empty())
+}
+
+/// Facts about a font file, read without keeping it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FontFacts {
+    /// The declared family name.
+    pub family: String,
+    /// Glyphs in the font.
+    pub glyphs: u16,
+}
+
+/// Checks that `data` is a usable TrueType/OpenType font and reads its family name.
+pub fn inspect(data: &[u8]) -> Result<FontFacts, FontError> {
+    let face = ttf_parser::Face::parse(data, 0).map_err(|e| FontError(e.to_string()))?;
+    if face.number_of_glyphs() == 0 || face.units_per_em() == 0 {
+        return Err(FontError("the font has no glyphs".into()));
+    }
+    let family = family_of(&face).ok_or_else(|| FontError("the font has no family name".into()))?;
+    Ok(FontFacts {
+        family,
+        glyphs: face.number_of_glyphs(),
+    })
+}
+
 impl Font {
     /// Parses a TrueType/OpenType font.
-    pub fn parse(data: &'static [u8]) -> Result<Self, FontError> {
-        let face = ttf_parser::Face::parse(data, 0).map_err(|e| FontError(e.to_string()))?;
+    pub fn parse(data: Bytes) -> Result<Self, FontError> {
+        let facts = inspect(&data)?;
+        let face = ttf_parser::Face::parse(&data, 0).map_err(|e| FontError(e.to_string()))?;
+        let units_per_em = f32::from(face.units_per_em());
         Ok(Self {
-            units_per_em: f32::from(face.units_per_em()),
-            face,
-            glyphs: HashMap::new(),
+            data,
+            family: facts.family,
+            units_per_em,
+            outlines: HashMap::new(),
             masks: HashMap::new(),
+            run: Vec::new(),
+            buffer: None,
         })
     }
 
     /// The embedded default font.
     pub fn default_font() -> Self {
-        Self::parse(DEFAULT_FONT).expect("embedded font parses")
+        Self::parse(Bytes::from_static(DEFAULT_FONT)).expect("embedded font parses")
     }
 
-    fn glyph(&mut self, c: char) -> &Glyph {
-        let face = &self.face;
-        self.glyphs.entry(c).or_insert_with(|| {
-            let id = face.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
-            let advance = f32::from(face.glyph_hor_advance(id).unwrap_or(0));
-            let mut outline = Outline(PathBuilder::new());
-            let path = face
-                .outline_glyph(id, &mut outline)
-                .and_then(|_| outline.0.finish());
-            Glyph { path, advance }
-        })
+    /// The family name.
+    pub fn family(&self) -> &str {
+        &self.family
     }
 
-    /// Width of `text` at `size` pixels per em.
-    pub fn measure(&mut self, text: &str, size: f32) -> f32 {
+    /// Shapes `text` at `size` into `self.run`; returns the advance of the whole run.
+    fn shape(&mut self, text: &str, size: f32) -> f32 {
+        self.run.clear();
+        let Some(face) = rustybuzz::Face::from_slice(&self.data, 0) else {
+            return 0.0;
+        };
+        let mut buffer = self.buffer.take().unwrap_or_default();
+        buffer.push_str(text);
+        buffer.guess_segment_properties();
+        let shaped = rustybuzz::shape(&face, &[], buffer);
         let scale = size / self.units_per_em;
-        text.chars().map(|c| self.glyph(c).advance * scale).sum()
+        let mut pen = 0.0;
+        for (info, pos) in shaped.glyph_infos().iter().zip(shaped.glyph_positions()) {
+            self.run.push(Placed {
+                id: info.glyph_id as u16,
+                x: pen + pos.x_offset as f32 * scale,
+                y: -pos.y_offset as f32 * scale,
+            });
+            pen += pos.x_advance as f32 * scale;
+        }
+        self.buffer = Some(shaped.clear());
+        pen
     }
 
-    fn mask(&mut self, c: char, size: f32) -> &GlyphMask {
-        let key = (c, (size * 4.0).round() as u32);
+    fn outline(&mut self, id: u16) -> Option<&Path> {
+        let data = &self.data;
+        self.outlines
+            .entry(id)
+            .or_insert_with(|| {
+                let face = ttf_parser::Face::parse(data, 0).ok()?;
+                let mut outline = Outline(PathBuilder::new());
+                face.outline_glyph(ttf_parser::GlyphId(id), &mut outline)?;
+                outline.0.finish()
+            })
+            .as_ref()
+    }
+
+    /// Width of `text` at `size` pixels per em, as shaped (kerning included).
+    pub fn measure(&mut self, text: &str, size: f32) -> f32 {
+        self.shape(text, size)
+    }
+
+    fn mask(&mut self, id: u16, size: f32) -> &GlyphMask {
+        let key = (id, (size * 4.0).round() as u32);
         if !self.masks.contains_key(&key) {
             let scale = key.1 as f32 / 4.0 / self.units_per_em;
-            let mask = self
-                .glyph(c)
-                .path
-                .as_ref()
-                .and_then(|path| rasterize(path, scale));
+            let mask = self.outline(id).and_then(|path| rasterize(path, scale));
             self.masks.insert(
                 key,
                 mask.unwrap_or(GlyphMask {
@@ -117,7 +200,8 @@ impl Font {
     }
 
     /// Paints `text` in `color` (straight RGBA) with its baseline starting at (`x`,
-    /// `baseline`), `size` pixels per em; returns the pen position after the text.
+    /// `baseline`), `size` pixels per em; returns the pen position after the text. Glyph
+    /// origins snap to whole pixels.
     pub fn draw(
         &mut self,
         canvas: &mut PixmapMut<'_>,
@@ -128,25 +212,22 @@ impl Font {
         color: [u8; 4],
     ) -> f32 {
         let color = blend::premultiply(color);
-        let scale = size / self.units_per_em;
-        let mut pen = x;
-        for c in text.chars() {
-            let advance = self.glyph(c).advance * scale;
-            let glyph = self.mask(c, size);
+        let advance = self.shape(text, size);
+        let run = std::mem::take(&mut self.run);
+        for g in &run {
+            let glyph = self.mask(g.id, size);
             if let Some(mask) = &glyph.mask {
                 let (gx, gy) = (
-                    pen.round() as i32 + glyph.left,
-                    baseline.round() as i32 + glyph.top,
+                    (x + g.x).round() as i32 + glyph.left,
+                    (baseline + g.y).round() as i32 + glyph.top,
                 );
                 blend::blend_mask(canvas, mask, gx, gy, color);
             }
-            pen += advance;
         }
-        pen
+        self.run = run;
+        x + advance
     }
-}
 
-impl Font {
     /// Fills `text` as vector outlines with any paint, transform and clip (sub-pixel exact,
     /// slower than [`Font::draw`]); the baseline starts at (`x`, `baseline`) before
     /// `transform`. Returns the pen position after the text.
@@ -163,18 +244,73 @@ impl Font {
         clip: Option<&Mask>,
     ) -> f32 {
         let scale = size / self.units_per_em;
-        let mut pen = x;
-        for c in text.chars() {
-            let glyph = self.glyph(c);
-            if let Some(path) = &glyph.path {
+        let advance = self.shape(text, size);
+        let run = std::mem::take(&mut self.run);
+        for g in &run {
+            if let Some(path) = self.outline(g.id) {
                 // Font units are y-up; flip onto the y-down canvas.
-                let t = transform
-                    .pre_concat(Transform::from_row(scale, 0.0, 0.0, -scale, pen, baseline));
+                let t = transform.pre_concat(Transform::from_row(
+                    scale,
+                    0.0,
+                    0.0,
+                    -scale,
+                    x + g.x,
+                    baseline + g.y,
+                ));
                 canvas.fill_path(path, paint, FillRule::Winding, t, clip);
             }
-            pen += glyph.advance * scale;
         }
-        pen
+        self.run = run;
+        x + advance
+    }
+}
+
+/// The fonts text can use: the embedded default family first, then uploaded ones, looked
+/// up by family name (case-insensitive). An unknown or absent family falls back to the
+/// default.
+pub struct FontBook {
+    fonts: Vec<Font>,
+}
+
+impl Default for FontBook {
+    fn default() -> Self {
+        Self {
+            fonts: vec![Font::default_font()],
+        }
+    }
+}
+
+impl FontBook {
+    /// The font for `family`.
+    pub fn get(&mut self, family: Option<&str>) -> &mut Font {
+        let i = family
+            .and_then(|f| {
+                self.fonts
+                    .iter()
+                    .position(|font| font.family.eq_ignore_ascii_case(f))
+            })
+            .unwrap_or(0);
+        &mut self.fonts[i]
+    }
+
+    /// Whether `family` names a font in the book.
+    pub fn has(&self, family: &str) -> bool {
+        self.fonts
+            .iter()
+            .any(|f| f.family.eq_ignore_ascii_case(family))
+    }
+
+    /// Adds the fonts of `available` that are not in the book yet (keeping the glyph
+    /// caches of those that are); fonts that no longer parse are skipped.
+    pub fn sync<'a>(&mut self, available: impl IntoIterator<Item = &'a Bytes>) {
+        for data in available {
+            if self.fonts.iter().any(|f| f.data == *data) {
+                continue;
+            }
+            if let Ok(font) = Font::parse(data.clone()) {
+                self.fonts.push(font);
+            }
+        }
     }
 }
 
@@ -211,5 +347,33 @@ mod tests {
             |x0: usize, x1: usize| (0..60).any(|y| (x0..x1).any(|x| buf[(y * 200 + x) * 4] > 128));
         assert!(lit(10, end as usize), "glyphs inside the measured run");
         assert!(!lit(end as usize + 2, 200), "nothing after the run");
+    }
+
+    #[test]
+    fn shaping_kerns_and_joins_scripts() {
+        let mut font = Font::default_font();
+        let pair = font.measure("AV", 40.0);
+        let apart = font.measure("A", 40.0) + font.measure("V", 40.0);
+        assert!(pair < apart - 0.5, "AV is kerned: {pair} vs {apart}");
+        // Arabic letters take their joining forms: none is the isolated glyph.
+        font.shape("\u{628}\u{628}\u{628}", 40.0);
+        let joined: Vec<u16> = font.run.iter().map(|g| g.id).collect();
+        font.shape("\u{628}", 40.0);
+        let isolated = font.run[0].id;
+        assert_eq!(joined.len(), 3);
+        assert!(
+            joined.iter().all(|&g| g != isolated && g != 0),
+            "{joined:?}"
+        );
+    }
+
+    #[test]
+    fn fonts_are_found_by_family() {
+        let mut book = FontBook::default();
+        assert_eq!(book.get(Some("dejavu sans")).family(), DEFAULT_FAMILY);
+        assert_eq!(book.get(Some("Nope")).family(), DEFAULT_FAMILY);
+        assert!(book.has("DejaVu Sans") && !book.has("Nope"));
+        assert!(inspect(b"not a font").is_err());
+        assert_eq!(inspect(DEFAULT_FONT).unwrap().family, DEFAULT_FAMILY);
     }
 }

@@ -13,20 +13,17 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use tiny_skia::{Pixmap, PixmapMut};
+use tiny_skia::PixmapMut;
 
 pub mod preview;
 
-use crate::compose::blend;
-use crate::compose::commands::{Limits, NoImages, rasterize, validate};
-use crate::compose::demo::DemoScene;
-use crate::compose::text::Font;
 use crate::output::encoder::{EncodeError, Encoder};
 use crate::output::hub::MediaHub;
-use crate::scene::{Scene, SceneSlot, Tween};
+use crate::scene::SceneSlot;
+use crate::scene::compositor::Compositor;
 use crate::state::StreamConfig;
 use preview::{Preview, PreviewTap};
 
@@ -262,131 +259,6 @@ impl Drop for Pipeline {
     }
 }
 
-/// The scene's layers, rasterized once per scene version into a transparent frame-sized
-/// overlay that is composited over the demo background every frame.
-struct LayerOverlay {
-    pixmap: Pixmap,
-    /// Bounds `(left, top, width, height)` of what the layers cover; `None` when nothing.
-    covered: Option<(u32, u32, u32, u32)>,
-    font: Font,
-    version: u64,
-    scene: Arc<Scene>,
-    /// Running animations: the tween, the tick it started at, and its length in ticks.
-    /// While any runs, the overlay is re-rasterized every frame.
-    tweens: Vec<(Tween, u64, u64)>,
-    tick: u64,
-    fps: u32,
-    /// A version rasterized but not yet on a queued frame.
-    unconfirmed: Option<u64>,
-}
-
-impl LayerOverlay {
-    fn new(width: u32, height: u32, fps: u32) -> Self {
-        Self {
-            pixmap: Pixmap::new(width, height).expect("non-empty frame"),
-            covered: None,
-            font: Font::default_font(),
-            version: 0,
-            scene: Arc::default(),
-            tweens: Vec::new(),
-            tick: 0,
-            fps,
-            unconfirmed: None,
-        }
-    }
-
-    /// Called once per frame: takes a newer scene from the slot, advances animations, and
-    /// re-rasterizes when either changed anything; true if it did.
-    fn update(&mut self, slot: &SceneSlot) -> bool {
-        self.tick += 1;
-        let newer = slot.version() != self.version;
-        if newer {
-            let (version, scene, tweens) = slot.current_animated();
-            self.version = version;
-            self.scene = scene;
-            self.unconfirmed = Some(version);
-            for t in tweens {
-                // A new animation of a layer replaces one still running.
-                self.tweens.retain(|(old, _, _)| old.layer != t.layer);
-                let ticks = (u64::from(t.duration_ms) * u64::from(self.fps))
-                    .div_ceil(1000)
-                    .max(1);
-                self.tweens.push((t, self.tick, ticks));
-            }
-        }
-        if !newer && self.tweens.is_empty() {
-            return false;
-        }
-        let scene = if self.tweens.is_empty() {
-            self.scene.clone()
-        } else {
-            let mut animated = (*self.scene).clone();
-            for (t, start, ticks) in &self.tweens {
-                let progress = (self.tick - start) as f32 / *ticks as f32;
-                if let Some(layer) = animated.layers.iter_mut().find(|l| l.id == t.layer) {
-                    layer.position = t.from.lerp(&t.to, t.easing.apply(progress));
-                }
-            }
-            let tick = self.tick;
-            self.tweens
-                .retain(|(_, start, ticks)| tick - start < *ticks);
-            Arc::new(animated)
-        };
-        self.pixmap.fill(tiny_skia::Color::TRANSPARENT);
-        let commands = scene.to_commands(self.pixmap.width(), self.pixmap.height(), &mut self.font);
-        match validate(&commands, &Limits::default()) {
-            Ok(()) => rasterize(
-                &commands,
-                &mut self.pixmap.as_mut(),
-                &mut self.font,
-                &NoImages,
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "scene produced invalid draw commands; not drawn")
-            }
-        }
-        self.covered = covered_bounds(&self.pixmap);
-        true
-    }
-
-    /// Composites the layers; only the part they cover is touched.
-    fn draw(&self, frame: &mut PixmapMut<'_>) {
-        if let Some(part) = self.covered {
-            blend::blend_pixmap_part(frame, &self.pixmap, part, part.0 as i32, part.1 as i32);
-        }
-    }
-
-    /// Frame `number` (with the current overlay) was queued for encoding.
-    fn shown(&mut self, slot: &SceneSlot, number: u64) {
-        if let Some(v) = self.unconfirmed.take() {
-            slot.applied(v, number);
-        }
-    }
-}
-
-/// The bounding box of the non-transparent pixels.
-fn covered_bounds(p: &Pixmap) -> Option<(u32, u32, u32, u32)> {
-    let w = p.width() as usize;
-    let (mut left, mut top, mut right, mut bottom) = (usize::MAX, usize::MAX, 0, 0);
-    for (y, row) in p.data().chunks_exact(w * 4).enumerate() {
-        let opaque = |px: &[u8]| px[3] != 0;
-        let first = row.chunks_exact(4).position(opaque);
-        if let Some(first) = first {
-            let last = row.chunks_exact(4).rposition(opaque).unwrap_or(first);
-            (left, right) = (left.min(first), right.max(last));
-            (top, bottom) = (top.min(y), y);
-        }
-    }
-    (left != usize::MAX).then(|| {
-        (
-            left as u32,
-            top as u32,
-            (right - left + 1) as u32,
-            (bottom - top + 1) as u32,
-        )
-    })
-}
-
 /// The render clock: tick `n` is due at `start + n / fps`, so sleeping late never
 /// accumulates drift; ticks missed entirely are counted as dropped.
 fn render_loop(
@@ -400,8 +272,7 @@ fn render_loop(
 ) {
     let (w, h, fps) = (config.width, config.height, config.target_fps);
     let interval = Duration::from_secs(1) / fps;
-    let mut scene = DemoScene::new(w, h);
-    let mut overlay = LayerOverlay::new(w, h, fps);
+    let mut compositor = Compositor::new(w, h, fps);
     let start = Instant::now();
     let mut tick: u64 = 0;
     // The scene's own frame counter continues across restarts and stands still while paused.
@@ -419,7 +290,7 @@ fn render_loop(
         }
 
         // A new scene is taken at this frame boundary.
-        let scene_changed = overlay.update(layers);
+        let scene_changed = compositor.pending(layers);
         // A pipeline (re)started while paused still renders its first frame, so there is a
         // picture to repeat and the outputs keep receiving media; so does a scene change.
         let msg = if paused.load(Ordering::Relaxed) && rendered_any && !scene_changed {
@@ -437,8 +308,7 @@ fn render_loop(
             let t0 = Instant::now();
             let mut pixmap =
                 PixmapMut::from_bytes(&mut buffer, w, h).expect("pool buffer matches frame size");
-            scene.render(&mut pixmap, scene_frame, fps, SystemTime::now());
-            overlay.draw(&mut pixmap);
+            compositor.render_from(layers, &mut pixmap, scene_frame);
             scene_frame += 1;
             rendered_any = true;
             let at = Instant::now();
@@ -456,7 +326,7 @@ fn render_loop(
             Ok(()) => {
                 let number = stats.frames.fetch_add(1, Ordering::Relaxed);
                 stats.queued.store(frame_tx.len() as u64, Ordering::Relaxed);
-                overlay.shown(layers, number);
+                compositor.shown(layers, number);
             }
             Err(TrySendError::Full(msg)) => {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);

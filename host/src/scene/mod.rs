@@ -4,8 +4,8 @@
 //! first showed it.
 //!
 //! The canvas has its own size and is scaled onto the output frame, so a scene authored for
-//! 1920×1080 plays unchanged on a 1280×720 stream. The default canvas is transparent: the
-//! built-in demo animation shows behind the layers.
+//! 1920×1080 plays unchanged on a 1280×720 stream. [`compositor`] draws a scene per frame,
+//! caching each layer's raster.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
+use crate::compose::commands::ImageSource;
 use crate::compose::commands::{
     DrawCommand, Fill, GradientStopSpec, Rgba, Segment, StrokeSpec, rounded_rect_segments,
 };
-use crate::compose::text::Font;
+use crate::compose::text::FontBook;
 
+pub mod compositor;
 pub mod manager;
 pub use manager::SceneManager;
 
@@ -37,7 +39,8 @@ pub struct CanvasProperties {
     pub width: u32,
     /// Canvas height in pixels, 16..=4320. Default 1080.
     pub height: u32,
-    /// `#rrggbb` or `#rrggbbaa`. Default `#00000000` (transparent: the demo shows through).
+    /// `#rrggbb` or `#rrggbbaa` (transparent shows black), or the id of an image asset
+    /// drawn over the whole canvas. Default `#000000`.
     pub background: String,
 }
 
@@ -46,7 +49,7 @@ impl Default for CanvasProperties {
         Self {
             width: 1920,
             height: 1080,
-            background: "#00000000".into(),
+            background: "#000000".into(),
         }
     }
 }
@@ -148,9 +151,12 @@ pub struct ShapeSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TextSpec {
-    /// The text (at most 4096 bytes); `\n` breaks lines.
+    /// The text (at most 4096 bytes); `\n` breaks lines. `{{time}}` (UTC `HH:MM:SS`),
+    /// `{{date}}` (`YYYY-MM-DD`), `{{timecode}}` (`HH:MM:SS:FF`, UTC and frame) and
+    /// `{{frame}}` (the frame number) are replaced as the stream runs.
     pub content: String,
-    /// Font family; the embedded DejaVu Sans today.
+    /// Font family: `DejaVu Sans` (embedded, the default) or the family of an uploaded
+    /// font.
     #[serde(default)]
     pub font_family: Option<String>,
     /// Pixels per em, 1..=1000. Default 48.
@@ -162,7 +168,7 @@ pub struct TextSpec {
     /// `start`, `center` or `end`. Default `start`.
     #[serde(default = "start")]
     pub align: String,
-    /// Font weight (100..=900); accepted, one weight today.
+    /// Font weight (100..=900); upload a font of that weight and name its family.
     #[serde(default)]
     pub weight: Option<u32>,
 }
@@ -228,6 +234,35 @@ pub struct Scene {
     pub layers: Vec<Layer>,
 }
 
+/// What a scene may refer to: the assets that exist.
+pub trait AssetLookup {
+    /// Whether `id` is an image asset.
+    fn is_image(&self, id: &str) -> bool;
+    /// Whether a font of `family` exists (besides the embedded default).
+    fn has_family(&self, family: &str) -> bool;
+}
+
+/// No uploaded assets.
+pub struct NoAssets;
+
+impl AssetLookup for NoAssets {
+    fn is_image(&self, _: &str) -> bool {
+        false
+    }
+    fn has_family(&self, _: &str) -> bool {
+        false
+    }
+}
+
+impl AssetLookup for crate::assets::AssetManager {
+    fn is_image(&self, id: &str) -> bool {
+        crate::assets::AssetManager::is_image(self, id)
+    }
+    fn has_family(&self, family: &str) -> bool {
+        crate::assets::AssetManager::has_family(self, family)
+    }
+}
+
 /// Why a scene was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SceneError {
@@ -247,7 +282,8 @@ pub enum SceneError {
         /// The kind given.
         kind: String,
     },
-    /// An image layer naming an asset that does not exist.
+    /// An image layer naming an asset (or a text layer naming a font family) that does not
+    /// exist.
     #[error("{field}: unknown asset {asset:?}")]
     UnknownAsset {
         /// JSON path.
@@ -347,12 +383,8 @@ impl Position {
 }
 
 impl Layer {
-    /// Checks the layer; `known_asset` tells whether an image asset id exists.
-    pub fn validate(
-        &self,
-        field: &str,
-        known_asset: &dyn Fn(&str) -> bool,
-    ) -> Result<(), SceneError> {
+    /// Checks the layer against the assets that exist.
+    pub fn validate(&self, field: &str, assets: &dyn AssetLookup) -> Result<(), SceneError> {
         if !valid_id(&self.id) {
             return Err(out_of_range(
                 format!("{field}.id"),
@@ -428,9 +460,18 @@ impl Layer {
             if t.weight.is_some_and(|w| !(100..=900).contains(&w)) {
                 return Err(out_of_range(format!("{field}.text.weight"), "100..=900"));
             }
+            if let Some(f) = &t.font_family
+                && !f.eq_ignore_ascii_case(crate::compose::text::DEFAULT_FAMILY)
+                && !assets.has_family(f)
+            {
+                return Err(SceneError::UnknownAsset {
+                    field: format!("{field}.text.fontFamily"),
+                    asset: f.clone(),
+                });
+            }
         }
         if let Some(i) = &self.image {
-            if !known_asset(&i.asset) {
+            if !assets.is_image(&i.asset) {
                 return Err(SceneError::UnknownAsset {
                     field: format!("{field}.image.asset"),
                     asset: i.asset.clone(),
@@ -451,8 +492,8 @@ impl Layer {
 }
 
 impl Scene {
-    /// Checks the whole scene.
-    pub fn validate(&self, known_asset: &dyn Fn(&str) -> bool) -> Result<(), SceneError> {
+    /// Checks the whole scene against the assets that exist.
+    pub fn validate(&self, assets: &dyn AssetLookup) -> Result<(), SceneError> {
         let c = &self.canvas;
         if !(16..=7680).contains(&c.width) {
             return Err(out_of_range("canvas.width", "16..=7680"));
@@ -460,7 +501,14 @@ impl Scene {
         if !(16..=4320).contains(&c.height) {
             return Err(out_of_range("canvas.height", "16..=4320"));
         }
-        check_color("canvas.background", &c.background)?;
+        if c.background.starts_with('#') {
+            check_color("canvas.background", &c.background)?;
+        } else if !assets.is_image(&c.background) {
+            return Err(SceneError::UnknownAsset {
+                field: "canvas.background".into(),
+                asset: c.background.clone(),
+            });
+        }
         if self.layers.len() > MAX_LAYERS {
             return Err(out_of_range(
                 "layers",
@@ -468,7 +516,7 @@ impl Scene {
             ));
         }
         for (i, l) in self.layers.iter().enumerate() {
-            l.validate(&format!("layers[{i}]"), known_asset)?;
+            l.validate(&format!("layers[{i}]"), assets)?;
             if self.layers[..i].iter().any(|o| o.id == l.id) {
                 return Err(out_of_range(
                     format!("layers[{i}].id"),
@@ -479,60 +527,272 @@ impl Scene {
         Ok(())
     }
 
-    /// The draw commands that paint this scene onto an `out_w` × `out_h` frame (the canvas
-    /// scaled to fit). `font` measures text for wrapping.
-    pub fn to_commands(&self, out_w: u32, out_h: u32, font: &mut Font) -> Vec<DrawCommand> {
-        let (cw, ch) = (self.canvas.width as f32, self.canvas.height as f32);
-        let mut out = vec![DrawCommand::Transform {
-            matrix: [out_w as f32 / cw, 0.0, 0.0, out_h as f32 / ch, 0.0, 0.0],
-        }];
-        if let Some(bg) = parse_color(&self.canvas.background).filter(|c| c[3] > 0) {
-            out.push(DrawCommand::Rect {
-                x: 0.0,
-                y: 0.0,
-                width: cw,
-                height: ch,
-                radius: 0.0,
-                fill: Fill::Solid { color: bg },
-            });
-        }
+    /// The layers to draw, back to front: visible, not fully transparent, by `zIndex` then
+    /// list order.
+    pub fn draw_order(&self) -> impl Iterator<Item = &Layer> {
         let mut order: Vec<&Layer> = self
             .layers
             .iter()
             .filter(|l| l.visible && l.position.opacity > 0.0)
             .collect();
         order.sort_by_key(|l| l.position.z_index);
-        for layer in order {
+        order.into_iter()
+    }
+
+    /// Scale from canvas to an `out_w` × `out_h` frame.
+    pub fn scale_to(&self, out_w: u32, out_h: u32) -> (f32, f32) {
+        (
+            out_w as f32 / self.canvas.width as f32,
+            out_h as f32 / self.canvas.height as f32,
+        )
+    }
+
+    /// The image assets this scene draws, with the size in device pixels each is drawn at
+    /// on an `out_w` × `out_h` frame (for [`crate::assets::AssetManager::resources`]).
+    /// `size_of` gives an asset's own size.
+    pub fn drawn_images(
+        &self,
+        out_w: u32,
+        out_h: u32,
+        size_of: &dyn Fn(&str) -> Option<(u32, u32)>,
+    ) -> Vec<(String, u32, u32)> {
+        let (sx, sy) = self.scale_to(out_w, out_h);
+        let mut out = Vec::new();
+        if !self.canvas.background.starts_with('#') {
+            out.push((self.canvas.background.clone(), out_w, out_h));
+        }
+        for layer in &self.layers {
+            let (Some(image), p) = (&layer.image, &layer.position) else {
+                continue;
+            };
+            let Some((iw, ih)) = size_of(&image.asset) else {
+                continue;
+            };
+            let (_, _, w, h) = fit_rect(image.fit.as_deref(), p.width, p.height, iw, ih);
+            out.push((
+                image.asset.clone(),
+                (w * sx).round() as u32,
+                (h * sy).round() as u32,
+            ));
+        }
+        out
+    }
+
+    /// The draw commands of the canvas background (canvas coordinates).
+    pub fn background_commands(&self) -> Vec<DrawCommand> {
+        let (cw, ch) = (self.canvas.width as f32, self.canvas.height as f32);
+        match parse_color(&self.canvas.background) {
+            Some(bg) if bg[3] == 0 => Vec::new(),
+            Some(bg) => vec![DrawCommand::Rect {
+                x: 0.0,
+                y: 0.0,
+                width: cw,
+                height: ch,
+                radius: 0.0,
+                fill: Fill::Solid { color: bg },
+            }],
+            None => vec![DrawCommand::Image {
+                asset: self.canvas.background.clone(),
+                x: 0.0,
+                y: 0.0,
+                width: cw,
+                height: ch,
+            }],
+        }
+    }
+
+    /// The draw commands that paint this whole scene onto an `out_w` × `out_h` frame (the
+    /// canvas scaled to fit), uncached: what the [`compositor::Compositor`] produces layer by
+    /// layer. `text` expands `{{…}}` tokens.
+    pub fn to_commands(
+        &self,
+        out_w: u32,
+        out_h: u32,
+        fonts: &mut FontBook,
+        images: &dyn ImageSource,
+        tokens: &Tokens,
+    ) -> Vec<DrawCommand> {
+        let (sx, sy) = self.scale_to(out_w, out_h);
+        let mut out = vec![DrawCommand::Transform {
+            matrix: [sx, 0.0, 0.0, sy, 0.0, 0.0],
+        }];
+        out.extend(self.background_commands());
+        let mut text = String::new();
+        for layer in self.draw_order() {
             let p = &layer.position;
             out.push(DrawCommand::Save);
-            if p.rotation != 0.0 {
-                let (s, c) = p.rotation.to_radians().sin_cos();
-                let (cx, cy) = (p.x + p.width / 2.0, p.y + p.height / 2.0);
-                out.push(DrawCommand::Transform {
-                    matrix: [c, s, -s, c, cx - c * cx + s * cy, cy - s * cx - c * cy],
-                });
-            }
+            let (s, c) = p.rotation.to_radians().sin_cos();
+            let (cx, cy) = (p.x + p.width / 2.0, p.y + p.height / 2.0);
+            // Rotate about the centre, then place the layer's local origin at (x, y).
+            let (e, f) = (cx - c * cx + s * cy, cy - s * cx - c * cy);
+            out.push(DrawCommand::Transform {
+                matrix: [c, s, -s, c, e + c * p.x - s * p.y, f + s * p.x + c * p.y],
+            });
             if p.opacity < 1.0 {
                 out.push(DrawCommand::Opacity { value: p.opacity });
             }
-            if let Some(shape) = &layer.shape {
-                shape_commands(shape, p, &mut out);
+            if let Some(t) = &layer.text {
+                text.clear();
+                tokens.expand(&t.content, &mut text);
             }
-            if let Some(text) = &layer.text {
-                text_commands(text, p, font, &mut out);
-            }
-            if let Some(image) = &layer.image {
-                out.push(DrawCommand::Image {
-                    asset: image.asset.clone(),
-                    x: p.x,
-                    y: p.y,
-                    width: p.width,
-                    height: p.height,
-                });
-            }
+            layer_commands(layer, &text, fonts, images, &mut out);
             out.push(DrawCommand::Restore);
         }
         out
+    }
+}
+
+/// Values of the `{{…}}` tokens of text layers at one frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokens {
+    /// The scene's frame number.
+    pub frame: u64,
+    /// Frames per second (for `{{timecode}}`).
+    pub fps: u32,
+    /// Wall-clock time, seconds since the Unix epoch (UTC).
+    pub unix_secs: u64,
+    /// Milliseconds within that second.
+    pub millis: u32,
+}
+
+impl Tokens {
+    /// The tokens now, at `frame` of a stream at `fps`.
+    pub fn now(frame: u64, fps: u32) -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            frame,
+            fps,
+            unix_secs: since.as_secs(),
+            millis: since.subsec_millis(),
+        }
+    }
+
+    /// Whether `content` has a token (its text then changes as the stream runs).
+    pub fn any_in(content: &str) -> bool {
+        ["{{time}}", "{{date}}", "{{timecode}}", "{{frame}}"]
+            .iter()
+            .any(|t| content.contains(t))
+    }
+
+    /// Appends `content` with its tokens replaced to `out` (no allocation once `out` has
+    /// grown to fit).
+    pub fn expand(&self, content: &str, out: &mut String) {
+        use std::fmt::Write as _;
+        let secs = self.unix_secs % 86_400;
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        let mut rest = content;
+        while let Some(i) = rest.find("{{") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i..];
+            let token = ["{{time}}", "{{date}}", "{{timecode}}", "{{frame}}"]
+                .into_iter()
+                .find(|t| after.starts_with(t));
+            let _ = match token {
+                Some("{{time}}") => write!(out, "{h:02}:{m:02}:{s:02}"),
+                Some("{{date}}") => {
+                    let (y, mo, d) = civil_date(self.unix_secs / 86_400);
+                    write!(out, "{y:04}-{mo:02}-{d:02}")
+                }
+                Some("{{timecode}}") => {
+                    let ff = u64::from(self.millis) * u64::from(self.fps.max(1)) / 1000;
+                    write!(out, "{h:02}:{m:02}:{s:02}:{ff:02}")
+                }
+                Some(_) => write!(out, "{}", self.frame),
+                None => {
+                    out.push_str("{{");
+                    rest = &after[2..];
+                    continue;
+                }
+            };
+            rest = &after[token.map_or(2, str::len)..];
+        }
+        out.push_str(rest);
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_date(days: u64) -> (i64, u32, u32) {
+    // Howard Hinnant's days_from_civil, inverted.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Where an image of `iw` × `ih` goes in a `w` × `h` box: `(x, y, width, height)` relative
+/// to the box. `contain` fits inside (letterboxed), `cover` fills it (cropped by the box),
+/// `fill` stretches.
+pub fn fit_rect(fit: Option<&str>, w: f32, h: f32, iw: u32, ih: u32) -> (f32, f32, f32, f32) {
+    let (iw, ih) = (iw.max(1) as f32, ih.max(1) as f32);
+    let scale = match fit {
+        Some("fill") => return (0.0, 0.0, w, h),
+        Some("cover") => (w / iw).max(h / ih),
+        _ => (w / iw).min(h / ih),
+    };
+    let (dw, dh) = (iw * scale, ih * scale);
+    ((w - dw) / 2.0, (h - dh) / 2.0, dw, dh)
+}
+
+/// Appends the commands of one layer's content in its local coordinates: origin at the
+/// layer's top-left corner, `width` × `height` canvas pixels, before rotation and opacity.
+/// `text` is the text layer's content with its tokens expanded.
+pub fn layer_commands(
+    layer: &Layer,
+    text: &str,
+    fonts: &mut FontBook,
+    images: &dyn ImageSource,
+    out: &mut Vec<DrawCommand>,
+) {
+    let local = Position {
+        x: 0.0,
+        y: 0.0,
+        ..layer.position.clone()
+    };
+    if let Some(shape) = &layer.shape {
+        shape_commands(shape, &local, out);
+    }
+    if let Some(spec) = &layer.text {
+        text_commands(spec, text, &local, fonts, out);
+    }
+    if let Some(image) = &layer.image {
+        let Some(pixmap) = images.image(&image.asset) else {
+            return;
+        };
+        let (x, y, width, height) = fit_rect(
+            image.fit.as_deref(),
+            local.width,
+            local.height,
+            pixmap.width(),
+            pixmap.height(),
+        );
+        let crop = image.fit.as_deref() == Some("cover");
+        if crop {
+            out.push(DrawCommand::Save);
+            out.push(DrawCommand::ClipRect {
+                x: 0.0,
+                y: 0.0,
+                width: local.width,
+                height: local.height,
+            });
+        }
+        out.push(DrawCommand::Image {
+            asset: image.asset.clone(),
+            x,
+            y,
+            width,
+            height,
+        });
+        if crop {
+            out.push(DrawCommand::Restore);
+        }
     }
 }
 
@@ -667,10 +927,17 @@ fn shape_commands(shape: &ShapeSpec, p: &Position, out: &mut Vec<DrawCommand>) {
 }
 
 /// Lays `text` out in the layer box: explicit line breaks, then word wrap at the width.
-fn text_commands(text: &TextSpec, p: &Position, font: &mut Font, out: &mut Vec<DrawCommand>) {
+fn text_commands(
+    text: &TextSpec,
+    content: &str,
+    p: &Position,
+    fonts: &mut FontBook,
+    out: &mut Vec<DrawCommand>,
+) {
     let Some(color) = parse_color(&text.color) else {
         return;
     };
+    let font = fonts.get(text.font_family.as_deref());
     let size = text.size;
     let line_height = size * 1.2;
     out.push(DrawCommand::ClipRect {
@@ -681,7 +948,7 @@ fn text_commands(text: &TextSpec, p: &Position, font: &mut Font, out: &mut Vec<D
     });
     let mut baseline = p.y + size;
     let space = font.measure(" ", size);
-    for paragraph in text.content.split('\n') {
+    for paragraph in content.split('\n') {
         let mut line = String::new();
         let mut line_w = 0.0;
         let mut lines = Vec::new();
@@ -712,6 +979,7 @@ fn text_commands(text: &TextSpec, p: &Position, font: &mut Font, out: &mut Vec<D
                     text: content,
                     size,
                     fill: Fill::Solid { color },
+                    font: text.font_family.clone(),
                 });
             }
             baseline += line_height;
@@ -790,14 +1058,54 @@ impl Position {
     }
 }
 
+/// How one scene replaces another on air.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TransitionKind {
+    /// At once.
+    #[default]
+    Cut,
+    /// Cross-fade.
+    Fade,
+    /// The new scene pushes the old one out to the left.
+    Slide,
+}
+
+/// `{"kind", "durationMs"}` of a scene change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Transition {
+    /// `cut`, `fade` or `slide`.
+    pub kind: TransitionKind,
+    /// 0..=10000 ms (ignored for `cut`). Default 500.
+    #[serde(default = "half_second")]
+    pub duration_ms: u32,
+}
+
+fn half_second() -> u32 {
+    500
+}
+
+/// What the render thread draws: a scene, the resources it needs, the animations and the
+/// transition it starts with.
+#[derive(Clone, Default)]
+pub struct OnAir {
+    /// The scene.
+    pub scene: std::sync::Arc<Scene>,
+    /// Its images and fonts.
+    pub resources: std::sync::Arc<crate::assets::Resources>,
+    /// Animations that start with it.
+    pub tweens: Vec<Tween>,
+    /// How it replaces the previous scene (`None`: an edit of the same scene, at once).
+    pub transition: Option<Transition>,
+}
+
 /// A waiter for the frame that first shows a scene version.
 type Waiter = (u64, oneshot::Sender<u64>);
 
 struct SlotInner {
-    scene: std::sync::Arc<Scene>,
+    on_air: OnAir,
     version: u64,
-    /// Animations that start with this version.
-    tweens: Vec<Tween>,
     waiters: Vec<Waiter>,
 }
 
@@ -813,9 +1121,11 @@ impl SceneSlot {
     pub fn new(scene: Scene) -> Self {
         Self {
             inner: Mutex::new(SlotInner {
-                scene: std::sync::Arc::new(scene),
+                on_air: OnAir {
+                    scene: std::sync::Arc::new(scene),
+                    ..OnAir::default()
+                },
                 version: 1,
-                tweens: Vec::new(),
                 waiters: Vec::new(),
             }),
             version: AtomicU64::new(1),
@@ -826,18 +1136,22 @@ impl SceneSlot {
         self.inner.lock().expect("scene slot lock")
     }
 
-    /// Installs a new scene; the receiver yields the number of the first frame showing it.
+    /// Installs a new scene (no assets, no animation); the receiver yields the number of
+    /// the first frame showing it.
     pub fn publish(&self, scene: Scene) -> oneshot::Receiver<u64> {
-        self.publish_animated(scene, Vec::new())
+        self.publish_on_air(OnAir {
+            scene: std::sync::Arc::new(scene),
+            ..OnAir::default()
+        })
     }
 
-    /// Installs a new scene whose `tweens` start at the frame that first shows it.
-    pub fn publish_animated(&self, scene: Scene, tweens: Vec<Tween>) -> oneshot::Receiver<u64> {
+    /// Installs what goes on air next; the receiver yields the number of the first frame
+    /// showing it.
+    pub fn publish_on_air(&self, on_air: OnAir) -> oneshot::Receiver<u64> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         inner.version += 1;
-        inner.scene = std::sync::Arc::new(scene);
-        inner.tweens = tweens;
+        inner.on_air = on_air;
         let v = inner.version;
         inner.waiters.push((v, tx));
         self.version.store(v, Ordering::Release);
@@ -852,13 +1166,13 @@ impl SceneSlot {
     /// The current scene and its version.
     pub fn current(&self) -> (u64, std::sync::Arc<Scene>) {
         let inner = self.lock();
-        (inner.version, inner.scene.clone())
+        (inner.version, inner.on_air.scene.clone())
     }
 
-    /// The current scene, its version and the animations it starts.
-    pub fn current_animated(&self) -> (u64, std::sync::Arc<Scene>, Vec<Tween>) {
+    /// Everything on air and its version.
+    pub fn on_air(&self) -> (u64, OnAir) {
         let inner = self.lock();
-        (inner.version, inner.scene.clone(), inner.tweens.clone())
+        (inner.version, inner.on_air.clone())
     }
 
     /// Tells everyone waiting for `version` or older that frame `frame` shows it.
@@ -886,7 +1200,8 @@ mod tests {
     use crate::compose::commands::{Limits, NoImages, rasterize, validate};
     use tiny_skia::PixmapMut;
 
-    fn rect_layer(id: &str, x: f32, color: &str, z: i32) -> Layer {
+    /// A 40x40 solid rectangle layer at (`x`, 10).
+    pub(super) fn rect_layer(id: &str, x: f32, color: &str, z: i32) -> Layer {
         Layer {
             id: id.into(),
             name: id.into(),
@@ -925,15 +1240,15 @@ mod tests {
                 rect_layer("back", 10.0, "#ff0000", 1),
             ],
         };
-        scene.validate(&|_| false).unwrap();
-        let mut font = Font::default_font();
-        let commands = scene.to_commands(100, 50, &mut font);
+        scene.validate(&NoAssets).unwrap();
+        let mut fonts = FontBook::default();
+        let commands = scene.to_commands(100, 50, &mut fonts, &NoImages, &Tokens::default());
         validate(&commands, &Limits::default()).unwrap();
         let mut buf = vec![0u8; 100 * 50 * 4];
         rasterize(
             &commands,
             &mut PixmapMut::from_bytes(&mut buf, 100, 50).unwrap(),
-            &mut font,
+            &mut fonts,
             &NoImages,
         );
         let px = |x: usize, y: usize| buf[(y * 100 + x) * 4..][..3].to_vec();
@@ -948,24 +1263,47 @@ mod tests {
             layers: vec![rect_layer("a", 0.0, "#nothex", 0)],
             ..Default::default()
         };
-        let e = scene.validate(&|_| false).unwrap_err();
+        let e = scene.validate(&NoAssets).unwrap_err();
         assert!(e.to_string().starts_with("layers[0].shape.fill"), "{e}");
         scene.layers[0].kind = "hologram".into();
         assert!(matches!(
-            scene.validate(&|_| false),
+            scene.validate(&NoAssets),
             Err(SceneError::UnknownKind { .. })
         ));
         scene.layers = vec![rect_layer("a", 0.0, "#fff000", 0)];
         scene.layers[0].position.opacity = 2.0;
         assert!(
             scene
-                .validate(&|_| false)
+                .validate(&NoAssets)
                 .unwrap_err()
                 .to_string()
                 .contains("opacity")
         );
         assert_eq!(parse_color("#ff000080"), Some([255, 0, 0, 128]));
         assert_eq!(parse_color("red"), None);
+    }
+
+    #[test]
+    fn tokens_expand_and_images_fit() {
+        let t = Tokens {
+            frame: 42,
+            fps: 25,
+            unix_secs: 86_400 * 365 + 3600 + 62,
+            millis: 480,
+        };
+        let mut out = String::new();
+        t.expand("{{date}} {{time}} {{timecode}} #{{frame}} {{x}}", &mut out);
+        assert_eq!(out, "1971-01-01 01:01:02 01:01:02:12 #42 {{x}}");
+        assert!(Tokens::any_in("a {{frame}}") && !Tokens::any_in("a {{x}}"));
+        assert_eq!(
+            fit_rect(Some("fill"), 100.0, 50.0, 10, 10),
+            (0.0, 0.0, 100.0, 50.0)
+        );
+        assert_eq!(fit_rect(None, 100.0, 50.0, 10, 10), (25.0, 0.0, 50.0, 50.0));
+        assert_eq!(
+            fit_rect(Some("cover"), 100.0, 50.0, 10, 10),
+            (0.0, -25.0, 100.0, 100.0)
+        );
     }
 
     #[test]

@@ -108,8 +108,11 @@ struct Inner {
     config_loaded: bool,
     config_dirty: bool,
     state_dirty: bool,
-    /// Other persisted documents (the scene, …): JSON text and whether it awaits writing.
-    docs: std::collections::HashMap<&'static str, (String, bool)>,
+    /// Writes of other persisted documents (the scenes, assets, …) not yet in the store:
+    /// the bytes to write (`None`: delete the key) and a sequence number, so that a write
+    /// that raced a newer change does not clear it.
+    pending_docs: std::collections::HashMap<String, (Option<bytes::Bytes>, u64)>,
+    doc_seq: u64,
 }
 
 /// Owner of the stream's config and state, their persistence and the event bus.
@@ -143,7 +146,8 @@ impl StateManager {
                 config_loaded: false,
                 config_dirty: false,
                 state_dirty: false,
-                docs: std::collections::HashMap::new(),
+                pending_docs: std::collections::HashMap::new(),
+                doc_seq: 0,
             }),
             events,
             restored_config: watch::channel(None).0,
@@ -204,7 +208,7 @@ impl StateManager {
         let Some(text) = self.store.get(&self.key(key)).await? else {
             return Ok(None);
         };
-        match serde_json::from_str::<T>(&text) {
+        match serde_json::from_slice::<T>(&text) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 tracing::warn!(key, error = %e, "ignoring unreadable stored value");
@@ -273,9 +277,12 @@ impl StateManager {
         state
     }
 
-    /// Reads a persisted document (JSON text) at boot; `None` when absent or the store is
-    /// down (reported like any store failure).
-    pub async fn load_doc(&self, key: &'static str) -> Option<String> {
+    /// Reads a persisted document at boot; `None` when absent or the store is down
+    /// (reported like any store failure). A write still pending is what is returned.
+    pub async fn load_doc(&self, key: &str) -> Option<Vec<u8>> {
+        if let Some((value, _)) = self.lock().pending_docs.get(key) {
+            return value.as_ref().map(|v| v.to_vec());
+        }
         match self.store.get(&self.key(key)).await {
             Ok(v) => v,
             Err(e) => {
@@ -286,9 +293,22 @@ impl StateManager {
     }
 
     /// Replaces a persisted document and writes it (or keeps it for the reconnect loop).
-    pub async fn set_doc(&self, key: &'static str, json: String) {
-        self.lock().docs.insert(key, (json, true));
+    pub async fn set_doc(&self, key: &str, value: impl Into<bytes::Bytes>) {
+        self.queue_doc(key, Some(value.into()));
         self.flush().await;
+    }
+
+    /// Deletes a persisted document (or keeps the deletion for the reconnect loop).
+    pub async fn remove_doc(&self, key: &str) {
+        self.queue_doc(key, None);
+        self.flush().await;
+    }
+
+    fn queue_doc(&self, key: &str, value: Option<bytes::Bytes>) {
+        let mut inner = self.lock();
+        inner.doc_seq += 1;
+        let seq = inner.doc_seq;
+        inner.pending_docs.insert(key.to_string(), (value, seq));
     }
 
     /// Writes a value with a TTL (metrics, health); failures only mark the store down.
@@ -299,7 +319,11 @@ impl StateManager {
         if self.store_error().is_some() {
             return;
         }
-        if let Err(e) = self.store.set(&self.key(key), &text, Some(ttl)).await {
+        if let Err(e) = self
+            .store
+            .set(&self.key(key), text.as_bytes(), Some(ttl))
+            .await
+        {
             self.mark_store_down(&e);
         }
     }
@@ -316,27 +340,29 @@ impl StateManager {
                 inner.config_dirty.then(|| inner.config.clone()),
                 inner.state_dirty.then(|| inner.state.clone()),
                 inner
-                    .docs
+                    .pending_docs
                     .iter()
-                    .filter(|(_, (_, dirty))| *dirty)
-                    .map(|(k, (text, _))| (*k, text.clone()))
+                    .map(|(k, (value, seq))| (k.clone(), value.clone(), *seq))
                     .collect::<Vec<_>>(),
             )
         };
         let result = async {
-            for (key, text) in &docs {
-                self.store.set(&self.key(key), text, None).await?;
+            for (key, value, _) in &docs {
+                match value {
+                    Some(v) => self.store.set(&self.key(key), v, None).await?,
+                    None => self.store.del(&self.key(key)).await?,
+                }
             }
             if let Some(c) = &config {
                 let text = serde_json::to_string(c).expect("config serializes");
                 self.store
-                    .set(&self.key(KEY_STREAM_CONFIG), &text, None)
+                    .set(&self.key(KEY_STREAM_CONFIG), text.as_bytes(), None)
                     .await?;
             }
             if let Some(s) = &state {
                 let text = serde_json::to_string(s).expect("state serializes");
                 self.store
-                    .set(&self.key(KEY_STREAM_STATE), &text, None)
+                    .set(&self.key(KEY_STREAM_STATE), text.as_bytes(), None)
                     .await?;
             }
             Ok::<_, StoreError>(())
@@ -352,11 +378,9 @@ impl StateManager {
                 if state.as_ref() == Some(&inner.state) {
                     inner.state_dirty = false;
                 }
-                for (key, text) in docs {
-                    if let Some((current, dirty)) = inner.docs.get_mut(key)
-                        && *current == text
-                    {
-                        *dirty = false;
+                for (key, _, seq) in docs {
+                    if inner.pending_docs.get(&key).is_some_and(|(_, s)| *s == seq) {
+                        inner.pending_docs.remove(&key);
                     }
                 }
             }

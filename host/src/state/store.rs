@@ -22,27 +22,32 @@ pub enum StoreError {
     Timeout(Duration),
 }
 
-/// Where state is persisted. Values are JSON text.
+/// Where state is persisted. Values are bytes: JSON text, or the uploaded bytes of an asset.
 pub trait StateStore: Send + Sync + 'static {
     /// Short name for health reports (`memory`, `redis`).
     fn kind(&self) -> &'static str;
     /// Reads a key.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
     /// Writes a key, with an optional time to live.
     fn set<'a>(
         &'a self,
         key: &'a str,
-        value: &'a str,
+        value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Deletes a key (absent is fine).
+    fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Checks that the store answers.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
+/// A stored value and when it expires.
+type Entry = (Vec<u8>, Option<Instant>);
+
 /// In-process store: the default when no Redis URL is configured.
 #[derive(Default)]
 pub struct MemoryStore {
-    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl StateStore for MemoryStore {
@@ -50,7 +55,7 @@ impl StateStore for MemoryStore {
         "memory"
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         let map = self.map.lock().expect("memory store lock");
         let value = map
             .get(key)
@@ -62,14 +67,19 @@ impl StateStore for MemoryStore {
     fn set<'a>(
         &'a self,
         key: &'a str,
-        value: &'a str,
+        value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let expiry = ttl.map(|t| Instant::now() + t);
         self.map
             .lock()
             .expect("memory store lock")
-            .insert(key.to_string(), (value.to_string(), expiry));
+            .insert(key.to_string(), (value.to_vec(), expiry));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.map.lock().expect("memory store lock").remove(key);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -122,7 +132,7 @@ impl StateStore for RedisStore {
         "redis"
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
         Box::pin(self.run(cmd))
@@ -131,7 +141,7 @@ impl StateStore for RedisStore {
     fn set<'a>(
         &'a self,
         key: &'a str,
-        value: &'a str,
+        value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut cmd = redis::cmd("SET");
@@ -140,6 +150,15 @@ impl StateStore for RedisStore {
             cmd.arg("PX").arg(ttl.as_millis() as u64);
         }
         Box::pin(self.run(cmd))
+    }
+
+    fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key);
+        Box::pin(async move {
+            let _: i64 = self.run(cmd).await?;
+            Ok(())
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -157,12 +176,12 @@ mod tests {
     #[tokio::test]
     async fn memory_store_round_trip_and_ttl() {
         let s = MemoryStore::default();
-        s.set("a", "1", None).await.unwrap();
-        s.set("b", "2", Some(Duration::from_millis(1)))
+        s.set("a", b"1", None).await.unwrap();
+        s.set("b", b"2", Some(Duration::from_millis(1)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(s.get("a").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(s.get("b").await.unwrap(), None);
     }
 }

@@ -1,0 +1,146 @@
+//! The Composition Engine on the reference scene of `benches/reference/scene.json` at 1080p
+//! (a full-frame background image, 3 alpha images, 4 text layers, 3 gradient shapes, one
+//! layer rotated): a frame composed from scratch (every layer rasterized), a frame in which
+//! nothing changed (the cached composed frame), and a frame in which one layer moves (the
+//! cached layer rasters composited again).
+//!
+//! `cargo bench --bench compose` runs the criterion benchmarks.
+//! `cargo bench --bench compose -- --reference-summary N` renders N frames of each kind and
+//! prints `RESULT full_ms=… unchanged_ms=…` (CPU ms per frame) for
+//! `benches/compare_reference.py`, which runs the same scene as an FFmpeg filter graph and a
+//! GStreamer compositor pipeline.
+//!
+//! Assets come from `REFERENCE_ASSETS` (default `target/reference-assets`, made by
+//! `benches/reference/make_assets.py` when missing).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group};
+use stream_manager::metrics::cpu_seconds;
+use stream_manager::render::offline_on_air;
+use stream_manager::scene::compositor::Compositor;
+use stream_manager::scene::{OnAir, Scene};
+use tiny_skia::Pixmap;
+
+const W: u32 = 1920;
+const H: u32 = 1080;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn reference() -> OnAir {
+    let dir = std::env::var_os("REFERENCE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/reference-assets"));
+    if !dir.join("background.jpg").exists() {
+        let status = Command::new("python3")
+            .arg(root().join("benches/reference/make_assets.py"))
+            .arg(&dir)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "make_assets.py failed");
+    }
+    let text = std::fs::read_to_string(root().join("benches/reference/scene.json"))
+        .expect("reference scene");
+    let scene: Scene = serde_json::from_str(&text).expect("reference scene parses");
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(offline_on_air(scene, Some(&dir), W, H))
+        .expect("reference assets load")
+}
+
+/// The same scene with the `sponsor` layer moved by `dx` (a position-only change).
+fn moved(on_air: &OnAir, dx: f32) -> OnAir {
+    let mut scene = (*on_air.scene).clone();
+    if let Some(l) = scene.layers.iter_mut().find(|l| l.id == "sponsor") {
+        l.position.x += dx;
+    }
+    OnAir {
+        scene: Arc::new(scene),
+        ..on_air.clone()
+    }
+}
+
+fn compose(c: &mut Criterion) {
+    let on_air = reference();
+    let mut compositor = Compositor::new(W, H, 30);
+    compositor.set(on_air.clone());
+    let mut frame = Pixmap::new(W, H).unwrap();
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("reference 1080p");
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+    g.bench_function("composed from scratch", |b| {
+        b.iter(|| {
+            compositor.clear_caches();
+            compositor.render(&mut frame.as_mut(), n);
+            n += 1;
+        })
+    });
+    g.bench_function("nothing changed", |b| {
+        b.iter(|| {
+            compositor.render(&mut frame.as_mut(), n);
+            n += 1;
+        })
+    });
+    let (a, b2) = (moved(&on_air, 0.0), moved(&on_air, 7.0));
+    let mut flip = false;
+    g.bench_function("one layer moved", |b| {
+        b.iter(|| {
+            flip = !flip;
+            compositor.set(if flip { b2.clone() } else { a.clone() });
+            compositor.render(&mut frame.as_mut(), n);
+            n += 1;
+        })
+    });
+    g.finish();
+}
+
+/// CPU milliseconds per call of `f`, over `frames` calls.
+fn cpu_ms(frames: u32, mut f: impl FnMut(u64)) -> f64 {
+    let c0 = cpu_seconds().unwrap_or(0.0);
+    for i in 0..frames {
+        f(u64::from(i));
+    }
+    (cpu_seconds().unwrap_or(0.0) - c0) * 1000.0 / f64::from(frames)
+}
+
+fn reference_summary(frames: u32) {
+    let on_air = reference();
+    let mut compositor = Compositor::new(W, H, 30);
+    compositor.set(on_air);
+    let mut frame = Pixmap::new(W, H).unwrap();
+    // Warm up: glyph outlines, resized images.
+    for i in 0..5 {
+        compositor.render(&mut frame.as_mut(), i);
+    }
+    let full = cpu_ms(frames, |i| {
+        compositor.clear_caches();
+        compositor.render(&mut frame.as_mut(), i);
+    });
+    let unchanged = cpu_ms(frames, |i| {
+        compositor.render(&mut frame.as_mut(), i);
+    });
+    let _ = frame.save_png(root().join("target/reference-out-ours.png"));
+    println!("reference scene 1080p, {frames} frames each, one thread:");
+    println!("  composed from scratch: {full:.2} CPU ms/frame (target <= 4)");
+    println!("  nothing changed:       {unchanged:.2} CPU ms/frame (target <= 1)");
+    println!("RESULT full_ms={full:.3} unchanged_ms={unchanged:.3}");
+}
+
+criterion_group!(benches, compose);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--reference-summary") {
+        let frames = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(300);
+        reference_summary(frames);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,660 @@
+//! The Composition Engine's frame loop: draws the scene on air into each frame.
+//!
+//! Each layer is rasterized once into its own premultiplied raster (its content in its own
+//! coordinates, at output scale) and composited per frame with its position, rotation and
+//! opacity; it is rasterized again only when its content or size changes (or, for text with
+//! `{{…}}` tokens, when the expanded text changes). The composed frame itself is kept: a
+//! frame in which nothing changed is one copy. Moving, rotating or fading a layer (a tween)
+//! re-composites the cached rasters without rasterizing anything.
+//!
+//! A scene activated with a `fade` or `slide` transition is drawn beside the outgoing one
+//! for the transition's duration, each with its own caches, and the two composed frames
+//! are mixed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tiny_skia::{FilterQuality, Pixmap, PixmapMut, PixmapPaint, Transform};
+
+use super::{Layer, OnAir, Scene, SceneSlot, Tokens, Transition, TransitionKind, Tween};
+use super::{layer_commands, parse_color};
+use crate::assets::Resources;
+use crate::compose::blend;
+use crate::compose::commands::{DrawCommand, Limits, rasterize, validate};
+use crate::compose::text::FontBook;
+
+/// A layer raster larger than this many frames' worth of pixels is not cached: it is drawn
+/// straight into the frame instead (a layer far bigger than the picture).
+const MAX_RASTER_FRAMES: u64 = 4;
+
+/// One layer's cached raster and the inputs it was made from.
+struct CachedLayer {
+    /// Content the raster shows (kind-specific parts; position ignored).
+    content: Layer,
+    /// The expanded text it shows (text layers).
+    text: String,
+    /// Scale it was rasterized at.
+    scale: (f32, f32),
+    /// The raster; `None` when the layer is drawn directly each frame.
+    raster: Option<Pixmap>,
+    /// Pixels around the layer box in the raster (strokes, anti-aliasing).
+    margin: f32,
+    /// Every pixel of the raster is opaque (copied, not blended).
+    opaque: bool,
+    /// Made for drawing rotated (with a transparent margin for clean edges).
+    rotated: bool,
+    /// Seen in the current scene (others are dropped).
+    seen: bool,
+}
+
+/// Whether two layers have the same content (everything but where they are).
+fn same_content(a: &Layer, b: &Layer) -> bool {
+    a.kind == b.kind
+        && a.shape == b.shape
+        && a.text == b.text
+        && a.image == b.image
+        && a.position.width == b.position.width
+        && a.position.height == b.position.height
+}
+
+/// A scene being drawn: the scene, its live (animated) positions, layer caches and the last
+/// composed frame.
+struct SceneRender {
+    on_air: OnAir,
+    /// Layers with their positions as animated at the current frame.
+    live: Vec<Layer>,
+    /// Running animations: layer index, tween, start tick, length in ticks.
+    tweens: Vec<(usize, Tween, u64, u64)>,
+    layers: HashMap<String, CachedLayer>,
+    /// Indices of `live` in drawing order.
+    order: Vec<usize>,
+    composed: Pixmap,
+    /// `composed` shows the scene as it is now.
+    valid: bool,
+    /// Some text layer has tokens (checked every frame).
+    has_tokens: bool,
+    text: String,
+}
+
+impl SceneRender {
+    fn new(width: u32, height: u32) -> Self {
+        Self {
+            on_air: OnAir::default(),
+            live: Vec::new(),
+            tweens: Vec::new(),
+            layers: HashMap::new(),
+            order: Vec::new(),
+            composed: Pixmap::new(width, height).expect("non-empty frame"),
+            valid: false,
+            has_tokens: false,
+            text: String::new(),
+        }
+    }
+
+    /// Takes a new version of the scene: keeps the caches of layers whose content did not
+    /// change, starts its animations at `tick`.
+    fn set(&mut self, on_air: OnAir, tick: u64, fps: u32) {
+        self.live.clone_from(&on_air.scene.layers);
+        for t in &on_air.tweens {
+            let Some(i) = self.live.iter().position(|l| l.id == t.layer) else {
+                continue;
+            };
+            // A new animation of a layer replaces one still running.
+            self.tweens.retain(|(j, ..)| *j != i);
+            let ticks = (u64::from(t.duration_ms) * u64::from(fps))
+                .div_ceil(1000)
+                .max(1);
+            self.tweens.push((i, t.clone(), tick, ticks));
+        }
+        // Indices of running tweens must still name the same layers.
+        let live = &self.live;
+        self.tweens
+            .retain(|(i, t, ..)| live.get(*i).is_some_and(|l| l.id == t.layer));
+        self.has_tokens = self
+            .live
+            .iter()
+            .any(|l| l.text.as_ref().is_some_and(|t| Tokens::any_in(&t.content)));
+        self.on_air = on_air;
+        self.valid = false;
+    }
+
+    /// Advances animations to `tick`; true if any ran.
+    fn animate(&mut self, tick: u64) -> bool {
+        if self.tweens.is_empty() {
+            return false;
+        }
+        for (i, t, start, ticks) in &self.tweens {
+            let progress = (tick - start) as f32 / *ticks as f32;
+            self.live[*i].position = t.from.lerp(&t.to, t.easing.apply(progress));
+        }
+        self.tweens
+            .retain(|(_, _, start, ticks)| tick - start < *ticks);
+        self.valid = false;
+        true
+    }
+
+    /// Brings `composed` up to date; true if it changed.
+    fn compose(&mut self, fonts: &mut FontBook, tokens: &Tokens, limits: &Limits) -> bool {
+        let scene = self.on_air.scene.clone();
+        let resources = self.on_air.resources.clone();
+        let (w, h) = (self.composed.width(), self.composed.height());
+        let scale = scene.scale_to(w, h);
+        // Which layers must be rasterized again (content, size or expanded text changed).
+        let mut stale = !self.valid;
+        for layer in &self.live {
+            let Some(cached) = self.layers.get(&layer.id) else {
+                stale = true;
+                continue;
+            };
+            if !same_content(&cached.content, layer) || cached.scale != scale {
+                stale = true;
+            } else if self.has_tokens
+                && let Some(t) = &layer.text
+            {
+                self.text.clear();
+                tokens.expand(&t.content, &mut self.text);
+                if self.text != cached.text {
+                    stale = true;
+                }
+            }
+        }
+        if !stale {
+            return false;
+        }
+        for c in self.layers.values_mut() {
+            c.seen = false;
+        }
+        self.order.clear();
+        self.order.extend(
+            (0..self.live.len())
+                .filter(|&i| self.live[i].visible && self.live[i].position.opacity > 0.0),
+        );
+        let live = &self.live;
+        self.order.sort_by_key(|&i| live[i].position.z_index);
+
+        // Background.
+        let mut frame = self.composed.as_mut();
+        match parse_color(&scene.canvas.background) {
+            Some(c) => blend::fill_opaque(&mut frame, c),
+            None => {
+                blend::fill_opaque(&mut frame, [0, 0, 0, 255]);
+                let mut commands = vec![DrawCommand::Transform {
+                    matrix: [scale.0, 0.0, 0.0, scale.1, 0.0, 0.0],
+                }];
+                commands.extend(scene.background_commands());
+                rasterize(&commands, &mut frame, fonts, &*resources);
+            }
+        }
+        for &i in &self.order {
+            let layer = &self.live[i];
+            let cached = match self.layers.get_mut(&layer.id) {
+                Some(c) => {
+                    c.seen = true;
+                    c
+                }
+                None => self.layers.entry(layer.id.clone()).or_insert(CachedLayer {
+                    content: layer.clone(),
+                    text: String::new(),
+                    scale: (0.0, 0.0),
+                    raster: None,
+                    margin: 0.0,
+                    opaque: false,
+                    rotated: false,
+                    seen: true,
+                }),
+            };
+            refresh(
+                cached,
+                layer,
+                scale,
+                (w, h),
+                fonts,
+                &resources,
+                tokens,
+                limits,
+            );
+            draw_layer(&mut frame, cached, layer, scale, fonts, &resources, limits);
+        }
+        self.layers.retain(|_, c| c.seen);
+        self.valid = true;
+        true
+    }
+}
+
+/// Rasterizes a layer again if its content, size, scale or text changed.
+#[allow(clippy::too_many_arguments)]
+fn refresh(
+    cached: &mut CachedLayer,
+    layer: &Layer,
+    scale: (f32, f32),
+    frame: (u32, u32),
+    fonts: &mut FontBook,
+    resources: &Resources,
+    tokens: &Tokens,
+    limits: &Limits,
+) {
+    let mut text = std::mem::take(&mut cached.text);
+    text.clear();
+    if let Some(t) = &layer.text {
+        tokens.expand(&t.content, &mut text);
+    }
+    let rotated = layer.position.rotation != 0.0;
+    let fresh = cached.scale == scale
+        && cached.rotated == rotated
+        && same_content(&cached.content, layer)
+        && cached.text == text
+        && (cached.raster.is_some() || cached.margin < 0.0);
+    cached.text = text;
+    if fresh {
+        return;
+    }
+    cached.content.clone_from(layer);
+    cached.scale = scale;
+    cached.rotated = rotated;
+    let p = &layer.position;
+    let stroke = layer
+        .shape
+        .as_ref()
+        .and_then(|s| s.stroke.as_ref())
+        .map_or(0.0, |s| s.width);
+    // Images drawn upright need no room around them; anything else gets a margin for
+    // strokes and anti-aliased edges.
+    let margin = if layer.image.is_some() && !rotated {
+        0.0
+    } else {
+        (stroke / 2.0 * scale.0.max(scale.1)).ceil() + 2.0
+    };
+    let rw = (p.width * scale.0).ceil() + 2.0 * margin;
+    let rh = (p.height * scale.1).ceil() + 2.0 * margin;
+    let frame_px = u64::from(frame.0) * u64::from(frame.1);
+    if (rw as u64) * (rh as u64) > MAX_RASTER_FRAMES * frame_px {
+        // Too big to cache: drawn straight into each composed frame.
+        cached.raster = None;
+        cached.margin = -1.0;
+        return;
+    }
+    let Some(mut raster) = Pixmap::new(rw as u32, rh as u32) else {
+        cached.raster = None;
+        cached.margin = -1.0;
+        return;
+    };
+    let mut commands = vec![DrawCommand::Transform {
+        matrix: [scale.0, 0.0, 0.0, scale.1, margin, margin],
+    }];
+    layer_commands(layer, &cached.text, fonts, resources, &mut commands);
+    if validate(&commands, limits).is_ok() {
+        rasterize(&commands, &mut raster.as_mut(), fonts, resources);
+    }
+    cached.opaque = raster.pixels().iter().all(|p| p.alpha() == 255);
+    cached.raster = Some(raster);
+    cached.margin = margin;
+}
+
+/// Composites one layer's raster (or draws it directly when it has none).
+fn draw_layer(
+    frame: &mut PixmapMut<'_>,
+    cached: &CachedLayer,
+    layer: &Layer,
+    scale: (f32, f32),
+    fonts: &mut FontBook,
+    resources: &Resources,
+    limits: &Limits,
+) {
+    let p = &layer.position;
+    let opacity = (p.opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let Some(raster) = &cached.raster else {
+        let mut commands = Vec::new();
+        let layered = Scene {
+            canvas: super::CanvasProperties {
+                background: "#00000000".into(),
+                ..Default::default()
+            },
+            layers: vec![layer.clone()],
+        };
+        // The same commands as the whole-scene path, at this scale.
+        commands.push(DrawCommand::Transform {
+            matrix: [scale.0, 0.0, 0.0, scale.1, 0.0, 0.0],
+        });
+        let full = layered.to_commands(1, 1, fonts, resources, &Tokens::default());
+        commands.extend(full.into_iter().skip(1));
+        if validate(&commands, limits).is_ok() {
+            rasterize(&commands, frame, fonts, resources);
+        }
+        return;
+    };
+    let m = cached.margin;
+    if p.rotation == 0.0 {
+        let x = (p.x * scale.0).round() as i32 - m as i32;
+        let y = (p.y * scale.1).round() as i32 - m as i32;
+        blend::draw_sprite(frame, raster, x, y, opacity, cached.opaque);
+        return;
+    }
+    let (cx, cy) = (
+        (p.x + p.width / 2.0) * scale.0,
+        (p.y + p.height / 2.0) * scale.1,
+    );
+    let (rcx, rcy) = (m + p.width * scale.0 / 2.0, m + p.height * scale.1 / 2.0);
+    let t = Transform::from_translate(cx, cy)
+        .pre_rotate(p.rotation)
+        .pre_translate(-rcx, -rcy);
+    let paint = PixmapPaint {
+        opacity: p.opacity,
+        quality: FilterQuality::Bilinear,
+        ..PixmapPaint::default()
+    };
+    frame.draw_pixmap(0, 0, raster.as_ref(), &paint, t, None);
+}
+
+/// A transition in progress: the outgoing scene and how far along it is.
+struct Outgoing {
+    render: SceneRender,
+    kind: TransitionKind,
+    start: u64,
+    ticks: u64,
+}
+
+/// Draws the scene on air into frames of a fixed size; owned by the render thread.
+pub struct Compositor {
+    fps: u32,
+    fonts: FontBook,
+    limits: Limits,
+    version: u64,
+    current: SceneRender,
+    outgoing: Option<Outgoing>,
+    /// A second scene render, kept after a transition for the next one.
+    spare: Option<SceneRender>,
+    tick: u64,
+    /// A version drawn but not yet confirmed on a queued frame.
+    unconfirmed: Option<u64>,
+    /// The previous output frame showed exactly the current composed frame.
+    steady: bool,
+}
+
+impl Compositor {
+    /// A compositor for `width` × `height` frames at `fps`.
+    pub fn new(width: u32, height: u32, fps: u32) -> Self {
+        Self {
+            fps: fps.max(1),
+            fonts: FontBook::default(),
+            limits: Limits::default(),
+            version: 0,
+            current: SceneRender::new(width, height),
+            outgoing: None,
+            spare: None,
+            tick: 0,
+            unconfirmed: None,
+            steady: false,
+        }
+    }
+
+    /// Shows `on_air` from the next frame (offline rendering, tests); the compositor of the
+    /// stream takes its scenes from a [`SceneSlot`] instead.
+    pub fn set(&mut self, on_air: OnAir) {
+        self.version += 1;
+        self.take(on_air);
+    }
+
+    fn take(&mut self, on_air: OnAir) {
+        self.fonts.sync(on_air.resources.fonts.iter());
+        let transition = on_air
+            .transition
+            .filter(|t| t.kind != TransitionKind::Cut && t.duration_ms > 0);
+        if let Some(Transition { kind, duration_ms }) = transition {
+            let (w, h) = (
+                self.current.composed.width(),
+                self.current.composed.height(),
+            );
+            let incoming = self.spare.take().unwrap_or_else(|| SceneRender::new(w, h));
+            let outgoing = std::mem::replace(&mut self.current, incoming);
+            self.current.layers.clear();
+            self.current.tweens.clear();
+            if let Some(old) = self.outgoing.take() {
+                self.spare = Some(old.render);
+            }
+            self.outgoing = Some(Outgoing {
+                render: outgoing,
+                kind,
+                start: self.tick,
+                ticks: (u64::from(duration_ms) * u64::from(self.fps))
+                    .div_ceil(1000)
+                    .max(1),
+            });
+        }
+        self.current.set(on_air, self.tick, self.fps);
+        self.steady = false;
+    }
+
+    /// Whether `slot` holds a scene version this compositor has not drawn yet.
+    pub fn pending(&self, slot: &SceneSlot) -> bool {
+        slot.version() != self.version
+    }
+
+    /// Draws the next frame into `target`: takes a newer scene from `slot` if there is one
+    /// (at this frame boundary), advances animations and transitions. Returns true if the
+    /// picture may differ from the previous frame's.
+    pub fn render_from(
+        &mut self,
+        slot: &SceneSlot,
+        target: &mut PixmapMut<'_>,
+        frame: u64,
+    ) -> bool {
+        if slot.version() != self.version {
+            let (version, on_air) = slot.on_air();
+            self.version = version;
+            self.unconfirmed = Some(version);
+            self.take(on_air);
+        }
+        self.render(target, frame)
+    }
+
+    /// Draws the next frame of what was [`Compositor::set`] into `target`.
+    pub fn render(&mut self, target: &mut PixmapMut<'_>, frame: u64) -> bool {
+        self.tick += 1;
+        let tokens = Tokens::now(frame, self.fps);
+        let tick = self.tick;
+        let mut changed = self.current.animate(tick);
+        changed |= self.current.compose(&mut self.fonts, &tokens, &self.limits);
+        let Some(out) = &mut self.outgoing else {
+            // Nothing changed and the target held the previous frame: a copy anyway, as
+            // pooled buffers rotate.
+            target
+                .data_mut()
+                .copy_from_slice(self.current.composed.data());
+            let steady = self.steady && !changed;
+            self.steady = true;
+            return !steady;
+        };
+        out.render.animate(tick);
+        out.render.compose(&mut self.fonts, &tokens, &self.limits);
+        let progress = ((tick - out.start) as f32 / out.ticks as f32).clamp(0.0, 1.0);
+        let (a, b) = (out.render.composed.data(), self.current.composed.data());
+        match out.kind {
+            TransitionKind::Slide => {
+                let w = self.current.composed.width();
+                let offset = (progress * w as f32).round() as u32;
+                blend::slide(target.data_mut(), a, b, w, offset);
+            }
+            _ => blend::mix(target.data_mut(), a, b, (progress * 255.0).round() as u8),
+        }
+        if tick - out.start >= out.ticks
+            && let Some(done) = self.outgoing.take()
+        {
+            self.spare = Some(done.render);
+        }
+        self.steady = false;
+        true
+    }
+
+    /// Called when the frame just rendered was queued as frame `number`: confirms the
+    /// scene version it showed to the API.
+    pub fn shown(&mut self, slot: &SceneSlot, number: u64) {
+        if let Some(v) = self.unconfirmed.take() {
+            slot.applied(v, number);
+        }
+    }
+
+    /// Forgets every cached raster and the composed frame, so the next frame is drawn from
+    /// scratch (benchmarks of the uncached path).
+    pub fn clear_caches(&mut self) {
+        self.current.layers.clear();
+        self.current.valid = false;
+    }
+
+    /// The scene currently drawn.
+    pub fn scene(&self) -> &Arc<Scene> {
+        &self.current.on_air.scene
+    }
+
+    /// Layers with a cached raster (tests, metrics).
+    pub fn cached_layers(&self) -> usize {
+        self.current
+            .layers
+            .values()
+            .filter(|c| c.raster.is_some())
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::CanvasProperties;
+
+    fn rect(id: &str, x: f32, color: &str) -> Layer {
+        super::super::tests::rect_layer(id, x, color, 0)
+    }
+
+    fn scene(layers: Vec<Layer>) -> OnAir {
+        OnAir {
+            scene: Arc::new(Scene {
+                canvas: CanvasProperties {
+                    width: 200,
+                    height: 100,
+                    background: "#000000".into(),
+                },
+                layers,
+            }),
+            ..OnAir::default()
+        }
+    }
+
+    fn px(p: &Pixmap, x: u32, y: u32) -> [u8; 3] {
+        let c = p.pixel(x, y).unwrap();
+        [c.red(), c.green(), c.blue()]
+    }
+
+    #[test]
+    fn cached_layers_match_the_uncached_scene() {
+        let mut layers = vec![rect("a", 10.0, "#ff0000"), rect("b", 30.0, "#00ff0080")];
+        layers[1].position.rotation = 30.0;
+        layers[1].position.z_index = 1;
+        let on_air = scene(layers);
+        let mut c = Compositor::new(100, 50, 25);
+        c.set(on_air.clone());
+        let mut cached = Pixmap::new(100, 50).unwrap();
+        assert!(c.render(&mut cached.as_mut(), 0));
+        let mut direct = Pixmap::new(100, 50).unwrap();
+        let commands = on_air.scene.to_commands(
+            100,
+            50,
+            &mut FontBook::default(),
+            &*on_air.resources,
+            &Tokens::default(),
+        );
+        rasterize(
+            &commands,
+            &mut direct.as_mut(),
+            &mut FontBook::default(),
+            &*on_air.resources,
+        );
+        let worst = cached
+            .data()
+            .iter()
+            .zip(direct.data())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 40, "cached and direct differ by up to {worst}");
+        assert_eq!(c.cached_layers(), 2);
+        // Nothing changed: the next frame reports so.
+        assert!(!c.render(&mut cached.as_mut(), 1));
+    }
+
+    #[test]
+    fn fade_and_slide_mix_the_two_scenes() {
+        let mut c = Compositor::new(100, 50, 10);
+        let red = scene(vec![]);
+        let mut red_scene = (*red.scene).clone();
+        red_scene.canvas.background = "#ff0000".into();
+        c.set(OnAir {
+            scene: Arc::new(red_scene),
+            ..OnAir::default()
+        });
+        let mut frame = Pixmap::new(100, 50).unwrap();
+        c.render(&mut frame.as_mut(), 0);
+        assert_eq!(px(&frame, 50, 25), [255, 0, 0]);
+        let mut blue = (*red.scene).clone();
+        blue.canvas.background = "#0000ff".into();
+        c.set(OnAir {
+            scene: Arc::new(blue.clone()),
+            transition: Some(Transition {
+                kind: TransitionKind::Fade,
+                duration_ms: 1000,
+            }),
+            ..OnAir::default()
+        });
+        for f in 1..=5 {
+            c.render(&mut frame.as_mut(), f);
+        }
+        let mid = px(&frame, 50, 25);
+        assert!(
+            (100..=155).contains(&mid[0]) && (100..=155).contains(&mid[2]),
+            "{mid:?}"
+        );
+        for f in 6..=12 {
+            c.render(&mut frame.as_mut(), f);
+        }
+        assert_eq!(px(&frame, 50, 25), [0, 0, 255], "fade over");
+
+        let mut green = blue;
+        green.canvas.background = "#00ff00".into();
+        c.set(OnAir {
+            scene: Arc::new(green),
+            transition: Some(Transition {
+                kind: TransitionKind::Slide,
+                duration_ms: 1000,
+            }),
+            ..OnAir::default()
+        });
+        for f in 13..=17 {
+            c.render(&mut frame.as_mut(), f);
+        }
+        assert_eq!(px(&frame, 10, 25), [0, 0, 255], "old scene on the left");
+        assert_eq!(px(&frame, 90, 25), [0, 255, 0], "new scene from the right");
+    }
+
+    #[test]
+    fn moving_a_layer_does_not_rasterize_it_again() {
+        let mut c = Compositor::new(200, 100, 25);
+        c.set(scene(vec![rect("a", 10.0, "#ff0000")]));
+        let mut frame = Pixmap::new(200, 100).unwrap();
+        c.render(&mut frame.as_mut(), 0);
+        let before = c.current.layers["a"]
+            .raster
+            .as_ref()
+            .unwrap()
+            .data()
+            .as_ptr();
+        c.set(scene(vec![rect("a", 100.0, "#ff0000")]));
+        c.render(&mut frame.as_mut(), 1);
+        assert_eq!(px(&frame, 120, 30), [255, 0, 0]);
+        assert_eq!(px(&frame, 20, 30), [0, 0, 0]);
+        let after = c.current.layers["a"]
+            .raster
+            .as_ref()
+            .unwrap()
+            .data()
+            .as_ptr();
+        assert_eq!(before, after, "the raster was reused");
+    }
+}
