@@ -126,6 +126,25 @@ fn reference_summary(frames: u32) {
         compositor.render(&mut frame.as_mut(), i);
     });
     let _ = frame.save_png(root().join("target/reference-out-ours.png"));
+    if std::env::var_os("REFERENCE_BREAKDOWN").is_some() {
+        // Each layer alone, from scratch (includes the frame fill and copy of each run).
+        let base = reference();
+        for layer in &base.scene.layers {
+            let mut scene = (*base.scene).clone();
+            scene.layers.retain(|l| l.id == layer.id);
+            let mut c = Compositor::new(W, H, 30);
+            c.set(OnAir {
+                scene: Arc::new(scene),
+                ..base.clone()
+            });
+            c.render(&mut frame.as_mut(), 0);
+            let ms = cpu_ms(frames, |i| {
+                c.clear_caches();
+                c.render(&mut frame.as_mut(), i);
+            });
+            println!("  only {:<12} {ms:.2} CPU ms/frame", layer.id);
+        }
+    }
     println!("reference scene 1080p, {frames} frames each, one thread:");
     println!("  composed from scratch: {full:.2} CPU ms/frame (target <= 4)");
     println!("  nothing changed:       {unchanged:.2} CPU ms/frame (target <= 1)");

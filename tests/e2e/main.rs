@@ -7,10 +7,13 @@
 //! e2e` or `cargo test -p stream-manager --test e2e`.
 
 mod api;
+mod assets;
 mod destinations;
+mod golden;
 mod harness;
 mod redis_store;
 mod render;
 mod scene;
+mod scenes;
 mod stream;
 mod ws;

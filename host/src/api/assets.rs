@@ -68,7 +68,7 @@ pub async fn upload(
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let limit = s.scenes.assets().limits().max_bytes;
     let mime = headers
         .get(header::CONTENT_TYPE)
@@ -94,12 +94,23 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The rest of an oversized body is not read: the connection closes after the answer,
+    // and says so.
+    let close = |e: ApiError| {
+        let mut r = e.into_response();
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        r
+    };
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Ok(close(too_large(limit)));
     }
-    let data = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit))?;
+    let data = match axum::body::to_bytes(body, limit).await {
+        Ok(d) => d,
+        Err(_) => return Ok(close(too_large(limit))),
+    };
     if data.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -112,7 +123,7 @@ pub async fn upload(
         .assets()
         .upload(&mime, query.name.as_deref(), data)
         .await?;
-    Ok((StatusCode::CREATED, Json(info)))
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 /// Every asset.

@@ -24,7 +24,8 @@ use crate::compose::commands::ImageSource;
 use crate::compose::text;
 use crate::state::StateManager;
 
-/// Key of the asset index (a JSON list of [`AssetInfo`]).
+/// Key of the asset index (`{next, assets}`: the next id number and a list of
+/// [`AssetInfo`]).
 pub const KEY_ASSETS: &str = "assets";
 
 /// Key of an asset's uploaded bytes.
@@ -37,6 +38,13 @@ pub const MAX_ASSETS: usize = 1024;
 
 /// Bytes of resized copies kept for drawing.
 const SIZED_CACHE_BYTES: usize = 512 << 20;
+
+/// The stored index: the assets and the next id number.
+#[derive(Serialize, Deserialize)]
+struct AssetIndex {
+    next: u64,
+    assets: Vec<AssetInfo>,
+}
 
 /// Upload limits (configurable; see `docs/config.md`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,6 +134,8 @@ pub struct Asset {
     pub info: AssetInfo,
     /// Premultiplied pixels of an image.
     pub pixmap: Option<Arc<Pixmap>>,
+    /// The image has no transparent pixel.
+    pub opaque: bool,
     /// The bytes of a font.
     pub font: Option<Bytes>,
 }
@@ -185,6 +195,7 @@ pub fn decode(
                 family: Some(facts.family),
             },
             pixmap: None,
+            opaque: false,
             font: Some(data.clone()),
         });
     }
@@ -231,7 +242,9 @@ pub fn decode(
         IntSize::from_wh(w, h).ok_or_else(|| AssetError::Invalid("the image is empty".into()))?;
     let pixmap = Pixmap::from_vec(raw, size)
         .ok_or_else(|| AssetError::Invalid(format!("a {w}x{h} image cannot be drawn")))?;
+    let opaque = is_opaque(&pixmap);
     Ok(Asset {
+        opaque,
         info: AssetInfo {
             id: id.into(),
             name: name.into(),
@@ -245,6 +258,11 @@ pub fn decode(
         pixmap: Some(Arc::new(pixmap)),
         font: None,
     })
+}
+
+/// Whether every pixel is opaque.
+fn is_opaque(p: &Pixmap) -> bool {
+    p.pixels().iter().all(|px| px.alpha() == 255)
 }
 
 /// Straight RGBA to premultiplied, in place.
@@ -265,6 +283,8 @@ fn premultiply(rgba: &mut [u8]) {
 #[derive(Default)]
 pub struct Resources {
     images: HashMap<String, Arc<Pixmap>>,
+    /// Images without a transparent pixel.
+    opaque: std::collections::HashSet<String>,
     sized: HashMap<(String, u32, u32), Arc<Pixmap>>,
     /// Uploaded font files.
     pub fonts: Vec<Bytes>,
@@ -286,9 +306,26 @@ impl ImageSource for Resources {
 }
 
 impl Resources {
-    /// Adds an image (tests, the offline renderer).
+    /// Adds an image (tests).
     pub fn insert_image(&mut self, id: &str, pixmap: Arc<Pixmap>) {
+        if is_opaque(&pixmap) {
+            self.opaque.insert(id.to_string());
+        }
         self.images.insert(id.to_string(), pixmap);
+    }
+
+    /// The image at exactly `width` × `height` (a prepared copy, or the original at that
+    /// size) and whether it is opaque.
+    pub fn prepared(&self, asset: &str, width: u32, height: u32) -> Option<(Arc<Pixmap>, bool)> {
+        let image = self
+            .sized
+            .get(&(asset.to_string(), width, height))
+            .or_else(|| {
+                self.images
+                    .get(asset)
+                    .filter(|p| (p.width(), p.height()) == (width, height))
+            })?;
+        Some((image.clone(), self.opaque.contains(asset)))
     }
 
     /// Whether an image or font family is known.
@@ -340,10 +377,14 @@ impl AssetManager {
         let Some(index) = self.state.load_doc(KEY_ASSETS).await else {
             return;
         };
-        let Ok(infos) = serde_json::from_slice::<Vec<AssetInfo>>(&index) else {
+        let Ok(index) = serde_json::from_slice::<AssetIndex>(&index) else {
             tracing::warn!("ignoring the stored asset index: it is not valid");
             return;
         };
+        // Ids are never reused, not even those of deleted assets.
+        self.next
+            .fetch_max(index.next, std::sync::atomic::Ordering::Relaxed);
+        let infos = index.assets;
         for info in infos.into_iter().take(MAX_ASSETS) {
             let Some(data) = self.state.load_doc(&asset_key(&info.id)).await else {
                 tracing::warn!(asset = %info.id, "stored asset bytes are missing");
@@ -432,7 +473,11 @@ impl AssetManager {
     async fn write_index(&self) {
         let mut infos: Vec<AssetInfo> = self.lock().values().map(|a| a.info.clone()).collect();
         infos.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
-        let json = serde_json::to_vec(&infos).expect("asset index serializes");
+        let index = AssetIndex {
+            next: self.next.load(std::sync::atomic::Ordering::Relaxed),
+            assets: infos,
+        };
+        let json = serde_json::to_vec(&index).expect("asset index serializes");
         self.state.set_doc(KEY_ASSETS, json).await;
     }
 
@@ -499,13 +544,15 @@ impl AssetManager {
         }
         let mut resizer = Resizer::new();
         for (id, w, h) in images {
-            let Some(original) = assets
-                .iter()
-                .find(|a| &a.info.id == id)
-                .and_then(|a| a.pixmap.clone())
-            else {
+            let Some(asset) = assets.iter().find(|a| &a.info.id == id) else {
                 continue;
             };
+            let Some(original) = asset.pixmap.clone() else {
+                continue;
+            };
+            if asset.opaque {
+                out.opaque.insert(id.clone());
+            }
             out.images.insert(id.clone(), original.clone());
             if (*w, *h) == (original.width(), original.height()) || *w == 0 || *h == 0 {
                 continue;

@@ -23,6 +23,43 @@ fn over(dst: &mut [u8], src: [u32; 4]) {
     }
 }
 
+/// Every channel of a packed RGBA pixel times `a / 255`, rounded like [`mul255`]; two
+/// channels per multiplication.
+#[inline]
+fn scale_packed(px: u32, a: u32) -> u32 {
+    let mut rb = (px & 0x00ff_00ff) * a + 0x0080_0080;
+    rb = ((rb + ((rb >> 8) & 0x00ff_00ff)) >> 8) & 0x00ff_00ff;
+    let mut ag = ((px >> 8) & 0x00ff_00ff) * a + 0x0080_0080;
+    ag = (ag + ((ag >> 8) & 0x00ff_00ff)) & 0xff00_ff00;
+    rb | ag
+}
+
+/// Packed premultiplied `src` over `dst`.
+#[inline]
+fn over_packed(dst: u32, src: u32) -> u32 {
+    src + scale_packed(dst, 255 - (src >> 24))
+}
+
+/// Blends a row of premultiplied source pixels over a row of destination pixels, each
+/// source pixel first scaled by `opacity` (255: as is).
+#[inline]
+fn blend_row(dst: &mut [u8], src: &[u8], opacity: u32) {
+    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+        let mut sp = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        if opacity < 255 {
+            sp = scale_packed(sp, opacity);
+        }
+        match sp >> 24 {
+            0 => {}
+            255 => d.copy_from_slice(&sp.to_le_bytes()),
+            _ => {
+                let dp = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+                d.copy_from_slice(&over_packed(dp, sp).to_le_bytes());
+            }
+        }
+    }
+}
+
 /// The part of a `w`×`h` item at (`x`, `y`) inside a `cw`×`ch` canvas, as item-relative
 /// column/row ranges and the canvas origin of the first visible pixel.
 fn clip(
@@ -136,14 +173,7 @@ pub fn blend_pixmap_part(
         let s = (((pt + y0 + row) * sw + pl + x0) * 4) as usize;
         let d = (((cy + row) * cw + cx) * 4) as usize;
         let n = ((x1 - x0) * 4) as usize;
-        for (px, sp) in data[d..d + n]
-            .chunks_exact_mut(4)
-            .zip(src[s..s + n].chunks_exact(4))
-        {
-            if sp[3] != 0 {
-                over(px, [sp[0].into(), sp[1].into(), sp[2].into(), sp[3].into()]);
-            }
-        }
+        blend_row(&mut data[d..d + n], &src[s..s + n], 255);
     }
 }
 
@@ -172,23 +202,8 @@ pub fn draw_sprite(
         let n = ((x1 - x0) * 4) as usize;
         if opacity == 255 {
             data[d..d + n].copy_from_slice(&src[s..s + n]);
-            continue;
-        }
-        for (px, sp) in data[d..d + n]
-            .chunks_exact_mut(4)
-            .zip(src[s..s + n].chunks_exact(4))
-        {
-            if sp[3] != 0 {
-                over(
-                    px,
-                    [
-                        mul255(sp[0].into(), o),
-                        mul255(sp[1].into(), o),
-                        mul255(sp[2].into(), o),
-                        mul255(sp[3].into(), o),
-                    ],
-                );
-            }
+        } else {
+            blend_row(&mut data[d..d + n], &src[s..s + n], o);
         }
     }
 }
@@ -273,6 +288,25 @@ mod tests {
         let sprite = Pixmap::new(4, 4).unwrap();
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 2, 2);
         blend_pixmap(&mut canvas(&mut buf, 3, 3), &sprite, 10, -10);
+    }
+
+    #[test]
+    fn packed_blending_matches_per_channel() {
+        for (d, s, o) in [
+            ([10u8, 200, 30, 255], [100u8, 0, 50, 128], 255u32),
+            ([255, 255, 255, 255], [0, 0, 0, 200], 77),
+            ([0, 0, 0, 0], [120, 60, 30, 130], 255),
+            ([9, 8, 7, 6], [255, 255, 255, 255], 1),
+        ] {
+            let mut packed = d;
+            blend_row(&mut packed, &s, o);
+            let mut channels = d;
+            let src = s.map(|c| mul255(c.into(), o));
+            if src[3] != 0 {
+                over(&mut channels, src);
+            }
+            assert_eq!(packed, channels, "{d:?} {s:?} {o}");
+        }
     }
 
     #[test]

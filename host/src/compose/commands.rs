@@ -14,6 +14,7 @@ use tiny_skia::{
     PixmapMut, PixmapPaint, Point, RadialGradient, Rect, Shader, SpreadMode, Stroke, Transform,
 };
 
+use super::blend;
 use super::text::FontBook;
 
 /// A colour as `[r, g, b, a]`, straight (not premultiplied), 0–255.
@@ -730,6 +731,12 @@ fn draw_image(
             let (dx, dy) = (x * t.sx + t.tx, y * t.sy + t.ty);
             let (rx, ry) = (dx.round(), dy.round());
             if (dx - rx).abs() < 1e-3 && (dy - ry).abs() < 1e-3 {
+                if s.clip.is_none() {
+                    // Pixel-aligned 1:1: a straight blend (or copy), no resampling pipeline.
+                    let opacity = (s.opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    blend::draw_sprite(canvas, sized, rx as i32, ry as i32, opacity, false);
+                    return;
+                }
                 paint.quality = FilterQuality::Nearest;
             }
             let at = Transform::from_translate(dx, dy);

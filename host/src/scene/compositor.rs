@@ -35,8 +35,9 @@ struct CachedLayer {
     text: String,
     /// Scale it was rasterized at.
     scale: (f32, f32),
-    /// The raster; `None` when the layer is drawn directly each frame.
-    raster: Option<Pixmap>,
+    /// The raster (an upright image layer drawn 1:1 shares the prepared image); `None`
+    /// when the layer is drawn directly each frame.
+    raster: Option<Arc<Pixmap>>,
     /// Pixels around the layer box in the raster (strokes, anti-aliasing).
     margin: f32,
     /// Every pixel of the raster is opaque (copied, not blended).
@@ -172,19 +173,6 @@ impl SceneRender {
         let live = &self.live;
         self.order.sort_by_key(|&i| live[i].position.z_index);
 
-        // Background.
-        let mut frame = self.composed.as_mut();
-        match parse_color(&scene.canvas.background) {
-            Some(c) => blend::fill_opaque(&mut frame, c),
-            None => {
-                blend::fill_opaque(&mut frame, [0, 0, 0, 255]);
-                let mut commands = vec![DrawCommand::Transform {
-                    matrix: [scale.0, 0.0, 0.0, scale.1, 0.0, 0.0],
-                }];
-                commands.extend(scene.background_commands());
-                rasterize(&commands, &mut frame, fonts, &*resources);
-            }
-        }
         for &i in &self.order {
             let layer = &self.live[i];
             let cached = match self.layers.get_mut(&layer.id) {
@@ -213,7 +201,40 @@ impl SceneRender {
                 tokens,
                 limits,
             );
-            draw_layer(&mut frame, cached, layer, scale, fonts, &resources, limits);
+        }
+        // Background: not needed under a first layer that covers the frame opaquely.
+        let covered = self.order.first().is_some_and(|&i| {
+            let layer = &self.live[i];
+            let p = &layer.position;
+            self.layers.get(&layer.id).is_some_and(|c| {
+                c.opaque
+                    && p.opacity >= 1.0
+                    && p.rotation == 0.0
+                    && c.raster
+                        .as_ref()
+                        .is_some_and(|r| (r.width(), r.height()) == (w, h))
+                    && (p.x * scale.0).round() == c.margin
+                    && (p.y * scale.1).round() == c.margin
+            })
+        });
+        let mut frame = self.composed.as_mut();
+        match parse_color(&scene.canvas.background) {
+            _ if covered => {}
+            Some(c) => blend::fill_opaque(&mut frame, c),
+            None => {
+                blend::fill_opaque(&mut frame, [0, 0, 0, 255]);
+                let mut commands = vec![DrawCommand::Transform {
+                    matrix: [scale.0, 0.0, 0.0, scale.1, 0.0, 0.0],
+                }];
+                commands.extend(scene.background_commands());
+                rasterize(&commands, &mut frame, fonts, &*resources);
+            }
+        }
+        for &i in &self.order {
+            let layer = &self.live[i];
+            if let Some(cached) = self.layers.get(&layer.id) {
+                draw_layer(&mut frame, cached, layer, scale, fonts, &resources, limits);
+            }
         }
         self.layers.retain(|_, c| c.seen);
         self.valid = true;
@@ -273,8 +294,25 @@ fn refresh(
         cached.margin = -1.0;
         return;
     }
-    let Some(mut raster) = Pixmap::new(rw as u32, rh as u32) else {
-        cached.raster = None;
+    if let Some((image, opaque)) = image_as_raster(layer, scale, resources) {
+        cached.raster = Some(image);
+        cached.opaque = opaque;
+        cached.margin = 0.0;
+        return;
+    }
+    // The previous raster's memory is reused when the size is the same.
+    let reused = cached
+        .raster
+        .take()
+        .and_then(|r| Arc::try_unwrap(r).ok())
+        .filter(|r| (r.width(), r.height()) == (rw as u32, rh as u32));
+    let Some(mut raster) = reused
+        .map(|mut r| {
+            r.fill(tiny_skia::Color::TRANSPARENT);
+            r
+        })
+        .or_else(|| Pixmap::new(rw as u32, rh as u32))
+    else {
         cached.margin = -1.0;
         return;
     };
@@ -286,8 +324,39 @@ fn refresh(
         rasterize(&commands, &mut raster.as_mut(), fonts, resources);
     }
     cached.opaque = raster.pixels().iter().all(|p| p.alpha() == 255);
-    cached.raster = Some(raster);
+    cached.raster = Some(Arc::new(raster));
     cached.margin = margin;
+}
+
+/// An upright image layer whose image fills its box exactly at a prepared size is its own
+/// raster: the prepared image is shared, not copied.
+fn image_as_raster(
+    layer: &Layer,
+    scale: (f32, f32),
+    resources: &Resources,
+) -> Option<(Arc<Pixmap>, bool)> {
+    let image = layer.image.as_ref()?;
+    let p = &layer.position;
+    if p.rotation != 0.0 {
+        return None;
+    }
+    let (w, h) = (p.width * scale.0, p.height * scale.1);
+    let (dw, dh) = (w.round(), h.round());
+    if (w - dw).abs() > 1e-3 || (h - dh).abs() > 1e-3 || dw < 1.0 || dh < 1.0 {
+        return None;
+    }
+    let original = crate::compose::commands::ImageSource::image(resources, &image.asset)?;
+    let (fx, fy, fw, fh) = super::fit_rect(
+        image.fit.as_deref(),
+        p.width,
+        p.height,
+        original.width(),
+        original.height(),
+    );
+    if fx != 0.0 || fy != 0.0 || fw != p.width || fh != p.height {
+        return None;
+    }
+    resources.prepared(&image.asset, dw as u32, dh as u32)
 }
 
 /// Composites one layer's raster (or draws it directly when it has none).
@@ -342,7 +411,7 @@ fn draw_layer(
         quality: FilterQuality::Bilinear,
         ..PixmapPaint::default()
     };
-    frame.draw_pixmap(0, 0, raster.as_ref(), &paint, t, None);
+    frame.draw_pixmap(0, 0, raster.as_ref().as_ref(), &paint, t, None);
 }
 
 /// A transition in progress: the outgoing scene and how far along it is.
@@ -390,15 +459,18 @@ impl Compositor {
     /// Shows `on_air` from the next frame (offline rendering, tests); the compositor of the
     /// stream takes its scenes from a [`SceneSlot`] instead.
     pub fn set(&mut self, on_air: OnAir) {
+        let first = self.version == 0;
         self.version += 1;
-        self.take(on_air);
+        self.take(on_air, first);
     }
 
-    fn take(&mut self, on_air: OnAir) {
+    /// Takes a new scene; a transition only plays from a scene this compositor has drawn
+    /// (a new pipeline starts on the scene as it is, not replaying how it came on air).
+    fn take(&mut self, on_air: OnAir, first: bool) {
         self.fonts.sync(on_air.resources.fonts.iter());
         let transition = on_air
             .transition
-            .filter(|t| t.kind != TransitionKind::Cut && t.duration_ms > 0);
+            .filter(|t| !first && t.kind != TransitionKind::Cut && t.duration_ms > 0);
         if let Some(Transition { kind, duration_ms }) = transition {
             let (w, h) = (
                 self.current.composed.width(),
@@ -439,10 +511,11 @@ impl Compositor {
         frame: u64,
     ) -> bool {
         if slot.version() != self.version {
+            let first = self.version == 0;
             let (version, on_air) = slot.on_air();
             self.version = version;
             self.unconfirmed = Some(version);
-            self.take(on_air);
+            self.take(on_air, first);
         }
         self.render(target, frame)
     }
@@ -496,7 +569,9 @@ impl Compositor {
     /// Forgets every cached raster and the composed frame, so the next frame is drawn from
     /// scratch (benchmarks of the uncached path).
     pub fn clear_caches(&mut self) {
-        self.current.layers.clear();
+        for c in self.current.layers.values_mut() {
+            c.scale = (0.0, 0.0);
+        }
         self.current.valid = false;
     }
 

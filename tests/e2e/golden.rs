@@ -1,0 +1,727 @@
+//! Golden images: scenes under `tests/golden/*.json` rendered offline with
+//! `stream-manager render` (assets from `tests/golden/assets/`, each the asset named by its
+//! file stem) and compared with the committed `tests/golden/<scene>.png`.
+//!
+//! A rendered frame matches its golden when, per channel, the mean absolute difference is at
+//! most 2 and at most 1% of the pixels differ by more than 40 in some channel. Each scene
+//! also has a few probes of what it must show (a colour at a point, where glyphs are), checked
+//! on every run, so a golden regenerated from a broken renderer is caught too.
+//!
+//! To regenerate the goldens after an intended change of the renderer's output:
+//!
+//! ```sh
+//! UPDATE_GOLDEN=1 cargo nextest run -p stream-manager --test e2e -E 'test(/^golden::/)'
+//! ```
+//!
+//! That writes each rendered frame over its golden (only if its probes pass) instead of
+//! comparing. Look at the new PNGs before committing them.
+//!
+//! A transition's mid-point cannot be rendered by the CLI; it is covered by a unit test of
+//! the compositor and, on air, by `scenes::fade_*` and `scenes::slide_*`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
+}
+
+fn updating() -> bool {
+    std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1")
+}
+
+/// An RGBA picture.
+struct Img {
+    w: u32,
+    h: u32,
+    rgba: Vec<u8>,
+}
+
+impl Img {
+    fn px(&self, x: u32, y: u32) -> [u8; 4] {
+        assert!(
+            x < self.w && y < self.h,
+            "({x},{y}) is outside {}x{}",
+            self.w,
+            self.h
+        );
+        let i = ((y * self.w + x) * 4) as usize;
+        [
+            self.rgba[i],
+            self.rgba[i + 1],
+            self.rgba[i + 2],
+            self.rgba[i + 3],
+        ]
+    }
+}
+
+/// Decodes a PNG that should be `w`×`h` into RGBA with FFmpeg.
+fn read_png(path: &Path, w: u32, h: u32) -> Result<Img, String> {
+    let out = Command::new("timeout")
+        .args([
+            "-k",
+            "2",
+            "20",
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+        ])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgba", "-"])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg cannot decode {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let want = (w * h * 4) as usize;
+    if out.stdout.len() != want {
+        return Err(format!(
+            "{} is not {w}x{h}: {} bytes of RGBA instead of {want}",
+            path.display(),
+            out.stdout.len()
+        ));
+    }
+    Ok(Img {
+        w,
+        h,
+        rgba: out.stdout,
+    })
+}
+
+/// Runs `stream-manager render` on a scene file; returns the output directory's frames.
+fn render(scene: &Path, frames: u32, out: &Path, assets: Option<&Path>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stream-manager"));
+    cmd.arg("render")
+        .arg("--scene")
+        .arg(scene)
+        .args(["--frames", &frames.to_string(), "--out"])
+        .arg(out);
+    if let Some(a) = assets {
+        cmd.arg("--assets").arg(a);
+    }
+    cmd.output().expect("run stream-manager render")
+}
+
+/// Why `got` does not match `want` (see the module comment), or `Ok` with the statistics.
+fn compare(got: &Img, want: &Img) -> Result<String, String> {
+    let n = (got.w * got.h) as usize;
+    let mut sums = [0u64; 4];
+    let mut far = 0usize;
+    for (p, q) in got.rgba.chunks_exact(4).zip(want.rgba.chunks_exact(4)) {
+        let mut is_far = false;
+        for c in 0..4 {
+            let d = p[c].abs_diff(q[c]);
+            sums[c] += u64::from(d);
+            is_far |= d > 40;
+        }
+        far += usize::from(is_far);
+    }
+    let means = sums.map(|s| s as f64 / n as f64);
+    let stats = format!(
+        "mean abs diff per channel (r,g,b,a) {:.2} {:.2} {:.2} {:.2}; {far} of {n} pixels differ by > 40",
+        means[0], means[1], means[2], means[3]
+    );
+    if means.iter().all(|&m| m <= 2.0) && far * 100 <= n {
+        Ok(stats)
+    } else {
+        Err(stats)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Probes
+
+type Rgb = [u8; 3];
+
+/// The pixel at (x, y) is within `tol` of `rgb` in every channel.
+fn near(img: &Img, x: u32, y: u32, rgb: Rgb, tol: u8, what: &str, wrong: &mut Vec<String>) {
+    let p = img.px(x, y);
+    if (0..3).any(|c| p[c].abs_diff(rgb[c]) > tol) {
+        wrong.push(format!(
+            "({x},{y}) is {:?}, expected {what} {rgb:?} ±{tol}",
+            &p[..3]
+        ));
+    }
+}
+
+/// Each channel of the pixel at (x, y) is within its range (for blends, whose exact value
+/// depends on the blending space).
+fn within(
+    img: &Img,
+    x: u32,
+    y: u32,
+    ranges: [std::ops::RangeInclusive<u8>; 3],
+    what: &str,
+    wrong: &mut Vec<String>,
+) {
+    let p = img.px(x, y);
+    if (0..3).any(|c| !ranges[c].contains(&p[c])) {
+        wrong.push(format!(
+            "({x},{y}) is {:?}, expected {what} {ranges:?}",
+            &p[..3]
+        ));
+    }
+}
+
+/// A blend of two full channel values: clearly neither of them.
+const MID: std::ops::RangeInclusive<u8> = 90..=215;
+
+/// Pixels in [x0, x1) × [y0, y1) brighter than 150 in every channel that `test` accepts:
+/// their count and mean x.
+fn lit(
+    img: &Img,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+    test: fn([u8; 4]) -> bool,
+) -> (usize, f64) {
+    let (mut n, mut xs) = (0usize, 0u64);
+    for y in y0..y1.min(img.h) {
+        for x in x0..x1.min(img.w) {
+            if test(img.px(x, y)) {
+                n += 1;
+                xs += u64::from(x);
+            }
+        }
+    }
+    (
+        n,
+        if n == 0 {
+            f64::NAN
+        } else {
+            xs as f64 / n as f64
+        },
+    )
+}
+
+fn white(p: [u8; 4]) -> bool {
+    p[..3].iter().all(|&c| c > 150)
+}
+fn yellow(p: [u8; 4]) -> bool {
+    p[0] > 150 && p[1] > 150 && p[2] < 80
+}
+fn green(p: [u8; 4]) -> bool {
+    p[1] > 120 && p[0] < 80 && p[2] < 80
+}
+
+const RED: Rgb = [255, 0, 0];
+const GREEN: Rgb = [0, 255, 0];
+const BLUE: Rgb = [0, 0, 255];
+const BLACK: Rgb = [0, 0, 0];
+const WHITE: Rgb = [255, 255, 255];
+const YELLOW: Rgb = [255, 255, 0];
+const MAGENTA: Rgb = [255, 0, 255];
+const CYAN: Rgb = [0, 255, 255];
+const GREY: Rgb = [48, 48, 48];
+
+/// What each scene must show (named like its scene).
+mod probes {
+    use super::*;
+
+    pub(super) fn shapes(img: &Img, w: &mut Vec<String>) {
+        near(img, 30, 25, RED, 8, "rect", w);
+        near(img, 11, 11, RED, 8, "rect corner", w);
+        near(img, 80, 25, GREEN, 8, "rounded rect", w);
+        near(img, 80, 10, WHITE, 20, "rounded rect stroke (top edge)", w);
+        near(img, 61, 11, BLACK, 20, "outside the rounded corner", w);
+        near(img, 130, 25, BLUE, 8, "ellipse", w);
+        near(
+            img,
+            112,
+            12,
+            BLACK,
+            8,
+            "ellipse box corner, outside the ellipse",
+            w,
+        );
+        near(img, 10, 65, YELLOW, 20, "stroke-only rect edge", w);
+        near(img, 30, 65, BLACK, 8, "inside a rect with no fill", w);
+        near(img, 130, 65, MAGENTA, 8, "stroked ellipse fill", w);
+        near(img, 111, 65, CYAN, 30, "ellipse stroke", w);
+        near(img, 80, 65, BLACK, 8, "empty canvas", w);
+    }
+
+    pub(super) fn gradients(img: &Img, w: &mut Vec<String>) {
+        near(img, 8, 22, RED, 30, "linear 0°: red at the left", w);
+        near(img, 72, 22, BLUE, 30, "linear 0°: blue at the right", w);
+        within(
+            img,
+            40,
+            22,
+            [MID, 0..=20, MID],
+            "linear 0°: a mix in the middle",
+            w,
+        );
+        near(img, 120, 7, WHITE, 40, "linear 90°: white at the top", w);
+        near(
+            img,
+            120,
+            38,
+            BLACK,
+            40,
+            "linear 90°: black at the bottom",
+            w,
+        );
+        near(
+            img,
+            40,
+            67,
+            YELLOW,
+            30,
+            "radial: the stop 0 colour in the centre",
+            w,
+        );
+        near(
+            img,
+            7,
+            52,
+            BLUE,
+            30,
+            "radial: the last stop at the corner",
+            w,
+        );
+        near(
+            img,
+            120,
+            67,
+            GREEN,
+            30,
+            "three stops: the middle stop in the middle",
+            w,
+        );
+        near(
+            img,
+            88,
+            67,
+            RED,
+            50,
+            "three stops: the first at the left",
+            w,
+        );
+        near(
+            img,
+            152,
+            67,
+            BLUE,
+            50,
+            "three stops: the last at the right",
+            w,
+        );
+    }
+
+    pub(super) fn rotation(img: &Img, w: &mut Vec<String>) {
+        // A 40x40 square centred at (30,45) turned 45°: a diamond reaching 28 px from the centre.
+        near(img, 30, 45, RED, 8, "diamond centre", w);
+        near(
+            img,
+            30,
+            20,
+            RED,
+            8,
+            "diamond tip above the unrotated square",
+            w,
+        );
+        near(
+            img,
+            12,
+            27,
+            BLACK,
+            8,
+            "unrotated square's corner, outside the diamond",
+            w,
+        );
+        // 50x20 centred at (80,45) turned 90°: 20 wide, 50 tall.
+        near(
+            img,
+            80,
+            24,
+            GREEN,
+            8,
+            "upright bar above its unrotated box",
+            w,
+        );
+        near(img, 58, 45, BLACK, 8, "unrotated bar's end, now empty", w);
+        // 46x10 centred at (133,45) turned 30° clockwise: the right end goes down.
+        near(img, 149, 54, BLUE, 40, "right end lower (clockwise)", w);
+        near(img, 117, 36, BLUE, 40, "left end higher (clockwise)", w);
+        near(img, 149, 36, BLACK, 20, "no anticlockwise right end", w);
+        near(img, 117, 54, BLACK, 20, "no anticlockwise left end", w);
+    }
+
+    pub(super) fn opacity(img: &Img, w: &mut Vec<String>) {
+        near(
+            img,
+            5,
+            5,
+            BLACK,
+            0,
+            "a transparent background shows black",
+            w,
+        );
+        near(img, 20, 45, WHITE, 0, "opaque white", w);
+        within(img, 55, 45, [240..=255, MID, MID], "half red over white", w);
+        within(img, 90, 45, [MID, 0..=20, 0..=20], "half red over black", w);
+        within(
+            img,
+            125,
+            15,
+            [0..=20, MID, 0..=20],
+            "#00ff0080 over black",
+            w,
+        );
+        near(img, 125, 77, BLACK, 0, "opacity 0 draws nothing", w);
+        near(img, 140, 45, BLACK, 0, "a hidden layer draws nothing", w);
+    }
+
+    pub(super) fn zorder(img: &Img, w: &mut Vec<String>) {
+        near(img, 60, 45, RED, 8, "zIndex 2 over zIndex 0", w);
+        near(img, 95, 55, BLUE, 8, "zIndex 1 over zIndex 0", w);
+        near(
+            img,
+            100,
+            35,
+            GREEN,
+            8,
+            "zIndex 0 where nothing covers it",
+            w,
+        );
+        near(
+            img,
+            30,
+            75,
+            MAGENTA,
+            8,
+            "same zIndex: the later layer in front",
+            w,
+        );
+        near(
+            img,
+            10,
+            70,
+            YELLOW,
+            8,
+            "same zIndex: the earlier layer where uncovered",
+            w,
+        );
+    }
+
+    pub(super) fn text_align(img: &Img, w: &mut Vec<String>) {
+        let (n, x) = lit(img, (0, 4, 192, 34), white);
+        if n < 60 || x > 60.0 {
+            w.push(format!(
+                "start: {n} glyph pixels, mean x {x:.0} (want > 60 pixels, mean x < 60)"
+            ));
+        }
+        let (n, x) = lit(img, (0, 38, 192, 68), white);
+        if n < 60 || (x - 96.0).abs() > 12.0 {
+            w.push(format!(
+                "center: {n} glyph pixels, mean x {x:.0} (want > 60 pixels, about 96)"
+            ));
+        }
+        let (n, x) = lit(img, (0, 72, 192, 102), yellow);
+        if n < 40 || x < 140.0 {
+            w.push(format!(
+                "end: {n} yellow glyph pixels, mean x {x:.0} (want > 40 pixels, mean x > 140)"
+            ));
+        }
+        let (stray, _) = lit(img, (0, 0, 192, 108), |p| p[2] > 150 && !white(p));
+        if stray > 0 {
+            w.push(format!("{stray} bluish pixels: the text colour is wrong"));
+        }
+    }
+
+    pub(super) fn text_wrap(img: &Img, w: &mut Vec<String>) {
+        // "one two three four five six" at 14 px in a 70 px box: three lines, none wider.
+        let (beyond, _) = lit(img, (77, 0, 90, 90), white);
+        if beyond > 0 {
+            w.push(format!(
+                "{beyond} glyph pixels right of the wrapped box (x 76..90)"
+            ));
+        }
+        for (i, (y0, y1)) in [(4, 21), (21, 38), (38, 55)].into_iter().enumerate() {
+            let (n, _) = lit(img, (6, y0, 76, y1), white);
+            if n < 25 {
+                w.push(format!(
+                    "wrapped line {} (y {y0}..{y1}) has only {n} glyph pixels",
+                    i + 1
+                ));
+            }
+        }
+        let (n, _) = lit(img, (0, 56, 90, 90), white);
+        if n > 0 {
+            w.push(format!("{n} glyph pixels below the third wrapped line"));
+        }
+        // "A\nBB\nCCC" aligned to the end: three lines of growing width, ending at x 156.
+        let mut widths = Vec::new();
+        for (y0, y1) in [(4, 21), (21, 38), (38, 55)] {
+            let xs: Vec<u32> = (90..160)
+                .filter(|&x| (y0..y1).any(|y| green(img.px(x, y))))
+                .collect();
+            match (xs.first(), xs.last()) {
+                (Some(&a), Some(&b)) => {
+                    if b < 150 {
+                        w.push(format!(
+                            "line y {y0}..{y1} ends at x {b}, not at the box end 156"
+                        ));
+                    }
+                    widths.push(b - a);
+                }
+                _ => w.push(format!("no green glyphs on the explicit line y {y0}..{y1}")),
+            }
+        }
+        if !widths.windows(2).all(|p| p[1] > p[0]) {
+            w.push(format!(
+                "explicit lines A/BB/CCC should grow in width: {widths:?}"
+            ));
+        }
+    }
+
+    pub(super) fn image_fit(img: &Img, w: &mut Vec<String>) {
+        // stripes.png is 40x20: red x 0..10, green 10..30, blue 30..40.
+        // contain in 40x40 at (10,25): drawn 40x20 at y 35..55.
+        near(img, 30, 28, GREY, 4, "contain: letterbox above", w);
+        near(img, 30, 60, GREY, 4, "contain: letterbox below", w);
+        near(img, 14, 45, RED, 8, "contain: red stripe", w);
+        near(img, 30, 45, GREEN, 8, "contain: green stripe", w);
+        near(img, 46, 45, BLUE, 8, "contain: blue stripe", w);
+        // cover in 40x40 at (60,25): scaled x2 to 80x40 and cropped to the green middle.
+        near(
+            img,
+            63,
+            27,
+            GREEN,
+            8,
+            "cover: fills the top-left of the box",
+            w,
+        );
+        near(
+            img,
+            97,
+            63,
+            GREEN,
+            8,
+            "cover: fills the bottom-right of the box",
+            w,
+        );
+        near(
+            img,
+            57,
+            45,
+            GREY,
+            4,
+            "cover: cropped at the box's left edge",
+            w,
+        );
+        near(
+            img,
+            103,
+            45,
+            GREY,
+            4,
+            "cover: cropped at the box's right edge",
+            w,
+        );
+        // fill in 40x40 at (110,25): stretched to 40x40.
+        near(img, 114, 27, RED, 8, "fill: red stripe, full height", w);
+        near(img, 130, 63, GREEN, 8, "fill: green stripe, full height", w);
+        near(img, 146, 45, BLUE, 8, "fill: blue stripe", w);
+        near(img, 130, 22, GREY, 4, "fill: nothing above the box", w);
+    }
+
+    pub(super) fn image_background(img: &Img, w: &mut Vec<String>) {
+        // The 40x20 stripes stretched over the 160x90 canvas: red x 0..40, green 40..120.
+        near(img, 10, 10, RED, 8, "background image, red stripe", w);
+        near(img, 60, 80, GREEN, 8, "background image, green stripe", w);
+        near(img, 150, 45, BLUE, 8, "background image, blue stripe", w);
+        // veil.png: white at alpha 127, over green.
+        within(
+            img,
+            80,
+            45,
+            [MID, 240..=255, MID],
+            "half-transparent white image over green",
+            w,
+        );
+    }
+
+    pub(super) fn frame_token(img: &Img, w: &mut Vec<String>) {
+        let (n, _) = lit(img, (8, 8, 152, 40), white);
+        if n < 80 {
+            w.push(format!("only {n} glyph pixels for \"frame 2\""));
+        }
+        near(img, 150, 44, [0, 0, 64], 4, "background", w);
+    }
+}
+
+/// A golden scene: its file stem, how many frames to render, which one is compared, and
+/// what it must show.
+struct Case {
+    name: &'static str,
+    frames: u32,
+    compared: u32,
+    probes: fn(&Img, &mut Vec<String>),
+}
+
+/// Renders a case, checks its probes, then compares it with (or, with `UPDATE_GOLDEN=1`,
+/// writes) its golden.
+fn check(case: &Case) -> Img {
+    let dir = golden_dir();
+    let scene_file = dir.join(format!("{}.json", case.name));
+    let scene: Value =
+        serde_json::from_str(&std::fs::read_to_string(&scene_file).expect("read the golden scene"))
+            .expect("the golden scene is JSON");
+    let (w, h) = (
+        scene["canvas"]["width"].as_u64().expect("canvas width") as u32,
+        scene["canvas"]["height"].as_u64().expect("canvas height") as u32,
+    );
+    let tmp = TempDir::new(&format!("golden-{}", case.name));
+    let out_dir = tmp.join("frames");
+    let out = render(
+        &scene_file,
+        case.frames,
+        &out_dir,
+        Some(&dir.join("assets")),
+    );
+    assert!(
+        out.status.success(),
+        "render of {} failed: {}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered_file = out_dir.join(format!("frame-{:05}.png", case.compared));
+    let rendered = read_png(&rendered_file, w, h).unwrap_or_else(|e| panic!("{e}"));
+    let translucent = rendered
+        .rgba
+        .chunks_exact(4)
+        .filter(|p| p[3] != 255)
+        .count();
+    assert_eq!(
+        translucent, 0,
+        "{}: rendered frames are opaque, {translucent} pixels are not",
+        case.name
+    );
+
+    let mut wrong = Vec::new();
+    (case.probes)(&rendered, &mut wrong);
+    assert!(
+        wrong.is_empty(),
+        "{}: the rendered frame ({}) does not show the scene:\n  {}",
+        case.name,
+        rendered_file.display(),
+        wrong.join("\n  ")
+    );
+
+    let golden_file = dir.join(format!("{}.png", case.name));
+    if updating() {
+        std::fs::copy(&rendered_file, &golden_file).expect("write the golden");
+        eprintln!("UPDATE_GOLDEN: wrote {}", golden_file.display());
+        return rendered;
+    }
+    let golden = read_png(&golden_file, w, h).unwrap_or_else(|e| {
+        panic!(
+            "{}: no usable golden ({e}); run with UPDATE_GOLDEN=1 to create it",
+            case.name
+        )
+    });
+    match compare(&rendered, &golden) {
+        Ok(stats) => eprintln!("{}: matches its golden ({stats})", case.name),
+        Err(stats) => {
+            let kept = std::env::temp_dir().join(format!("golden-{}-rendered.png", case.name));
+            let _ = std::fs::copy(&rendered_file, &kept);
+            panic!(
+                "{}: differs from {} ({stats}); the rendered frame is kept at {}",
+                case.name,
+                golden_file.display(),
+                kept.display()
+            );
+        }
+    }
+    rendered
+}
+
+macro_rules! golden {
+    ($name:ident) => {
+        golden!($name, 1, 0);
+    };
+    ($name:ident, $frames:expr, $compared:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            check(&Case {
+                name: stringify!($name),
+                frames: $frames,
+                compared: $compared,
+                probes: probes::$name,
+            });
+        }
+    };
+}
+
+golden!(shapes);
+golden!(gradients);
+golden!(rotation);
+golden!(opacity);
+golden!(zorder);
+golden!(text_align);
+golden!(text_wrap);
+golden!(image_fit);
+golden!(image_background);
+
+/// `{{frame}}` expands per rendered frame: the third frame says "frame 2" (its golden), and
+/// differs from the first.
+#[tokio::test]
+async fn frame_token_advances_per_frame() {
+    let third = check(&Case {
+        name: "frame_token",
+        frames: 3,
+        compared: 2,
+        probes: probes::frame_token,
+    });
+    let tmp = TempDir::new("golden-frame-token");
+    let out = render(&golden_dir().join("frame_token.json"), 1, tmp.path(), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = read_png(&tmp.join("frame-00000.png"), 160, 48).unwrap_or_else(|e| panic!("{e}"));
+    let differing = first
+        .rgba
+        .chunks_exact(4)
+        .zip(third.rgba.chunks_exact(4))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    assert!(
+        differing > 20,
+        "frame 0 and frame 2 of \"frame {{{{frame}}}}\" look the same ({differing} pixels differ)"
+    );
+}
+
+/// A scene naming an asset that `--assets` does not provide is refused, naming the asset,
+/// and nothing is written.
+#[tokio::test]
+async fn a_missing_asset_is_refused_by_the_renderer() {
+    let tmp = TempDir::new("golden-missing-asset");
+    let out_dir = tmp.join("frames");
+    let out = render(&golden_dir().join("image_fit.json"), 1, &out_dir, None);
+    assert!(
+        !out.status.success(),
+        "rendered a scene whose image asset is missing"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stripes"),
+        "the error does not name the asset: {err}"
+    );
+    assert!(
+        !out_dir.join("frame-00000.png").exists(),
+        "a frame was written for a refused scene"
+    );
+}
