@@ -14,7 +14,7 @@ use tiny_skia::Pixmap;
 use crate::assets::{AssetLimits, AssetManager};
 use crate::output::encoder::{open_video, rgba_to_frame};
 use crate::scene::compositor::Compositor;
-use crate::scene::{OnAir, Scene};
+use crate::scene::{OnAir, Scene, Transition, TransitionKind};
 use crate::state::store::MemoryStore;
 use crate::state::{StateManager, StreamConfig};
 
@@ -40,6 +40,31 @@ pub struct RenderArgs {
     /// asset whose id is its file name without the extension.
     #[arg(long)]
     pub assets: Option<PathBuf>,
+    /// A second scene, activated at frame `--at` with `--transition` (to preview a scene
+    /// change as it goes on air).
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// The transition to `--to`: `cut`, `fade` or `slide`.
+    #[arg(long, default_value = "fade")]
+    pub transition: String,
+    /// Duration of the transition in milliseconds, 0..=10000.
+    #[arg(long, default_value_t = 500)]
+    pub transition_ms: u32,
+    /// Frame at which `--to` is activated.
+    #[arg(long, default_value_t = 1)]
+    pub at: u32,
+}
+
+/// Reads and parses a scene file (bounded in size).
+fn read_scene(path: &Path) -> anyhow::Result<Scene> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    if size > MAX_SCENE_BYTES {
+        bail!("{}: larger than {MAX_SCENE_BYTES} bytes", path.display());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
 }
 
 /// The Content-Type of an asset file, by extension.
@@ -118,30 +143,53 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     if !(1..=120).contains(&args.fps) {
         bail!("--fps: 1..=120");
     }
-    let size = std::fs::metadata(&args.scene)
-        .with_context(|| format!("--scene {}", args.scene.display()))?
-        .len();
-    if size > MAX_SCENE_BYTES {
-        bail!(
-            "--scene {}: larger than {MAX_SCENE_BYTES} bytes",
-            args.scene.display()
-        );
-    }
-    let text = std::fs::read_to_string(&args.scene)
-        .with_context(|| format!("--scene {}", args.scene.display()))?;
-    let scene: Scene =
-        serde_json::from_str(&text).with_context(|| format!("--scene {}", args.scene.display()))?;
+    let scene = read_scene(&args.scene).context("--scene")?;
     let (w, h) = (scene.canvas.width, scene.canvas.height);
+    let kind = match args.transition.as_str() {
+        "cut" => TransitionKind::Cut,
+        "fade" => TransitionKind::Fade,
+        "slide" => TransitionKind::Slide,
+        other => bail!("--transition {other:?}: cut, fade or slide"),
+    };
+    if args.transition_ms > 10_000 {
+        bail!("--transition-ms: 0..=10000");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("runtime")?;
     let on_air = runtime
         .block_on(offline_on_air(scene, args.assets.as_deref(), w, h))
         .with_context(|| format!("--scene {}", args.scene.display()))?;
+    let mut then = match &args.to {
+        Some(path) => {
+            let next = read_scene(path).context("--to")?;
+            if (next.canvas.width, next.canvas.height) != (w, h) {
+                bail!(
+                    "--to {}: the canvas size differs from --scene's",
+                    path.display()
+                );
+            }
+            let mut on_air = runtime
+                .block_on(offline_on_air(next, args.assets.as_deref(), w, h))
+                .with_context(|| format!("--to {}", path.display()))?;
+            on_air.transition = Some(Transition {
+                kind,
+                duration_ms: args.transition_ms,
+            });
+            Some(on_air)
+        }
+        None => None,
+    };
     let mut compositor = Compositor::new(w, h, args.fps);
     compositor.set(on_air);
     let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
+    let at = args.at;
     let mut next = move |i: u32, pixmap: &mut Pixmap| {
+        if i == at
+            && let Some(on_air) = then.take()
+        {
+            compositor.set(on_air);
+        }
         compositor.render(&mut pixmap.as_mut(), u64::from(i));
     };
     if args

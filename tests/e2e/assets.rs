@@ -14,7 +14,10 @@ use std::time::Instant;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::*;
 use crate::harness::*;
+use crate::pixels::loose::{BLUE, GREEN, MAGENTA, RED, YELLOW};
+use crate::pixels::{BLACK, assert_looks};
 
 const FONT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/DejaVuSans.ttf");
 
@@ -60,12 +63,7 @@ async fn upload_alone(server: &Server, content_type: Option<&str>, body: &[u8]) 
                 if !errors.is_empty() {
                     eprintln!("upload of {} bytes: retried after {errors:?}", body.len());
                 }
-                let status = resp.status().as_u16();
-                let text = resp.text().await.expect("response body");
-                return (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                );
+                return reply_of(resp).await;
             }
             Err(e) => errors.push(format!("{e:?}")),
         }
@@ -89,45 +87,6 @@ async fn upload_ok(
     reply
 }
 
-/// A request with a JSON body (or none) that must answer `status`; returns the body.
-async fn call(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    status: u16,
-) -> Value {
-    let mut req = server.request(method.clone(), path);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let (got, reply) = server.send(req).await;
-    assert_eq!(
-        got,
-        status,
-        "{method} {path} {} answered {got}: {reply}",
-        body.map(Value::to_string).unwrap_or_default()
-    );
-    reply
-}
-
-/// A request with a JSON body that must be refused with `status` and `code`.
-async fn refused(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    status: u16,
-    code: &str,
-) {
-    let mut req = server.request(method.clone(), path);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let reply = server.send(req).await;
-    assert_api_error(&reply, status, code, &format!("{method} {path}"));
-}
-
 fn id_of(asset: &Value) -> String {
     asset["id"]
         .as_str()
@@ -145,6 +104,25 @@ async fn asset_ids(server: &Server) -> Vec<String> {
         .collect()
 }
 
+/// A `DELETE` of the asset at `path` must be refused: a scene uses it.
+async fn assert_in_use(server: &Server, path: &str) {
+    refused(server, Method::DELETE, path, None, 409, "conflict").await;
+}
+
+/// A text layer in `family` must be refused: no font of that family is uploaded.
+async fn assert_unknown_family(server: &Server, family: &str) {
+    let layer = text_layer("t", family);
+    refused(
+        server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&layer),
+        422,
+        "unknown_asset",
+    )
+    .await;
+}
+
 /// An image layer drawing `asset` stretched into the box.
 fn image_layer(id: &str, asset: &str, (x, y, w, h): (i32, i32, i32, i32)) -> Value {
     json!({
@@ -154,25 +132,12 @@ fn image_layer(id: &str, asset: &str, (x, y, w, h): (i32, i32, i32, i32)) -> Val
     })
 }
 
-fn rect(id: &str, (x, y, w, h): (i32, i32, i32, i32), fill: &str) -> Value {
-    json!({
-        "id": id, "kind": "shape",
-        "position": {"x": x, "y": y, "width": w, "height": h},
-        "shape": {"type": "rect", "fill": fill}
-    })
-}
-
 fn text_layer(id: &str, family: &str) -> Value {
     json!({
         "id": id, "kind": "text",
         "position": {"x": 10, "y": 10, "width": 300, "height": 60},
         "text": {"content": "Hello", "fontFamily": family, "size": 32, "color": "#ffffff"}
     })
-}
-
-/// The stream-sized canvas (canvas pixels are stream pixels) over black, with `layers`.
-fn stream_scene(layers: Value) -> Value {
-    json!({"canvas": {"width": W, "height": H, "background": "#000000"}, "layers": layers})
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,78 +310,6 @@ fn renamed_font() -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Pixels
-
-type Rgb = [u8; 3];
-type Look = (&'static str, fn(Rgb) -> bool);
-
-const RED: Look = ("red", |p| p[0] > 180 && p[1] < 80 && p[2] < 80);
-const GREEN: Look = ("green", |p| p[1] > 180 && p[0] < 80 && p[2] < 80);
-const BLUE: Look = ("blue", |p| p[2] > 180 && p[0] < 80 && p[1] < 80);
-const YELLOW: Look = ("yellow", |p| p[0] > 180 && p[1] > 180 && p[2] < 80);
-const MAGENTA: Look = ("magenta", |p| p[0] > 180 && p[2] > 180 && p[1] < 80);
-const BLACK: Look = ("black", |p| p.iter().all(|&c| c < 45));
-
-/// Mean colour of the 5×5 patch around (x, y) of a `W`×`H` RGB24 frame.
-fn pixel(frame: &[u8], x: u32, y: u32) -> Rgb {
-    let mut sum = [0u32; 3];
-    let mut n = 0;
-    for py in y.saturating_sub(2)..=(y + 2).min(H - 1) {
-        for px in x.saturating_sub(2)..=(x + 2).min(W - 1) {
-            let i = ((py * W + px) * 3) as usize;
-            for c in 0..3 {
-                sum[c] += u32::from(frame[i + c]);
-            }
-            n += 1;
-        }
-    }
-    sum.map(|s| (s / n) as u8)
-}
-
-fn assert_looks(frame: &[u8], points: &[(u32, u32, Look)], context: &str) {
-    let wrong: Vec<String> = points
-        .iter()
-        .filter_map(|&(x, y, (name, test))| {
-            let p = pixel(frame, x, y);
-            (!test(p)).then(|| format!("({x},{y}) is {p:?}, expected {name}"))
-        })
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{context}: the picture does not show it:\n  {}",
-        wrong.join("\n  ")
-    );
-}
-
-/// The latest frame at the player once 20 frames have arrived after `t` (a change answered
-/// at `t` is on it).
-async fn settled(player: &Player, t: Instant) -> Vec<u8> {
-    wait_until(
-        "20 frames at the player after the change",
-        secs(15.0),
-        async || {
-            let n = player.frames_since(t);
-            if n >= 20 {
-                Ok(())
-            } else {
-                Err(format!("{n} frames"))
-            }
-        },
-    )
-    .await;
-    player.first_and_last().1
-}
-
-/// A live server on the small stream with a player past its first GOP.
-async fn live_server(builder: ServerBuilder) -> (Server, Player) {
-    let server = builder.start().await;
-    server.start_stream().await;
-    let player = Player::spawn(&server.rtmp_play_url(), W, H);
-    player.wait_frames(45, secs(20.0)).await;
-    (server, player)
-}
-
-// ---------------------------------------------------------------------------------------
 // Tests
 
 #[tokio::test]
@@ -550,9 +443,7 @@ async fn images_and_fonts_upload_with_their_facts() {
     }
     let reply = server.get("/api/assets/asset-999").await;
     assert_api_error(&reply, 404, "not_found", "GET of an unknown asset");
-    let reply = server
-        .send(server.request(Method::DELETE, "/api/assets/asset-999"))
-        .await;
+    let reply = send_json(&server, Method::DELETE, "/api/assets/asset-999", None).await;
     assert_api_error(&reply, 404, "not_found", "DELETE of an unknown asset");
 
     // Layers name assets that exist, of the right kind.
@@ -566,35 +457,15 @@ async fn images_and_fonts_upload_with_their_facts() {
         201,
     )
     .await;
-    refused(
-        &server,
-        Method::POST,
-        layers,
-        Some(&image_layer("x", "asset-999", box_)),
-        422,
-        "unknown_asset",
-    )
-    .await;
-    refused(
-        &server,
-        Method::POST,
-        layers,
-        Some(&image_layer("x", &id_of(&font), box_)),
-        422,
-        "unknown_asset",
-    )
-    .await;
     let mut bad_fit = image_layer("x", &id_of(&png), box_);
     bad_fit["image"]["fit"] = json!("stretch");
-    refused(
-        &server,
-        Method::POST,
-        layers,
-        Some(&bad_fit),
-        422,
-        "out_of_range",
-    )
-    .await;
+    for (layer, code) in [
+        (image_layer("x", "asset-999", box_), "unknown_asset"),
+        (image_layer("x", &id_of(&font), box_), "unknown_asset"),
+        (bad_fit, "out_of_range"),
+    ] {
+        refused(&server, Method::POST, layers, Some(&layer), 422, code).await;
+    }
     refused(
         &server,
         Method::PATCH,
@@ -606,15 +477,7 @@ async fn images_and_fonts_upload_with_their_facts() {
     .await;
 
     // A font family exists once a font of that family is uploaded, and for as long.
-    refused(
-        &server,
-        Method::POST,
-        layers,
-        Some(&text_layer("t", "Upload Font")),
-        422,
-        "unknown_asset",
-    )
-    .await;
+    assert_unknown_family(&server, "Upload Font").await;
     call(
         &server,
         Method::POST,
@@ -638,27 +501,11 @@ async fn images_and_fonts_upload_with_their_facts() {
     .await;
     assert_eq!(created["text"]["fontFamily"], "Upload Font", "{created}");
     let renamed_path = format!("/api/assets/{}", id_of(&renamed));
-    refused(
-        &server,
-        Method::DELETE,
-        &renamed_path,
-        None,
-        409,
-        "conflict",
-    )
-    .await;
+    assert_in_use(&server, &renamed_path).await;
     call(&server, Method::DELETE, "/api/scene/layers/t", None, 200).await;
     let deleted = call(&server, Method::DELETE, &renamed_path, None, 200).await;
     assert_eq!(deleted, renamed, "DELETE answers the asset");
-    refused(
-        &server,
-        Method::POST,
-        layers,
-        Some(&text_layer("t", "Upload Font")),
-        422,
-        "unknown_asset",
-    )
-    .await;
+    assert_unknown_family(&server, "Upload Font").await;
 }
 
 #[tokio::test]
@@ -669,7 +516,7 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
         &server,
         Method::PATCH,
         "/api/scene",
-        Some(&stream_scene(json!([]))),
+        Some(&stream_scene("#000000", json!([]))),
         200,
     )
     .await;
@@ -716,7 +563,7 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
         "appliedAtFrame while live: {reply}"
     );
     let t = Instant::now();
-    let frame = settled(&player, t).await;
+    let frame = player.settled_after(t).await;
     assert_looks(&frame, &points, "a red rect and one image layer per format");
 
     // An image as the canvas background, under the layers.
@@ -729,7 +576,7 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
     )
     .await;
     assert_eq!(reply["background"], json!(gif), "{reply}");
-    let frame = settled(&player, Instant::now()).await;
+    let frame = player.settled_after(Instant::now()).await;
     assert_looks(
         &frame,
         &[
@@ -742,9 +589,9 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
         "the GIF as canvas background",
     );
     let gif_path = format!("/api/assets/{gif}");
-    refused(&server, Method::DELETE, &gif_path, None, 409, "conflict").await;
+    assert_in_use(&server, &gif_path).await;
     call(&server, Method::DELETE, "/api/scene/layers/gif", None, 200).await;
-    refused(&server, Method::DELETE, &gif_path, None, 409, "conflict").await;
+    assert_in_use(&server, &gif_path).await;
     call(
         &server,
         Method::PATCH,
@@ -756,24 +603,24 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
     call(&server, Method::DELETE, &gif_path, None, 200).await;
 
     // In use by a scene that is not on air.
-    let standby = json!({"id": "standby", "scene": stream_scene(json!([image_layer("j", &jpeg, (0, 0, 48, 32))]))});
+    let standby = json!({"id": "standby", "scene": stream_scene("#000000", json!([image_layer("j", &jpeg, (0, 0, 48, 32))]))});
     call(&server, Method::POST, "/api/scenes", Some(&standby), 201).await;
     call(&server, Method::DELETE, "/api/scene/layers/jpeg", None, 200).await;
     let jpeg_path = format!("/api/assets/{jpeg}");
-    refused(&server, Method::DELETE, &jpeg_path, None, 409, "conflict").await;
+    assert_in_use(&server, &jpeg_path).await;
     call(&server, Method::DELETE, "/api/scenes/standby", None, 204).await;
     call(&server, Method::DELETE, &jpeg_path, None, 200).await;
 
     // In use on air: kept until its layer goes.
     let png_path = format!("/api/assets/{png}");
     let info = server.get_json(&png_path).await;
-    refused(&server, Method::DELETE, &png_path, None, 409, "conflict").await;
+    assert_in_use(&server, &png_path).await;
     assert_eq!(
         server.get_json(&png_path).await,
         info,
         "a refused DELETE kept the asset"
     );
-    let frame = settled(&player, Instant::now()).await;
+    let frame = player.settled_after(Instant::now()).await;
     assert_looks(
         &frame,
         &[(168, 56, GREEN)],
@@ -789,7 +636,7 @@ async fn image_layers_go_on_air_and_assets_in_use_are_kept() {
         !asset_ids(&server).await.contains(&png),
         "a deleted asset is still listed"
     );
-    let frame = settled(&player, Instant::now()).await;
+    let frame = player.settled_after(Instant::now()).await;
     assert_looks(
         &frame,
         &[(168, 56, BLACK), (60, 50, RED)],
@@ -852,11 +699,10 @@ async fn bad_uploads_are_refused_and_the_stream_keeps_running() {
         &server,
         Method::PATCH,
         "/api/scene",
-        Some(&stream_scene(json!([rect(
-            "keep",
-            (20, 20, 80, 60),
-            "#ff0000"
-        )]))),
+        Some(&stream_scene(
+            "#000000",
+            json!([rect("keep", (20, 20, 80, 60), "#ff0000")]),
+        )),
         200,
     )
     .await;
@@ -1078,13 +924,7 @@ async fn bad_uploads_are_refused_and_the_stream_keeps_running() {
             text_layer("x", "No Such Family"),
         ),
     ] {
-        let reply = server
-            .send(
-                server
-                    .request(Method::POST, "/api/scene/layers")
-                    .json(&body),
-            )
-            .await;
+        let reply = send_json(&server, Method::POST, "/api/scene/layers", Some(&body)).await;
         if let Err(e) = check_api_error(&reply, 422, "unknown_asset") {
             failures.push(format!("{what}: {e}"));
         }
@@ -1100,13 +940,7 @@ async fn bad_uploads_are_refused_and_the_stream_keeps_running() {
 
     // The stream went on through all of it.
     let t = Instant::now();
-    let f0 = u(&before, "frameCount");
-    let after = server.wait_frames(f0 + 30).await;
-    assert_eq!(
-        (&after["isLive"], &after["isPaused"]),
-        (&json!(true), &json!(false)),
-        "{after}"
-    );
+    let after = server.assert_still_live(&before).await;
     let later = wait_until("frameCount to keep counting", secs(10.0), async || {
         let s = server.state().await;
         if u(&s, "frameCount") >= u(&after, "frameCount") + 15 {
@@ -1117,7 +951,7 @@ async fn bad_uploads_are_refused_and_the_stream_keeps_running() {
     })
     .await;
     assert_eq!(later["isLive"], true, "{later}");
-    let frame = settled(&player, t).await;
+    let frame = player.settled_after(t).await;
     assert_looks(
         &frame,
         &[(60, 50, RED), (200, 120, BLACK)],
@@ -1211,7 +1045,10 @@ async fn assets_and_image_layers_survive_a_restart_with_redis() {
         200,
     )
     .await;
-    let scene = stream_scene(json!([image_layer("logo", &green_id, (120, 40, 96, 72))]));
+    let scene = stream_scene(
+        "#000000",
+        json!([image_layer("logo", &green_id, (120, 40, 96, 72))]),
+    );
     call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
     let assets = server.get_json("/api/assets").await;
     let scene = server.get_json("/api/scene").await;
@@ -1265,15 +1102,7 @@ async fn assets_and_image_layers_survive_a_restart_with_redis() {
         "the restored image layer on air",
     );
 
-    refused(
-        &server,
-        Method::DELETE,
-        &format!("/api/assets/{green_id}"),
-        None,
-        409,
-        "conflict",
-    )
-    .await;
+    assert_in_use(&server, &format!("/api/assets/{green_id}")).await;
     let again = upload_ok(&server, "image/gif", images.gif.clone(), None).await;
     assert!(
         id_of(&again) != green_id && id_of(&again) != blue_id,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::pixels::{assert_picture, changed_pixels};
 
 fn destinations(list: &[(&str, String)]) -> Value {
     list.iter()

@@ -16,9 +16,12 @@
 //! That writes each rendered frame over its golden (only if its probes pass) instead of
 //! comparing. Look at the new PNGs before committing them.
 //!
-//! A transition's mid-point cannot be rendered by the CLI; it is covered by a unit test of
-//! the compositor and, on air, by `scenes::fade_*` and `scenes::slide_*`.
+//! Transitions are rendered with `render --to SCENE --transition KIND --transition-ms N --at
+//! F` and compared at their mid-point (`transition_fade`, `transition_slide`: each starts from
+//! `transition_fade.json`/`transition_slide.json`, a copy of `transition_from.json`, and goes
+//! to `transition_to.json`).
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -100,12 +103,24 @@ fn read_png(path: &Path, w: u32, h: u32) -> Result<Img, String> {
 
 /// Runs `stream-manager render` on a scene file; returns the output directory's frames.
 fn render(scene: &Path, frames: u32, out: &Path, assets: Option<&Path>) -> std::process::Output {
+    render_with(scene, frames, out, assets, &[])
+}
+
+/// [`render`] with extra arguments.
+fn render_with(
+    scene: &Path,
+    frames: u32,
+    out: &Path,
+    assets: Option<&Path>,
+    extra: &[String],
+) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stream-manager"));
     cmd.arg("render")
         .arg("--scene")
         .arg(scene)
         .args(["--frames", &frames.to_string(), "--out"])
-        .arg(out);
+        .arg(out)
+        .args(extra);
     if let Some(a) = assets {
         cmd.arg("--assets").arg(a);
     }
@@ -143,38 +158,45 @@ fn compare(got: &Img, want: &Img) -> Result<String, String> {
 
 type Rgb = [u8; 3];
 
-/// The pixel at (x, y) is within `tol` of `rgb` in every channel.
-fn near(img: &Img, x: u32, y: u32, rgb: Rgb, tol: u8, what: &str, wrong: &mut Vec<String>) {
-    let p = img.px(x, y);
-    if (0..3).any(|c| p[c].abs_diff(rgb[c]) > tol) {
-        wrong.push(format!(
-            "({x},{y}) is {:?}, expected {what} {rgb:?} ±{tol}",
-            &p[..3]
-        ));
-    }
+/// The checks of what a rendered frame must show: each one that fails is described in
+/// `wrong`.
+struct Probes<'a> {
+    img: &'a Img,
+    wrong: Vec<String>,
 }
 
-/// Each channel of the pixel at (x, y) is within its range (for blends, whose exact value
-/// depends on the blending space).
-fn within(
-    img: &Img,
-    x: u32,
-    y: u32,
-    ranges: [std::ops::RangeInclusive<u8>; 3],
-    what: &str,
-    wrong: &mut Vec<String>,
-) {
-    let p = img.px(x, y);
-    if (0..3).any(|c| !ranges[c].contains(&p[c])) {
-        wrong.push(format!(
-            "({x},{y}) is {:?}, expected {what} {ranges:?}",
-            &p[..3]
-        ));
+impl Probes<'_> {
+    /// The pixel at (x, y) is within `tol` of `rgb` in every channel.
+    fn near(&mut self, x: u32, y: u32, rgb: Rgb, tol: u8, what: &str) {
+        let p = self.img.px(x, y);
+        if (0..3).any(|c| p[c].abs_diff(rgb[c]) > tol) {
+            self.wrong.push(format!(
+                "({x},{y}) is {:?}, expected {what} {rgb:?} ±{tol}",
+                &p[..3]
+            ));
+        }
+    }
+
+    /// Each channel of the pixel at (x, y) is within its range (for blends, whose exact value
+    /// depends on the blending space).
+    fn within(&mut self, x: u32, y: u32, ranges: [RangeInclusive<u8>; 3], what: &str) {
+        let p = self.img.px(x, y);
+        if (0..3).any(|c| !ranges[c].contains(&p[c])) {
+            self.wrong.push(format!(
+                "({x},{y}) is {:?}, expected {what} {ranges:?}",
+                &p[..3]
+            ));
+        }
+    }
+
+    /// Records a check that failed, described.
+    fn fail(&mut self, why: String) {
+        self.wrong.push(why);
     }
 }
 
 /// A blend of two full channel values: clearly neither of them.
-const MID: std::ops::RangeInclusive<u8> = 90..=215;
+const MID: RangeInclusive<u8> = 90..=215;
 
 /// Pixels in [x0, x1) × [y0, y1) brighter than 150 in every channel that `test` accepts:
 /// their count and mean x.
@@ -226,338 +248,230 @@ const GREY: Rgb = [48, 48, 48];
 mod probes {
     use super::*;
 
-    pub(super) fn shapes(img: &Img, w: &mut Vec<String>) {
-        near(img, 30, 25, RED, 8, "rect", w);
-        near(img, 11, 11, RED, 8, "rect corner", w);
-        near(img, 80, 25, GREEN, 8, "rounded rect", w);
-        near(img, 80, 10, WHITE, 20, "rounded rect stroke (top edge)", w);
-        near(img, 61, 11, BLACK, 20, "outside the rounded corner", w);
-        near(img, 130, 25, BLUE, 8, "ellipse", w);
-        near(
-            img,
-            112,
-            12,
-            BLACK,
-            8,
-            "ellipse box corner, outside the ellipse",
-            w,
-        );
-        near(img, 10, 65, YELLOW, 20, "stroke-only rect edge", w);
-        near(img, 30, 65, BLACK, 8, "inside a rect with no fill", w);
-        near(img, 130, 65, MAGENTA, 8, "stroked ellipse fill", w);
-        near(img, 111, 65, CYAN, 30, "ellipse stroke", w);
-        near(img, 80, 65, BLACK, 8, "empty canvas", w);
+    pub(super) fn shapes(p: &mut Probes) {
+        p.near(30, 25, RED, 8, "rect");
+        p.near(11, 11, RED, 8, "rect corner");
+        p.near(80, 25, GREEN, 8, "rounded rect");
+        p.near(80, 10, WHITE, 20, "rounded rect stroke (top edge)");
+        p.near(61, 11, BLACK, 20, "outside the rounded corner");
+        p.near(130, 25, BLUE, 8, "ellipse");
+        p.near(112, 12, BLACK, 8, "ellipse box corner, outside the ellipse");
+        p.near(10, 65, YELLOW, 20, "stroke-only rect edge");
+        p.near(30, 65, BLACK, 8, "inside a rect with no fill");
+        p.near(130, 65, MAGENTA, 8, "stroked ellipse fill");
+        p.near(111, 65, CYAN, 30, "ellipse stroke");
+        p.near(80, 65, BLACK, 8, "empty canvas");
     }
 
-    pub(super) fn gradients(img: &Img, w: &mut Vec<String>) {
-        near(img, 8, 22, RED, 30, "linear 0°: red at the left", w);
-        near(img, 72, 22, BLUE, 30, "linear 0°: blue at the right", w);
-        within(
-            img,
-            40,
-            22,
-            [MID, 0..=20, MID],
-            "linear 0°: a mix in the middle",
-            w,
-        );
-        near(img, 120, 7, WHITE, 40, "linear 90°: white at the top", w);
-        near(
-            img,
-            120,
-            38,
-            BLACK,
-            40,
-            "linear 90°: black at the bottom",
-            w,
-        );
-        near(
-            img,
+    pub(super) fn gradients(p: &mut Probes) {
+        p.near(8, 22, RED, 30, "linear 0°: red at the left");
+        p.near(72, 22, BLUE, 30, "linear 0°: blue at the right");
+        p.within(40, 22, [MID, 0..=20, MID], "linear 0°: a mix in the middle");
+        p.near(120, 7, WHITE, 40, "linear 90°: white at the top");
+        p.near(120, 38, BLACK, 40, "linear 90°: black at the bottom");
+        p.near(
             40,
             67,
             YELLOW,
             30,
             "radial: the stop 0 colour in the centre",
-            w,
         );
-        near(
-            img,
-            7,
-            52,
-            BLUE,
-            30,
-            "radial: the last stop at the corner",
-            w,
-        );
-        near(
-            img,
+        p.near(7, 52, BLUE, 30, "radial: the last stop at the corner");
+        p.near(
             120,
             67,
             GREEN,
             30,
             "three stops: the middle stop in the middle",
-            w,
         );
-        near(
-            img,
-            88,
-            67,
-            RED,
-            50,
-            "three stops: the first at the left",
-            w,
-        );
-        near(
-            img,
-            152,
-            67,
-            BLUE,
-            50,
-            "three stops: the last at the right",
-            w,
-        );
+        p.near(88, 67, RED, 50, "three stops: the first at the left");
+        p.near(152, 67, BLUE, 50, "three stops: the last at the right");
     }
 
-    pub(super) fn rotation(img: &Img, w: &mut Vec<String>) {
+    pub(super) fn rotation(p: &mut Probes) {
         // A 40x40 square centred at (30,45) turned 45°: a diamond reaching 28 px from the centre.
-        near(img, 30, 45, RED, 8, "diamond centre", w);
-        near(
-            img,
-            30,
-            20,
-            RED,
-            8,
-            "diamond tip above the unrotated square",
-            w,
-        );
-        near(
-            img,
+        p.near(30, 45, RED, 8, "diamond centre");
+        p.near(30, 20, RED, 8, "diamond tip above the unrotated square");
+        p.near(
             12,
             27,
             BLACK,
             8,
             "unrotated square's corner, outside the diamond",
-            w,
         );
         // 50x20 centred at (80,45) turned 90°: 20 wide, 50 tall.
-        near(
-            img,
-            80,
-            24,
-            GREEN,
-            8,
-            "upright bar above its unrotated box",
-            w,
-        );
-        near(img, 58, 45, BLACK, 8, "unrotated bar's end, now empty", w);
+        p.near(80, 24, GREEN, 8, "upright bar above its unrotated box");
+        p.near(58, 45, BLACK, 8, "unrotated bar's end, now empty");
         // 46x10 centred at (133,45) turned 30° clockwise: the right end goes down.
-        near(img, 149, 54, BLUE, 40, "right end lower (clockwise)", w);
-        near(img, 117, 36, BLUE, 40, "left end higher (clockwise)", w);
-        near(img, 149, 36, BLACK, 20, "no anticlockwise right end", w);
-        near(img, 117, 54, BLACK, 20, "no anticlockwise left end", w);
+        p.near(149, 54, BLUE, 40, "right end lower (clockwise)");
+        p.near(117, 36, BLUE, 40, "left end higher (clockwise)");
+        p.near(149, 36, BLACK, 20, "no anticlockwise right end");
+        p.near(117, 54, BLACK, 20, "no anticlockwise left end");
     }
 
-    pub(super) fn opacity(img: &Img, w: &mut Vec<String>) {
-        near(
-            img,
-            5,
-            5,
-            BLACK,
-            0,
-            "a transparent background shows black",
-            w,
-        );
-        near(img, 20, 45, WHITE, 0, "opaque white", w);
-        within(img, 55, 45, [240..=255, MID, MID], "half red over white", w);
-        within(img, 90, 45, [MID, 0..=20, 0..=20], "half red over black", w);
-        within(
-            img,
-            125,
-            15,
-            [0..=20, MID, 0..=20],
-            "#00ff0080 over black",
-            w,
-        );
-        near(img, 125, 77, BLACK, 0, "opacity 0 draws nothing", w);
-        near(img, 140, 45, BLACK, 0, "a hidden layer draws nothing", w);
+    pub(super) fn opacity(p: &mut Probes) {
+        p.near(5, 5, BLACK, 0, "a transparent background shows black");
+        p.near(20, 45, WHITE, 0, "opaque white");
+        p.within(55, 45, [240..=255, MID, MID], "half red over white");
+        p.within(90, 45, [MID, 0..=20, 0..=20], "half red over black");
+        p.within(125, 15, [0..=20, MID, 0..=20], "#00ff0080 over black");
+        p.near(125, 77, BLACK, 0, "opacity 0 draws nothing");
+        p.near(140, 45, BLACK, 0, "a hidden layer draws nothing");
     }
 
-    pub(super) fn zorder(img: &Img, w: &mut Vec<String>) {
-        near(img, 60, 45, RED, 8, "zIndex 2 over zIndex 0", w);
-        near(img, 95, 55, BLUE, 8, "zIndex 1 over zIndex 0", w);
-        near(
-            img,
-            100,
-            35,
-            GREEN,
-            8,
-            "zIndex 0 where nothing covers it",
-            w,
-        );
-        near(
-            img,
-            30,
-            75,
-            MAGENTA,
-            8,
-            "same zIndex: the later layer in front",
-            w,
-        );
-        near(
-            img,
+    pub(super) fn zorder(p: &mut Probes) {
+        p.near(60, 45, RED, 8, "zIndex 2 over zIndex 0");
+        p.near(95, 55, BLUE, 8, "zIndex 1 over zIndex 0");
+        p.near(100, 35, GREEN, 8, "zIndex 0 where nothing covers it");
+        p.near(30, 75, MAGENTA, 8, "same zIndex: the later layer in front");
+        p.near(
             10,
             70,
             YELLOW,
             8,
             "same zIndex: the earlier layer where uncovered",
-            w,
         );
     }
 
-    pub(super) fn text_align(img: &Img, w: &mut Vec<String>) {
-        let (n, x) = lit(img, (0, 4, 192, 34), white);
+    pub(super) fn text_align(p: &mut Probes) {
+        let (n, x) = lit(p.img, (0, 4, 192, 34), white);
         if n < 60 || x > 60.0 {
-            w.push(format!(
+            p.fail(format!(
                 "start: {n} glyph pixels, mean x {x:.0} (want > 60 pixels, mean x < 60)"
             ));
         }
-        let (n, x) = lit(img, (0, 38, 192, 68), white);
+        let (n, x) = lit(p.img, (0, 38, 192, 68), white);
         if n < 60 || (x - 96.0).abs() > 12.0 {
-            w.push(format!(
+            p.fail(format!(
                 "center: {n} glyph pixels, mean x {x:.0} (want > 60 pixels, about 96)"
             ));
         }
-        let (n, x) = lit(img, (0, 72, 192, 102), yellow);
+        let (n, x) = lit(p.img, (0, 72, 192, 102), yellow);
         if n < 40 || x < 140.0 {
-            w.push(format!(
+            p.fail(format!(
                 "end: {n} yellow glyph pixels, mean x {x:.0} (want > 40 pixels, mean x > 140)"
             ));
         }
-        let (stray, _) = lit(img, (0, 0, 192, 108), |p| p[2] > 150 && !white(p));
+        let (stray, _) = lit(p.img, (0, 0, 192, 108), |px| px[2] > 150 && !white(px));
         if stray > 0 {
-            w.push(format!("{stray} bluish pixels: the text colour is wrong"));
+            p.fail(format!("{stray} bluish pixels: the text colour is wrong"));
         }
     }
 
-    pub(super) fn text_wrap(img: &Img, w: &mut Vec<String>) {
+    pub(super) fn text_wrap(p: &mut Probes) {
         // "one two three four five six" at 14 px in a 70 px box: three lines, none wider.
-        let (beyond, _) = lit(img, (77, 0, 90, 90), white);
+        let (beyond, _) = lit(p.img, (77, 0, 90, 90), white);
         if beyond > 0 {
-            w.push(format!(
+            p.fail(format!(
                 "{beyond} glyph pixels right of the wrapped box (x 76..90)"
             ));
         }
         for (i, (y0, y1)) in [(4, 21), (21, 38), (38, 55)].into_iter().enumerate() {
-            let (n, _) = lit(img, (6, y0, 76, y1), white);
+            let (n, _) = lit(p.img, (6, y0, 76, y1), white);
             if n < 25 {
-                w.push(format!(
+                p.fail(format!(
                     "wrapped line {} (y {y0}..{y1}) has only {n} glyph pixels",
                     i + 1
                 ));
             }
         }
-        let (n, _) = lit(img, (0, 56, 90, 90), white);
+        let (n, _) = lit(p.img, (0, 56, 90, 90), white);
         if n > 0 {
-            w.push(format!("{n} glyph pixels below the third wrapped line"));
+            p.fail(format!("{n} glyph pixels below the third wrapped line"));
         }
         // "A\nBB\nCCC" aligned to the end: three lines of growing width, ending at x 156.
         let mut widths = Vec::new();
         for (y0, y1) in [(4, 21), (21, 38), (38, 55)] {
             let xs: Vec<u32> = (90..160)
-                .filter(|&x| (y0..y1).any(|y| green(img.px(x, y))))
+                .filter(|&x| (y0..y1).any(|y| green(p.img.px(x, y))))
                 .collect();
             match (xs.first(), xs.last()) {
                 (Some(&a), Some(&b)) => {
                     if b < 150 {
-                        w.push(format!(
+                        p.fail(format!(
                             "line y {y0}..{y1} ends at x {b}, not at the box end 156"
                         ));
                     }
                     widths.push(b - a);
                 }
-                _ => w.push(format!("no green glyphs on the explicit line y {y0}..{y1}")),
+                _ => p.fail(format!("no green glyphs on the explicit line y {y0}..{y1}")),
             }
         }
-        if !widths.windows(2).all(|p| p[1] > p[0]) {
-            w.push(format!(
+        if !widths.windows(2).all(|pair| pair[1] > pair[0]) {
+            p.fail(format!(
                 "explicit lines A/BB/CCC should grow in width: {widths:?}"
             ));
         }
     }
 
-    pub(super) fn image_fit(img: &Img, w: &mut Vec<String>) {
+    pub(super) fn image_fit(p: &mut Probes) {
         // stripes.png is 40x20: red x 0..10, green 10..30, blue 30..40.
         // contain in 40x40 at (10,25): drawn 40x20 at y 35..55.
-        near(img, 30, 28, GREY, 4, "contain: letterbox above", w);
-        near(img, 30, 60, GREY, 4, "contain: letterbox below", w);
-        near(img, 14, 45, RED, 8, "contain: red stripe", w);
-        near(img, 30, 45, GREEN, 8, "contain: green stripe", w);
-        near(img, 46, 45, BLUE, 8, "contain: blue stripe", w);
+        p.near(30, 28, GREY, 4, "contain: letterbox above");
+        p.near(30, 60, GREY, 4, "contain: letterbox below");
+        p.near(14, 45, RED, 8, "contain: red stripe");
+        p.near(30, 45, GREEN, 8, "contain: green stripe");
+        p.near(46, 45, BLUE, 8, "contain: blue stripe");
         // cover in 40x40 at (60,25): scaled x2 to 80x40 and cropped to the green middle.
-        near(
-            img,
-            63,
-            27,
-            GREEN,
-            8,
-            "cover: fills the top-left of the box",
-            w,
-        );
-        near(
-            img,
-            97,
-            63,
-            GREEN,
-            8,
-            "cover: fills the bottom-right of the box",
-            w,
-        );
-        near(
-            img,
-            57,
-            45,
-            GREY,
-            4,
-            "cover: cropped at the box's left edge",
-            w,
-        );
-        near(
-            img,
-            103,
-            45,
-            GREY,
-            4,
-            "cover: cropped at the box's right edge",
-            w,
-        );
+        p.near(63, 27, GREEN, 8, "cover: fills the top-left of the box");
+        p.near(97, 63, GREEN, 8, "cover: fills the bottom-right of the box");
+        p.near(57, 45, GREY, 4, "cover: cropped at the box's left edge");
+        p.near(103, 45, GREY, 4, "cover: cropped at the box's right edge");
         // fill in 40x40 at (110,25): stretched to 40x40.
-        near(img, 114, 27, RED, 8, "fill: red stripe, full height", w);
-        near(img, 130, 63, GREEN, 8, "fill: green stripe, full height", w);
-        near(img, 146, 45, BLUE, 8, "fill: blue stripe", w);
-        near(img, 130, 22, GREY, 4, "fill: nothing above the box", w);
+        p.near(114, 27, RED, 8, "fill: red stripe, full height");
+        p.near(130, 63, GREEN, 8, "fill: green stripe, full height");
+        p.near(146, 45, BLUE, 8, "fill: blue stripe");
+        p.near(130, 22, GREY, 4, "fill: nothing above the box");
     }
 
-    pub(super) fn image_background(img: &Img, w: &mut Vec<String>) {
+    pub(super) fn image_background(p: &mut Probes) {
         // The 40x20 stripes stretched over the 160x90 canvas: red x 0..40, green 40..120.
-        near(img, 10, 10, RED, 8, "background image, red stripe", w);
-        near(img, 60, 80, GREEN, 8, "background image, green stripe", w);
-        near(img, 150, 45, BLUE, 8, "background image, blue stripe", w);
+        p.near(10, 10, RED, 8, "background image, red stripe");
+        p.near(60, 80, GREEN, 8, "background image, green stripe");
+        p.near(150, 45, BLUE, 8, "background image, blue stripe");
         // veil.png: white at alpha 127, over green.
-        within(
-            img,
+        p.within(
             80,
             45,
             [MID, 240..=255, MID],
             "half-transparent white image over green",
-            w,
         );
     }
 
-    pub(super) fn frame_token(img: &Img, w: &mut Vec<String>) {
-        let (n, _) = lit(img, (8, 8, 152, 40), white);
+    /// Half way through a fade from red with a white bar to blue with a yellow dot.
+    pub(super) fn transition_fade(p: &mut Probes) {
+        p.within(50, 48, [MID, 0..=20, MID], "red and blue mixed");
+        p.within(
+            20,
+            27,
+            [MID, MID, 230..=255],
+            "the white bar fading into blue",
+        );
+        p.within(
+            75,
+            27,
+            [230..=255, MID, 0..=20],
+            "the yellow dot fading in over red",
+        );
+    }
+
+    /// Half way through a slide: the old scene pushed half out to the left, the new one half
+    /// in from the right.
+    pub(super) fn transition_slide(p: &mut Probes) {
+        p.near(10, 48, RED, 8, "the old scene on the left half");
+        p.near(86, 48, BLUE, 8, "the new scene on the right half");
+        // The old bar (x 8..32) is now at -40..-16: gone; the old right part shows at 0..48.
+        p.near(4, 27, RED, 8, "the old bar has left the frame");
+        // The new dot (x 60..90) is now at 108..138: not in yet; the new left part is at 48..96.
+        p.near(60, 27, BLUE, 8, "the new scene's left part, before its dot");
+    }
+
+    pub(super) fn frame_token(p: &mut Probes) {
+        let (n, _) = lit(p.img, (8, 8, 152, 40), white);
         if n < 80 {
-            w.push(format!("only {n} glyph pixels for \"frame 2\""));
+            p.fail(format!("only {n} glyph pixels for \"frame 2\""));
         }
-        near(img, 150, 44, [0, 0, 64], 4, "background", w);
+        p.near(150, 44, [0, 0, 64], 4, "background");
     }
 }
 
@@ -567,7 +481,9 @@ struct Case {
     name: &'static str,
     frames: u32,
     compared: u32,
-    probes: fn(&Img, &mut Vec<String>),
+    probes: fn(&mut Probes),
+    /// Extra `render` arguments.
+    extra: Vec<String>,
 }
 
 /// Renders a case, checks its probes, then compares it with (or, with `UPDATE_GOLDEN=1`,
@@ -584,11 +500,12 @@ fn check(case: &Case) -> Img {
     );
     let tmp = TempDir::new(&format!("golden-{}", case.name));
     let out_dir = tmp.join("frames");
-    let out = render(
+    let out = render_with(
         &scene_file,
         case.frames,
         &out_dir,
         Some(&dir.join("assets")),
+        &case.extra,
     );
     assert!(
         out.status.success(),
@@ -609,14 +526,17 @@ fn check(case: &Case) -> Img {
         case.name
     );
 
-    let mut wrong = Vec::new();
-    (case.probes)(&rendered, &mut wrong);
+    let mut probes = Probes {
+        img: &rendered,
+        wrong: Vec::new(),
+    };
+    (case.probes)(&mut probes);
     assert!(
-        wrong.is_empty(),
+        probes.wrong.is_empty(),
         "{}: the rendered frame ({}) does not show the scene:\n  {}",
         case.name,
         rendered_file.display(),
-        wrong.join("\n  ")
+        probes.wrong.join("\n  ")
     );
 
     let golden_file = dir.join(format!("{}.png", case.name));
@@ -659,6 +579,7 @@ macro_rules! golden {
                 frames: $frames,
                 compared: $compared,
                 probes: probes::$name,
+                extra: Vec::new(),
             });
         }
     };
@@ -674,6 +595,42 @@ golden!(text_wrap);
 golden!(image_fit);
 golden!(image_background);
 
+/// A fade or slide of 1 s at 10 fps from `transition_from.json` to `transition_to.json`,
+/// started at frame 1: frame 5 is its mid-point.
+fn transition(name: &'static str, kind: &str, probes: fn(&mut Probes)) {
+    let to = golden_dir().join("transition_to.json");
+    check(&Case {
+        name,
+        frames: 6,
+        compared: 5,
+        probes,
+        extra: [
+            "--to",
+            &to.display().to_string(),
+            "--transition",
+            kind,
+            "--transition-ms",
+            "1000",
+            "--at",
+            "1",
+            "--fps",
+            "10",
+        ]
+        .map(String::from)
+        .to_vec(),
+    });
+}
+
+#[tokio::test]
+async fn transition_fade() {
+    transition("transition_fade", "fade", probes::transition_fade);
+}
+
+#[tokio::test]
+async fn transition_slide() {
+    transition("transition_slide", "slide", probes::transition_slide);
+}
+
 /// `{{frame}}` expands per rendered frame: the third frame says "frame 2" (its golden), and
 /// differs from the first.
 #[tokio::test]
@@ -683,6 +640,7 @@ async fn frame_token_advances_per_frame() {
         frames: 3,
         compared: 2,
         probes: probes::frame_token,
+        extra: Vec::new(),
     });
     let tmp = TempDir::new("golden-frame-token");
     let out = render(&golden_dir().join("frame_token.json"), 1, tmp.path(), None);

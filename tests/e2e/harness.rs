@@ -5,7 +5,7 @@
 //! Every wait is a bounded poll that panics with what it was waiting for and what it saw
 //! last. A guard dropped during a panic prints the tail of its process's log.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -515,10 +515,7 @@ impl Server {
             .send()
             .await
             .unwrap_or_else(|e| panic!("request failed: {e}\nserver log:\n{}", self.log_tail(30)));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("response body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
+        reply_of(resp).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -589,6 +586,26 @@ impl Server {
         })
         .await
     }
+
+    /// Waits until 30 frames more than `before` (an earlier state) counted have been rendered
+    /// and asserts the stream is still live and not paused; returns that state.
+    pub async fn assert_still_live(&self, before: &Value) -> Value {
+        let after = self.wait_frames(u(before, "frameCount") + 30).await;
+        assert_eq!(
+            (&after["isLive"], &after["isPaused"]),
+            (&json!(true), &json!(false)),
+            "{after}"
+        );
+        after
+    }
+}
+
+/// The status and body of a response, as a [`Reply`].
+pub async fn reply_of(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
 }
 
 /// A numeric field as u64 (panics naming the field).
@@ -726,43 +743,43 @@ async fn run_bounded(secs: u32, tool: &str, args: &[&str]) -> Result<Vec<u8>, St
     }
 }
 
-/// Pixels whose colour changed by more than a compression artefact would.
-pub fn changed_pixels(a: &[u8], b: &[u8]) -> usize {
-    a.chunks(3)
-        .zip(b.chunks(3))
-        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
-        .count()
-}
-
-/// Spread of brightness in a frame (0 for a uniform picture).
-pub fn luma_spread(frame: &[u8]) -> u8 {
-    let lumas = frame
-        .chunks(3)
-        .map(|p| ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8);
-    let (lo, hi) = lumas.fold((255, 0), |(lo, hi), l| (l.min(lo), l.max(hi)));
-    hi.saturating_sub(lo)
-}
-
-/// Asserts a decoded picture is a drawn scene, not a blank or uniform frame.
-pub fn assert_picture(frame: &[u8], context: &str) {
-    let spread = luma_spread(frame);
-    assert!(
-        spread > 40,
-        "{context}: picture looks uniform (luma spread {spread})"
-    );
-}
-
 // ---------------------------------------------------------------------------------------
 // A continuous player
+
+/// How many decoded frames a player started by [`Player::on_air`] keeps (8 s at 30 fps,
+/// ~40 MB at 320×180).
+pub const KEPT_FRAMES: usize = 240;
 
 #[derive(Default)]
 struct Arrivals {
     times: Vec<Instant>,
     first: Option<Vec<u8>>,
     last: Option<Vec<u8>>,
+    /// The last `keep` frames with their arrival times.
+    recent: VecDeque<(Instant, Vec<u8>)>,
+    keep: usize,
 }
 
-/// An FFmpeg player that decodes a stream continuously and records when frames arrive.
+impl Arrivals {
+    fn record(&mut self, frame: &[u8]) {
+        let now = Instant::now();
+        self.times.push(now);
+        if self.first.is_none() {
+            self.first = Some(frame.to_vec());
+        }
+        if self.keep > 0 {
+            if self.recent.len() == self.keep {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((now, frame.to_vec()));
+        }
+        self.last = Some(frame.to_vec());
+    }
+}
+
+/// An FFmpeg player that decodes a stream continuously and records when frames arrive (and,
+/// started by [`Player::on_air`], keeps the recent frames, so a test can look at the frames
+/// that arrived after a change).
 pub struct Player {
     proc: Proc,
     arrivals: Arc<Mutex<Arrivals>>,
@@ -774,6 +791,20 @@ pub struct Player {
 impl Player {
     /// Starts playing `url`, expecting `w`×`h` frames.
     pub fn spawn(url: &str, w: u32, h: u32) -> Self {
+        Self::keeping(url, w, h, 0)
+    }
+
+    /// Starts playing the server's stream (`W`×`H`), keeping the last [`KEPT_FRAMES`] frames,
+    /// and waits until the catch-up burst of the cached GOP is over (so later arrivals are
+    /// frames rendered about when they arrive).
+    pub async fn on_air(server: &Server) -> Self {
+        let player = Self::keeping(&server.rtmp_play_url(), W, H, KEPT_FRAMES);
+        player.wait_frames((FPS * 3 / 2) as usize, secs(20.0)).await;
+        player
+    }
+
+    /// Starts playing `url`, expecting `w`×`h` frames and keeping the last `keep` of them.
+    fn keeping(url: &str, w: u32, h: u32, keep: usize) -> Self {
         let dir = TempDir::new("player");
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-nostdin", "-loglevel", "error", "-i", url, "-map", "0:v:0"])
@@ -787,18 +818,16 @@ impl Player {
             true,
         );
         let mut stdout = proc.child_mut().stdout.take().expect("player stdout");
-        let arrivals = Arc::new(Mutex::new(Arrivals::default()));
+        let arrivals = Arc::new(Mutex::new(Arrivals {
+            keep,
+            ..Arrivals::default()
+        }));
         let sink = arrivals.clone();
         let size = (w * h * 3) as usize;
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0; size];
             while stdout.read_exact(&mut buf).is_ok() {
-                let mut a = sink.lock().unwrap();
-                a.times.push(Instant::now());
-                if a.first.is_none() {
-                    a.first = Some(buf.clone());
-                }
-                a.last = Some(buf.clone());
+                sink.lock().unwrap().record(&buf);
             }
         });
         Self {
@@ -853,8 +882,25 @@ impl Player {
 
     /// Waits until at least `n` frames have arrived in total.
     pub async fn wait_frames(&self, n: usize, timeout: Duration) {
-        wait_until(&format!("{n} frames at the player"), timeout, async || {
-            let got = self.frames();
+        self.wait_count(
+            &format!("{n} frames at the player"),
+            n,
+            timeout,
+            Self::frames,
+        )
+        .await
+    }
+
+    /// Waits until `count` of the player reaches `n`, for at most `timeout`.
+    async fn wait_count(
+        &self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        count: impl Fn(&Self) -> usize,
+    ) {
+        wait_until(what, timeout, async || {
+            let got = count(self);
             if got >= n {
                 Ok(())
             } else {
@@ -865,6 +911,42 @@ impl Player {
             }
         })
         .await
+    }
+
+    /// The kept frames that arrived after `t` (see [`Player::on_air`]).
+    pub fn kept_since(&self, t: Instant) -> Vec<Vec<u8>> {
+        let a = self.arrivals.lock().unwrap();
+        a.recent
+            .iter()
+            .filter(|(arrived, _)| *arrived > t)
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// Waits until at least `n` frames have arrived after `t`, for at most `timeout`.
+    async fn wait_frames_since(&self, t: Instant, n: usize, timeout: Duration) {
+        let what = format!("{n} frames at the player after the change");
+        self.wait_count(&what, n, timeout, |p| p.frames_since(t))
+            .await
+    }
+
+    /// Waits until `n` frames have arrived after `t` (at most the kept number); returns the
+    /// kept frames that arrived after `t`.
+    pub async fn wait_since(&self, t: Instant, n: usize) -> Vec<Vec<u8>> {
+        let keep = self.arrivals.lock().unwrap().keep;
+        assert!(
+            n <= keep,
+            "waiting for {n} frames of a player that keeps {keep}"
+        );
+        self.wait_frames_since(t, n, secs(30.0)).await;
+        self.kept_since(t)
+    }
+
+    /// The latest frame once 20 frames (2/3 s) have arrived after `t`: a frame rendered well
+    /// after a change answered at `t`.
+    pub async fn settled_after(&self, t: Instant) -> Vec<u8> {
+        self.wait_frames_since(t, 20, secs(10.0)).await;
+        self.first_and_last().1
     }
 
     /// Waits for the player to end by itself (the stream ended).

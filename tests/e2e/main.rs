@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `stream-manager` binary against real peers (FFmpeg players and
 //! receivers, nginx-rtmp, Redis). One test binary with a module per topic; `harness` holds
-//! the process guards and helpers they share.
+//! the process guards and helpers they share, `pixels` the looks at decoded frames, and
+//! `common` what the scene, named-scene and asset tests share.
 //!
 //! Needs on the PATH: `ffmpeg`, `ffprobe`, `redis-server`, `nginx` with the RTMP module
 //! (`libnginx-mod-rtmp`) and `timeout`. Run with `cargo nextest run -p stream-manager --test
@@ -8,9 +9,11 @@
 
 mod api;
 mod assets;
+mod common;
 mod destinations;
 mod golden;
 mod harness;
+mod pixels;
 mod redis_store;
 mod render;
 mod scene;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::pixels::assert_picture;
 
 async fn wait_health(server: &Server, status: &str, store: &str) -> Value {
     let what = format!("health {status} with store {store}");

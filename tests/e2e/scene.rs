@@ -5,88 +5,17 @@
 //! Pixel checks sample the decoded H.264 output, so colours are compared with tolerances
 //! (YUV 4:2:0 and compression) and sampled well inside or well outside a shape's edges.
 
-use std::collections::VecDeque;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::*;
 use crate::harness::*;
+use crate::pixels::*;
 
 // ---------------------------------------------------------------------------------------
-// Requests
-
-/// A request with a JSON body (or none) that must answer `status`; returns the body.
-async fn call(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    status: u16,
-) -> Value {
-    let mut req = server.request(method.clone(), path);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let (got, reply) = server.send(req).await;
-    assert_eq!(
-        got,
-        status,
-        "{method} {path} {} answered {got}: {reply}",
-        body.map(Value::to_string).unwrap_or_default()
-    );
-    reply
-}
-
-/// `appliedAtFrame` of a mutation's answer: `None` for `null`; panics if it is missing or
-/// not a frame number.
-fn applied_at(body: &Value) -> Option<u64> {
-    match body.get("appliedAtFrame") {
-        Some(Value::Null) => None,
-        Some(v) if v.is_u64() => v.as_u64(),
-        _ => panic!("appliedAtFrame missing or not a frame number (or null): {body}"),
-    }
-}
-
-/// A mutation while live: checks `appliedAtFrame` is a frame not rendered before the request
-/// was sent, waits until that frame has been rendered, and returns the answer and the instant
-/// the answer arrived.
-async fn live_change(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    status: u16,
-) -> (Value, Instant) {
-    let before = u(&server.state().await, "frameCount");
-    let reply = call(server, method.clone(), path, body, status).await;
-    let answered = Instant::now();
-    let applied = applied_at(&reply)
-        .unwrap_or_else(|| panic!("{method} {path} while live: appliedAtFrame is null: {reply}"));
-    assert!(
-        applied >= before,
-        "{method} {path}: appliedAtFrame {applied} was rendered before the request \
-         (frameCount was {before} when it was sent)"
-    );
-    wait_until(
-        &format!("frameCount to pass appliedAtFrame {applied}"),
-        secs(5.0),
-        async || {
-            let s = server.state().await;
-            if u(&s, "frameCount") > applied {
-                Ok(())
-            } else {
-                Err(s.to_string())
-            }
-        },
-    )
-    .await;
-    (reply, answered)
-}
+// Helpers
 
 /// Sets the canvas to the stream size (so canvas pixels are stream pixels) with `background`.
 async fn stream_sized_canvas(server: &Server, background: &str) -> Value {
@@ -105,111 +34,6 @@ async fn stream_sized_canvas(server: &Server, background: &str) -> Value {
         "PATCH canvas answered {canvas}"
     );
     canvas
-}
-
-/// A shape layer with a solid fill.
-fn shape(id: &str, kind: &str, (x, y, w, h): (i32, i32, i32, i32), fill: &str) -> Value {
-    json!({
-        "id": id, "kind": "shape",
-        "position": {"x": x, "y": y, "width": w, "height": h},
-        "shape": {"type": kind, "fill": fill}
-    })
-}
-
-fn rect(id: &str, xywh: (i32, i32, i32, i32), fill: &str) -> Value {
-    shape(id, "rect", xywh, fill)
-}
-
-/// The ids of a scene's layers.
-fn layer_ids(scene: &Value) -> Vec<String> {
-    scene["layers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("scene without a layers array: {scene}"))
-        .iter()
-        .map(|l| l["id"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// Numbers at `keys` of `v` (NaN where missing), so 6 and 6.0 compare equal.
-fn nums(v: &Value, keys: &[&str]) -> Vec<f64> {
-    keys.iter()
-        .map(|k| v[*k].as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
-
-/// A layer with its `zIndex` set.
-fn z(mut layer: Value, z_index: i32) -> Value {
-    layer["position"]["zIndex"] = json!(z_index);
-    layer
-}
-
-// ---------------------------------------------------------------------------------------
-// Pixels
-
-type Rgb = [u8; 3];
-
-/// A named colour test for one sampled pixel.
-type Look = (&'static str, fn(Rgb) -> bool);
-
-fn red(p: Rgb) -> bool {
-    p[0] > 200 && p[1] < 60 && p[2] < 60
-}
-fn green(p: Rgb) -> bool {
-    p[1] > 200 && p[0] < 60 && p[2] < 60
-}
-fn blue(p: Rgb) -> bool {
-    p[2] > 200 && p[0] < 60 && p[1] < 60
-}
-/// The opaque black background the tests set.
-fn black(p: Rgb) -> bool {
-    p.iter().all(|&c| c < 45)
-}
-
-const RED: Look = ("red", red);
-const NOT_RED: Look = ("not red", |p| !red(p));
-const GREEN: Look = ("green", green);
-const BLUE: Look = ("blue", blue);
-const BLACK: Look = ("black (background)", black);
-/// Red at about half opacity over black: whatever the blending space, clearly neither full
-/// red nor background.
-const HALF_RED: Look = ("half-transparent red", |p| {
-    (90..=215).contains(&p[0]) && p[1] < 60 && p[2] < 60
-});
-
-/// Mean colour of the 5×5 patch around (x, y) of a `W`×`H` RGB24 frame.
-fn pixel(frame: &[u8], x: u32, y: u32) -> Rgb {
-    let mut sum = [0u32; 3];
-    let mut n = 0;
-    for py in y.saturating_sub(2)..=(y + 2).min(H - 1) {
-        for px in x.saturating_sub(2)..=(x + 2).min(W - 1) {
-            let i = ((py * W + px) * 3) as usize;
-            for c in 0..3 {
-                sum[c] += u32::from(frame[i + c]);
-            }
-            n += 1;
-        }
-    }
-    sum.map(|s| (s / n) as u8)
-}
-
-/// Which of `points` do not look as expected, described.
-fn mismatches(frame: &[u8], points: &[(u32, u32, Look)]) -> Vec<String> {
-    points
-        .iter()
-        .filter_map(|&(x, y, (name, test))| {
-            let p = pixel(frame, x, y);
-            (!test(p)).then(|| format!("({x},{y}) is {p:?}, expected {name}"))
-        })
-        .collect()
-}
-
-fn assert_looks(frame: &[u8], points: &[(u32, u32, Look)], context: &str) {
-    let wrong = mismatches(frame, points);
-    assert!(
-        wrong.is_empty(),
-        "{context}: the picture does not show it:\n  {}",
-        wrong.join("\n  ")
-    );
 }
 
 /// Pixels in the box [x0, x1) × [y0, y1) that pass `test`, and their mean x.
@@ -234,155 +58,6 @@ fn count_in(
         xs as f64 / n as f64
     };
     (n, mean_x)
-}
-
-fn bright(p: Rgb) -> bool {
-    p.iter().all(|&c| c > 150)
-}
-
-// ---------------------------------------------------------------------------------------
-// A player that keeps the recent frames
-
-/// How many decoded frames a [`Recorder`] keeps (4 s at 30 fps, ~20 MB at 320×180).
-const KEPT: usize = 120;
-
-#[derive(Default)]
-struct Recording {
-    total: usize,
-    frames: VecDeque<(Instant, Vec<u8>)>,
-}
-
-/// An FFmpeg player of the stream that keeps the last [`KEPT`] decoded `W`×`H` frames with
-/// their arrival times, so a test can look at the frames that arrived after a change.
-struct Recorder {
-    proc: Proc,
-    rec: Arc<Mutex<Recording>>,
-    reader: Option<JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-impl Recorder {
-    /// Starts playing the server's stream and waits until the catch-up burst of the cached
-    /// GOP is over (so later arrivals are frames rendered about when they arrive).
-    async fn start(server: &Server) -> Self {
-        let dir = TempDir::new("scene-player");
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-i",
-            &server.rtmp_play_url(),
-        ])
-        .args([
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-flush_packets",
-            "1",
-        ])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .stdout(Stdio::piped());
-        let mut proc = Proc::spawn("scene player", &mut cmd, &dir.join("player.log"), true);
-        let mut stdout = proc.child_mut().stdout.take().expect("player stdout");
-        let rec = Arc::new(Mutex::new(Recording::default()));
-        let sink = rec.clone();
-        let size = (W * H * 3) as usize;
-        let reader = std::thread::spawn(move || {
-            let mut buf = vec![0; size];
-            while stdout.read_exact(&mut buf).is_ok() {
-                let mut r = sink.lock().unwrap();
-                r.total += 1;
-                if r.frames.len() == KEPT {
-                    r.frames.pop_front();
-                }
-                r.frames.push_back((Instant::now(), buf.clone()));
-            }
-        });
-        let recorder = Self {
-            proc,
-            rec,
-            reader: Some(reader),
-            _dir: dir,
-        };
-        let gop = (FPS * 3 / 2) as usize;
-        wait_until("the player to decode frames", secs(20.0), async || {
-            let n = recorder.rec.lock().unwrap().total;
-            if n >= gop {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{n} frames; player log: {}",
-                    recorder.proc.log_tail(5)
-                ))
-            }
-        })
-        .await;
-        recorder
-    }
-
-    /// The frames that arrived after `t` (of those kept).
-    fn frames_since(&self, t: Instant) -> Vec<Vec<u8>> {
-        let r = self.rec.lock().unwrap();
-        r.frames
-            .iter()
-            .filter(|(a, _)| *a > t)
-            .map(|(_, f)| f.clone())
-            .collect()
-    }
-
-    /// How many of the kept frames arrived after `t`.
-    fn count_since(&self, t: Instant) -> usize {
-        let r = self.rec.lock().unwrap();
-        r.frames.iter().filter(|(a, _)| *a > t).count()
-    }
-
-    /// The latest frame once 20 frames (2/3 s) have arrived after `t`: a frame rendered well
-    /// after a change answered at `t`.
-    async fn settled_after(&self, t: Instant) -> Vec<u8> {
-        wait_until(
-            "20 frames at the player after the change",
-            secs(10.0),
-            async || {
-                let n = self.count_since(t);
-                if n >= 20 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} frames; player log: {}", self.proc.log_tail(5)))
-                }
-            },
-        )
-        .await;
-        let r = self.rec.lock().unwrap();
-        r.frames.back().expect("a frame").1.clone()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.proc.kill();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-/// Empties the active scene (a new server starts with the built-in default scene) and
-/// makes its canvas transparent, i.e. black on air.
-async fn clear_scene(server: &Server) {
-    let empty = json!({"canvas": {"background": "#00000000"}, "layers": []});
-    call(server, Method::PATCH, "/api/scene", Some(&empty), 200).await;
-}
-
-/// A live server on the small stream, with an empty scene and a player already past its
-/// first GOP.
-async fn live_server() -> (Server, Recorder) {
-    let server = Server::start().await;
-    clear_scene(&server).await;
-    server.start_stream().await;
-    let recorder = Recorder::start(&server).await;
-    (server, recorder)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -427,7 +102,7 @@ async fn red_rect_goes_on_air_and_moves_with_its_position() {
     );
 
     server.start_stream().await;
-    let player = Recorder::start(&server).await;
+    let player = Player::on_air(&server).await;
     let red_rect = rect("box", (20, 20, 80, 60), "#ff0000");
     let (layer, t) = live_change(
         &server,
@@ -490,7 +165,7 @@ async fn red_rect_goes_on_air_and_moves_with_its_position() {
 
 #[tokio::test]
 async fn default_canvas_is_scaled_to_the_output_size() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     // 1920x1080 canvas on a 320x180 stream: (480,270) 960x540 lands at (80,45) 160x90.
     let big = rect("scaled", (480, 270, 960, 540), "#ff0000");
     let (_, t) = live_change(&server, Method::POST, "/api/scene/layers", Some(&big), 201).await;
@@ -513,7 +188,7 @@ async fn default_canvas_is_scaled_to_the_output_size() {
 
 #[tokio::test]
 async fn scene_patch_shows_layers_together_stacked_by_z_index() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     stream_sized_canvas(&server, "#000000").await;
 
     // Two layers in one PATCH: no frame shows one without the other.
@@ -543,7 +218,7 @@ async fn scene_patch_shows_layers_together_stacked_by_z_index() {
         "blue rect and green ellipse from one PATCH",
     );
     let mut halves = Vec::new();
-    for (i, f) in player.frames_since(before).iter().enumerate() {
+    for (i, f) in player.kept_since(before).iter().enumerate() {
         let (b, g) = (pixel(f, 70, 80), pixel(f, 230, 80));
         if (blue(b) && black(g)) || (black(b) && green(g)) {
             halves.push(format!(
@@ -667,7 +342,7 @@ async fn scene_patch_shows_layers_together_stacked_by_z_index() {
 
 #[tokio::test]
 async fn gradient_fill_shades_across_the_shape() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     stream_sized_canvas(&server, "#000000").await;
     let layer = json!({
         "id": "grad", "kind": "shape",
@@ -707,7 +382,7 @@ async fn gradient_fill_shades_across_the_shape() {
 
 #[tokio::test]
 async fn text_layer_draws_glyphs_where_placed() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     stream_sized_canvas(&server, "#000000").await;
     let text = json!({
         "id": "title", "kind": "text",
@@ -790,16 +465,7 @@ async fn layer_crud_follows_the_contract() {
         None,
         "appliedAtFrame while not live: {created}"
     );
-    let id = created["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| panic!("no id generated: {created}"))
-        .to_string();
-    assert_eq!(
-        created["name"],
-        id.as_str(),
-        "name defaults to the id: {created}"
-    );
+    let id = generated_id(&created);
     assert_eq!(created["visible"], true, "{created}");
     let keys = ["x", "y", "width", "height", "rotation", "opacity", "zIndex"];
     assert_eq!(
@@ -865,9 +531,7 @@ async fn layer_crud_follows_the_contract() {
     );
 
     let dup = json!({"id": id, "kind": "shape", "position": {"x": 0, "y": 0, "width": 1, "height": 1}, "shape": {"type": "rect", "fill": "#000000"}});
-    let reply = server
-        .send(server.request(Method::POST, "/api/scene/layers").json(&dup))
-        .await;
+    let reply = send_json(&server, Method::POST, "/api/scene/layers", Some(&dup)).await;
     assert_api_error(&reply, 409, "conflict", "POST of an existing id");
 
     let scene = server.get_json("/api/scene").await;
@@ -883,22 +547,10 @@ async fn layer_crud_follows_the_contract() {
     let huge = rect("huge", (0, 0, 16384, 16384), "#102030");
     call(&server, Method::POST, "/api/scene/layers", Some(&huge), 201).await;
     let largest = json!({"width": 7680, "height": 4320});
-    let reply = server
-        .send(
-            server
-                .request(Method::PATCH, "/api/scene/canvas")
-                .json(&largest),
-        )
-        .await;
+    let reply = send_json(&server, Method::PATCH, "/api/scene/canvas", Some(&largest)).await;
     assert_eq!(reply.0, 200, "a 7680x4320 canvas was refused: {}", reply.1);
     let over = json!({"width": 7682});
-    let reply = server
-        .send(
-            server
-                .request(Method::PATCH, "/api/scene/canvas")
-                .json(&over),
-        )
-        .await;
+    let reply = send_json(&server, Method::PATCH, "/api/scene/canvas", Some(&over)).await;
     assert_api_error(&reply, 422, "out_of_range", "a canvas wider than 7680");
 }
 
@@ -1205,7 +857,7 @@ fn bad_scene_inputs() -> Vec<Bad> {
 
 #[tokio::test]
 async fn bad_scene_input_is_refused_and_the_stream_keeps_running() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     stream_sized_canvas(&server, "#000000").await;
     let keep = rect("keep", (20, 20, 80, 60), "#ff0000");
     live_change(&server, Method::POST, "/api/scene/layers", Some(&keep), 201).await;
@@ -1214,13 +866,8 @@ async fn bad_scene_input_is_refused_and_the_stream_keeps_running() {
 
     let mut failures = Vec::new();
     for case in bad_scene_inputs() {
-        let mut req = server.request(case.method.clone(), case.path);
-        if case.body != "null" {
-            req = req
-                .header("content-type", "application/json")
-                .body(case.body.clone());
-        }
-        let reply = server.send(req).await;
+        let body = (case.body != "null").then_some(case.body.as_str());
+        let reply = send_raw(&server, case.method.clone(), case.path, body).await;
         let shown: String = case.body.chars().take(90).collect();
         let message = reply.1["error"]["message"].as_str().unwrap_or_default();
         let outcome = case
@@ -1247,13 +894,7 @@ async fn bad_scene_input_is_refused_and_the_stream_keeps_running() {
         scene_before,
         "a refused request changed the scene"
     );
-    let f0 = u(&before, "frameCount");
-    let after = server.wait_frames(f0 + 30).await;
-    assert_eq!(
-        (&after["isLive"], &after["isPaused"]),
-        (&json!(true), &json!(false)),
-        "{after}"
-    );
+    server.assert_still_live(&before).await;
     let frame = player.settled_after(refused).await;
     assert_looks(
         &frame,
@@ -1290,13 +931,13 @@ async fn bad_scene_input_is_refused_and_the_stream_keeps_running() {
         ],
         "a scene of 256 layers",
     );
-    let reply = server
-        .send(
-            server
-                .request(Method::POST, "/api/scene/layers")
-                .json(&rect("one-more", (0, 0, 2, 2), "#ff0000")),
-        )
-        .await;
+    let reply = send_json(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&rect("one-more", (0, 0, 2, 2), "#ff0000")),
+    )
+    .await;
     if let Err(e) = check_api_error(&reply, 422, "out_of_range") {
         failures.push(format!("POST of a 257th layer: {e}"));
     }
@@ -1441,7 +1082,7 @@ fn red_center(frame: &[u8], y: u32) -> Option<f64> {
 
 #[tokio::test]
 async fn animated_patch_moves_a_layer_through_intermediate_positions() {
-    let (server, player) = live_server().await;
+    let (server, player) = live_server(Server::builder()).await;
     stream_sized_canvas(&server, "#000000ff").await;
     let layer = rect("mover", (10, 60, 40, 40), "#ff0000");
     live_change(
@@ -1475,7 +1116,7 @@ async fn animated_patch_moves_a_layer_through_intermediate_positions() {
     );
     tokio::time::sleep(secs(2.5)).await;
     let centers: Vec<f64> = player
-        .frames_since(t)
+        .kept_since(t)
         .iter()
         .filter_map(|f| red_center(f, 80))
         .collect();
@@ -1497,22 +1138,14 @@ async fn animated_patch_moves_a_layer_through_intermediate_positions() {
         "it ends at the target; centres: {centers:?}"
     );
 
-    let bad = json!({"position": {"x": 0}, "animate": {"durationMs": 60001}});
-    let reply = server
-        .send(
-            server
-                .request(Method::PATCH, "/api/scene/layers/mover")
-                .json(&bad),
-        )
-        .await;
-    assert_api_error(&reply, 422, "out_of_range", "an animation over a minute");
-    let bad = json!({"animate": {"durationMs": 100, "easing": "bounce"}});
-    let reply = server
-        .send(
-            server
-                .request(Method::PATCH, "/api/scene/layers/mover")
-                .json(&bad),
-        )
-        .await;
-    assert_api_error(&reply, 422, "out_of_range", "an unknown easing");
+    let too_long = json!({"position": {"x": 0}, "animate": {"durationMs": 60001}});
+    let bounce = json!({"animate": {"durationMs": 100, "easing": "bounce"}});
+    for (bad, what) in [
+        (too_long, "an animation over a minute"),
+        (bounce, "an unknown easing"),
+    ] {
+        let mover = "/api/scene/layers/mover";
+        let reply = send_json(&server, Method::PATCH, mover, Some(&bad)).await;
+        assert_api_error(&reply, 422, "out_of_range", what);
+    }
 }

@@ -8,72 +8,18 @@
 //! frames meeting a condition rather than at exact frame times, and compare colours with
 //! tolerances (YUV 4:2:0 and H.264).
 
-use std::collections::VecDeque;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::*;
 use crate::harness::*;
+use crate::pixels::loose::{blue, green, red, white};
+use crate::pixels::{Rgb, assert_picture, pixel};
 
 // ---------------------------------------------------------------------------------------
 // Requests
-
-/// A request with a JSON body (or none) that must answer `status`; returns the body.
-async fn call(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    status: u16,
-) -> Value {
-    let mut req = server.request(method.clone(), path);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let (got, reply) = server.send(req).await;
-    assert_eq!(
-        got,
-        status,
-        "{method} {path} {} answered {got}: {reply}",
-        body.map(Value::to_string).unwrap_or_default()
-    );
-    reply
-}
-
-/// A request with a raw JSON body (or none) that must be refused with `status` and `code`.
-async fn refused(
-    server: &Server,
-    method: Method,
-    path: &str,
-    body: Option<&str>,
-    status: u16,
-    code: &str,
-) {
-    let mut req = server.request(method.clone(), path);
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let reply = server.send(req).await;
-    let shown: String = body.unwrap_or_default().chars().take(100).collect();
-    assert_api_error(&reply, status, code, &format!("{method} {path} {shown}"));
-}
-
-/// The ids of a scene's layers.
-fn layer_ids(scene: &Value) -> Vec<String> {
-    scene["layers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("scene without a layers array: {scene}"))
-        .iter()
-        .map(|l| l["id"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
 
 /// `(id, active, layers)` of each line of `GET /api/scenes`.
 async fn listing(server: &Server) -> Vec<(String, bool, u64)> {
@@ -95,28 +41,29 @@ async fn listing(server: &Server) -> Vec<(String, bool, u64)> {
         .collect()
 }
 
-fn rect(id: &str, (x, y, w, h): (i32, i32, i32, i32), fill: &str) -> Value {
-    json!({
-        "id": id, "kind": "shape",
-        "position": {"x": x, "y": y, "width": w, "height": h},
-        "shape": {"type": "rect", "fill": fill}
-    })
+/// `POST /api/scenes` of `body` that must answer 201; returns the created scene.
+async fn create(server: &Server, body: &Value) -> Value {
+    call(server, Method::POST, "/api/scenes", Some(body), 201).await
 }
 
-/// A stream-sized scene (canvas pixels are stream pixels) on `background`.
-fn scene(background: &str, layers: Value) -> Value {
-    json!({"canvas": {"width": W, "height": H, "background": background}, "layers": layers})
+/// The path and body that activate scene `id` with `transition` (none: an empty body).
+fn activation(id: &str, transition: Option<&Value>) -> (String, Option<Value>) {
+    let body = transition.map(|t| json!({"transition": t}));
+    (format!("/api/scenes/{id}/activate"), body)
+}
+
+/// Activates scene `id` with `transition` (none: an empty body); returns the answer.
+async fn activate(server: &Server, id: &str, transition: Option<&Value>) -> Value {
+    let (path, body) = activation(id, transition);
+    call(server, Method::POST, &path, body.as_ref(), 200).await
 }
 
 /// Activates `id` with `transition` (none: an empty body) while live; checks the answer and
 /// that its `appliedAtFrame` is not a frame rendered before the request; returns the answer
 /// and when it arrived.
 async fn activate_live(server: &Server, id: &str, transition: Option<Value>) -> (Value, Instant) {
-    let before = u(&server.state().await, "frameCount");
-    let path = format!("/api/scenes/{id}/activate");
-    let body = transition.as_ref().map(|t| json!({"transition": t}));
-    let reply = call(server, Method::POST, &path, body.as_ref(), 200).await;
-    let answered = Instant::now();
+    let (path, body) = activation(id, transition.as_ref());
+    let (reply, answered, _) = live_request(server, Method::POST, &path, body.as_ref(), 200).await;
     assert_eq!(reply["id"], id, "activation answered {reply}");
     if let Some(t) = &transition {
         assert_eq!(&reply["transition"], t, "activation answered {reply}");
@@ -126,49 +73,11 @@ async fn activate_live(server: &Server, id: &str, transition: Option<Value>) -> 
             "an empty body is a cut: {reply}"
         );
     }
-    let applied = reply["appliedAtFrame"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("appliedAtFrame while live is not a frame number: {reply}"));
-    assert!(
-        applied >= before,
-        "appliedAtFrame {applied} was rendered before the request (frameCount {before})"
-    );
     (reply, answered)
 }
 
 // ---------------------------------------------------------------------------------------
 // Pixels
-
-type Rgb = [u8; 3];
-
-fn red(p: Rgb) -> bool {
-    p[0] > 180 && p[1] < 80 && p[2] < 80
-}
-fn blue(p: Rgb) -> bool {
-    p[2] > 180 && p[0] < 80 && p[1] < 80
-}
-fn green(p: Rgb) -> bool {
-    p[1] > 180 && p[0] < 80 && p[2] < 80
-}
-fn white(p: Rgb) -> bool {
-    p.iter().all(|&c| c > 180)
-}
-
-/// Mean colour of the 5×5 patch around (x, y) of a `W`×`H` RGB24 frame.
-fn pixel(frame: &[u8], x: u32, y: u32) -> Rgb {
-    let mut sum = [0u32; 3];
-    let mut n = 0;
-    for py in y.saturating_sub(2)..=(y + 2).min(H - 1) {
-        for px in x.saturating_sub(2)..=(x + 2).min(W - 1) {
-            let i = ((py * W + px) * 3) as usize;
-            for c in 0..3 {
-                sum[c] += u32::from(frame[i + c]);
-            }
-            n += 1;
-        }
-    }
-    sum.map(|s| (s / n) as u8)
-}
 
 /// Points spread over the whole frame.
 const SPREAD: [(u32, u32); 5] = [(20, 20), (300, 20), (160, 90), (20, 160), (300, 160)];
@@ -194,133 +103,6 @@ fn columns(frame: &[u8], y: u32, test: fn(Rgb) -> bool) -> (usize, f64) {
         xs.iter().map(|&x| f64::from(x)).sum::<f64>() / xs.len() as f64
     };
     (xs.len(), mean)
-}
-
-// ---------------------------------------------------------------------------------------
-// A player that keeps every recent frame
-
-/// Frames a [`Recorder`] keeps (8 s at 30 fps, ~40 MB at 320×180).
-const KEPT: usize = 240;
-
-#[derive(Default)]
-struct Recording {
-    total: usize,
-    frames: VecDeque<(Instant, Vec<u8>)>,
-}
-
-/// An FFmpeg player of the stream keeping the last [`KEPT`] decoded frames with their
-/// arrival times.
-struct Recorder {
-    proc: Proc,
-    rec: Arc<Mutex<Recording>>,
-    reader: Option<JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-impl Recorder {
-    /// Starts playing and waits until the catch-up burst of the cached GOP is over.
-    async fn start(server: &Server) -> Self {
-        let dir = TempDir::new("scenes-player");
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-i",
-            &server.rtmp_play_url(),
-        ])
-        .args([
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-flush_packets",
-            "1",
-        ])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .stdout(Stdio::piped());
-        let mut proc = Proc::spawn("scenes player", &mut cmd, &dir.join("player.log"), true);
-        let mut stdout = proc.child_mut().stdout.take().expect("player stdout");
-        let rec = Arc::new(Mutex::new(Recording::default()));
-        let sink = rec.clone();
-        let size = (W * H * 3) as usize;
-        let reader = std::thread::spawn(move || {
-            let mut buf = vec![0; size];
-            while stdout.read_exact(&mut buf).is_ok() {
-                let mut r = sink.lock().unwrap();
-                r.total += 1;
-                if r.frames.len() == KEPT {
-                    r.frames.pop_front();
-                }
-                r.frames.push_back((Instant::now(), buf.clone()));
-            }
-        });
-        let recorder = Self {
-            proc,
-            rec,
-            reader: Some(reader),
-            _dir: dir,
-        };
-        let gop = (FPS * 3 / 2) as usize;
-        wait_until("the player to decode frames", secs(20.0), async || {
-            let n = recorder.rec.lock().unwrap().total;
-            if n >= gop {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{n} frames; player log: {}",
-                    recorder.proc.log_tail(5)
-                ))
-            }
-        })
-        .await;
-        recorder
-    }
-
-    fn frames_since(&self, t: Instant) -> Vec<Vec<u8>> {
-        let r = self.rec.lock().unwrap();
-        r.frames
-            .iter()
-            .filter(|(a, _)| *a > t)
-            .map(|(_, f)| f.clone())
-            .collect()
-    }
-
-    /// Waits until `n` frames have arrived after `t`; returns them.
-    async fn wait_since(&self, t: Instant, n: usize) -> Vec<Vec<u8>> {
-        wait_until(
-            &format!("{n} frames at the player"),
-            secs(30.0),
-            async || {
-                let r = self.rec.lock().unwrap();
-                let got = r.frames.iter().filter(|(a, _)| *a > t).count();
-                if got >= n {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{got} frames; player log: {}",
-                        self.proc.log_tail(5)
-                    ))
-                }
-            },
-        )
-        .await;
-        self.frames_since(t)
-    }
-
-    /// The latest frame once 20 frames have arrived after `t`.
-    async fn settled_after(&self, t: Instant) -> Vec<u8> {
-        self.wait_since(t, 20).await.pop().expect("a frame")
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.proc.kill();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -392,9 +174,9 @@ async fn named_scenes_follow_the_contract() {
     let mut ws = Ws::open(&server).await;
 
     // Create.
-    let promo_scene = scene("#102030", json!([rect("box", (10, 20, 30, 40), "#ff0000")]));
+    let promo_scene = stream_scene("#102030", json!([rect("box", (10, 20, 30, 40), "#ff0000")]));
     let body = json!({"id": "promo", "name": "Promo", "scene": promo_scene});
-    let promo = call(&server, Method::POST, "/api/scenes", Some(&body), 201).await;
+    let promo = create(&server, &body).await;
     assert_eq!(
         (&promo["id"], &promo["name"]),
         (&json!("promo"), &json!("Promo")),
@@ -412,30 +194,14 @@ async fn named_scenes_follow_the_contract() {
         [Some(0.0), Some(1.0), Some(0.0)],
         "position defaults: {promo}"
     );
-    let blank = call(&server, Method::POST, "/api/scenes", Some(&json!({})), 201).await;
-    let blank_id = blank["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| panic!("no id generated: {blank}"))
-        .to_string();
-    assert_eq!(
-        blank["name"],
-        blank_id.as_str(),
-        "the name defaults to the id: {blank}"
-    );
+    let blank = create(&server, &json!({})).await;
+    let blank_id = generated_id(&blank);
     assert_eq!(blank["scene"]["layers"], json!([]), "{blank}");
     assert!(
         blank["scene"]["canvas"]["width"].is_u64(),
         "a default canvas: {blank}"
     );
-    let named_only = call(
-        &server,
-        Method::POST,
-        "/api/scenes",
-        Some(&json!({"name": "Only a name"})),
-        201,
-    )
-    .await;
+    let named_only = create(&server, &json!({"name": "Only a name"})).await;
     let named_only_id = named_only["id"].as_str().unwrap_or_default().to_string();
     assert!(
         !named_only_id.is_empty() && named_only_id != blank_id,
@@ -450,17 +216,17 @@ async fn named_scenes_follow_the_contract() {
         (json!({"id": "default", "scene": promo_scene}).to_string(), 409, "conflict"),
         (json!({"id": "bad id!"}).to_string(), 422, "out_of_range"),
         (json!({"id": "wide", "scene": {"canvas": {"width": 99999, "height": 180, "background": "#000000"}}}).to_string(), 422, "out_of_range"),
-        (json!({"id": "opaque", "scene": scene("#000000", json!([{"id": "o", "kind": "shape",
+        (json!({"id": "opaque", "scene": stream_scene("#000000", json!([{"id": "o", "kind": "shape",
             "position": {"x": 0, "y": 0, "width": 10, "height": 10, "opacity": 2},
             "shape": {"type": "rect", "fill": "#ff0000"}}]))}).to_string(), 422, "out_of_range"),
-        (json!({"id": "pic", "scene": scene("#000000", json!([{"id": "i", "kind": "image",
+        (json!({"id": "pic", "scene": stream_scene("#000000", json!([{"id": "i", "kind": "image",
             "position": {"x": 0, "y": 0, "width": 10, "height": 10}, "image": {"asset": "asset-404"}}]))}).to_string(), 422, "unknown_asset"),
-        (json!({"id": "bg", "scene": scene("asset-404", json!([]))}).to_string(), 422, "unknown_asset"),
+        (json!({"id": "bg", "scene": stream_scene("asset-404", json!([]))}).to_string(), 422, "unknown_asset"),
         (json!({"id": "x", "colour": "red"}).to_string(), 422, "unknown_field"),
         (r#"{"id": "x""#.to_string(), 400, "malformed_json"),
     ];
     for (body, status, code) in &refusals {
-        refused(&server, Method::POST, scenes, Some(body), *status, code).await;
+        refused_raw(&server, Method::POST, scenes, Some(body), *status, code).await;
     }
     let listed = listing(&server).await;
     assert_eq!(
@@ -484,7 +250,7 @@ async fn named_scenes_follow_the_contract() {
     assert_api_error(&reply, 404, "not_found", "GET of an unknown scene");
 
     // Replace.
-    let promo_v2 = scene(
+    let promo_v2 = stream_scene(
         "#203040",
         json!([
             rect("box", (50, 60, 30, 40), "#00ff00"),
@@ -530,35 +296,17 @@ async fn named_scenes_follow_the_contract() {
             vec!["box".to_string(), "box2".to_string()]
         )
     );
-    refused(
-        &server,
-        Method::PUT,
-        "/api/scenes/ghost",
-        Some(&json!({"scene": promo_v2}).to_string()),
-        404,
-        "not_found",
-    )
-    .await;
     let mut bad = promo_v2.clone();
     bad["layers"][0]["position"]["width"] = json!(0);
-    refused(
-        &server,
-        Method::PUT,
-        "/api/scenes/promo",
-        Some(&json!({"scene": bad}).to_string()),
-        422,
-        "out_of_range",
-    )
-    .await;
-    refused(
-        &server,
-        Method::PUT,
-        "/api/scenes/promo",
-        Some(&json!({"scene": promo_v2, "active": true}).to_string()),
-        422,
-        "unknown_field",
-    )
-    .await;
+    let unknown = json!({"scene": promo_v2, "active": true});
+    let (ghost, promo_path) = ("/api/scenes/ghost", "/api/scenes/promo");
+    for (path, body, status, code) in [
+        (ghost, json!({"scene": promo_v2}), 404, "not_found"),
+        (promo_path, json!({"scene": bad}), 422, "out_of_range"),
+        (promo_path, unknown, 422, "unknown_field"),
+    ] {
+        refused(&server, Method::PUT, path, Some(&body), status, code).await;
+    }
     assert_eq!(
         server.get_json("/api/scenes/promo").await,
         stored,
@@ -571,14 +319,7 @@ async fn named_scenes_follow_the_contract() {
     );
 
     // Activate (not live: no frame).
-    let reply = call(
-        &server,
-        Method::POST,
-        "/api/scenes/promo/activate",
-        None,
-        200,
-    )
-    .await;
+    let reply = activate(&server, "promo", None).await;
     assert_eq!(
         (
             &reply["id"],
@@ -655,16 +396,8 @@ async fn named_scenes_follow_the_contract() {
     .await;
 
     // Transitions and their limits.
-    let activate = "/api/scenes/default/activate";
     let fade = json!({"kind": "fade", "durationMs": 300});
-    let reply = call(
-        &server,
-        Method::POST,
-        activate,
-        Some(&json!({"transition": fade})),
-        200,
-    )
-    .await;
+    let reply = activate(&server, "default", Some(&fade)).await;
     assert_eq!(
         (&reply["transition"], &reply["appliedAtFrame"]),
         (&fade, &Value::Null),
@@ -677,63 +410,39 @@ async fn named_scenes_follow_the_contract() {
     );
     for kind in ["cut", "slide", "fade"] {
         let t = json!({"kind": kind, "durationMs": 10000});
-        let reply = call(
-            &server,
-            Method::POST,
-            "/api/scenes/promo/activate",
-            Some(&json!({"transition": t})),
-            200,
-        )
-        .await;
+        let reply = activate(&server, "promo", Some(&t)).await;
         assert_eq!(reply["transition"], t, "{reply}");
     }
-    let reply = call(
-        &server,
-        Method::POST,
-        activate,
-        Some(&json!({"transition": {"kind": "slide"}})),
-        200,
-    )
-    .await;
+    let reply = activate(&server, "default", Some(&json!({"kind": "slide"}))).await;
     assert_eq!(
         reply["transition"]["kind"], "slide",
         "a transition without durationMs: {reply}"
     );
     let promo_activate = "/api/scenes/promo/activate";
-    refused(
-        &server,
-        Method::POST,
-        promo_activate,
-        Some(r#"{"transition": {"kind": "fade", "durationMs": 10001}}"#),
-        422,
-        "out_of_range",
-    )
-    .await;
-    refused(
-        &server,
-        Method::POST,
-        promo_activate,
-        Some(r#"{"transition": {"kind": "fade"}, "extra": 1}"#),
-        422,
-        "unknown_field",
-    )
-    .await;
-    refused(
-        &server,
-        Method::POST,
-        promo_activate,
-        Some(r#"{"transition": "#),
-        400,
-        "malformed_json",
-    )
-    .await;
-    let reply = server
-        .send(
-            server
-                .request(Method::POST, promo_activate)
-                .json(&json!({"transition": {"kind": "wipe", "durationMs": 100}})),
+    let too_long = r#"{"transition": {"kind": "fade", "durationMs": 10001}}"#;
+    let extra = r#"{"transition": {"kind": "fade"}, "extra": 1}"#;
+    for (body, status, code) in [
+        (too_long, 422, "out_of_range"),
+        (extra, 422, "unknown_field"),
+        (r#"{"transition": "#, 400, "malformed_json"),
+    ] {
+        refused_raw(
+            &server,
+            Method::POST,
+            promo_activate,
+            Some(body),
+            status,
+            code,
         )
         .await;
+    }
+    let reply = send_json(
+        &server,
+        Method::POST,
+        promo_activate,
+        Some(&json!({"transition": {"kind": "wipe", "durationMs": 100}})),
+    )
+    .await;
     assert_eq!(reply.0, 422, "an unknown transition kind: {}", reply.1);
     refused(
         &server,
@@ -754,33 +463,13 @@ async fn named_scenes_follow_the_contract() {
     call(&server, Method::DELETE, "/api/scenes/promo", None, 204).await;
     let reply = server.get("/api/scenes/promo").await;
     assert_api_error(&reply, 404, "not_found", "GET of a deleted scene");
-    refused(
-        &server,
-        Method::DELETE,
-        "/api/scenes/promo",
-        None,
-        404,
-        "not_found",
-    )
-    .await;
-    refused(
-        &server,
-        Method::DELETE,
-        "/api/scenes/default",
-        None,
-        409,
-        "conflict",
-    )
-    .await;
-    refused(
-        &server,
-        Method::POST,
-        "/api/scenes/promo/activate",
-        None,
-        404,
-        "not_found",
-    )
-    .await;
+    for (method, path, status, code) in [
+        (Method::DELETE, "/api/scenes/promo", 404, "not_found"),
+        (Method::DELETE, "/api/scenes/default", 409, "conflict"),
+        (Method::POST, "/api/scenes/promo/activate", 404, "not_found"),
+    ] {
+        refused(&server, method, path, None, status, code).await;
+    }
     assert_eq!(
         listing(&server)
             .await
@@ -800,24 +489,10 @@ async fn named_scenes_follow_the_contract() {
 async fn named_scenes_and_the_active_one_survive_a_restart_with_redis() {
     let redis = Redis::start().await;
     let mut server = Server::builder().redis(&redis, "e2e-scenes:").start().await;
-    let promo = json!({"id": "promo", "name": "Promo", "scene": scene("#ff0000", json!([rect("box", (100, 50, 120, 80), "#0000ff")]))});
-    call(&server, Method::POST, "/api/scenes", Some(&promo), 201).await;
-    call(
-        &server,
-        Method::POST,
-        "/api/scenes",
-        Some(&json!({"id": "spare"})),
-        201,
-    )
-    .await;
-    call(
-        &server,
-        Method::POST,
-        "/api/scenes/promo/activate",
-        None,
-        200,
-    )
-    .await;
+    let promo = json!({"id": "promo", "name": "Promo", "scene": stream_scene("#ff0000", json!([rect("box", (100, 50, 120, 80), "#0000ff")]))});
+    create(&server, &promo).await;
+    create(&server, &json!({"id": "spare"})).await;
+    activate(&server, "promo", None).await;
     let list = server.get_json("/api/scenes").await;
     let on_air = server.get_json("/api/scene").await;
     wait_until("the scenes stored in Redis", secs(8.0), async || {
@@ -859,11 +534,11 @@ async fn fade_mixes_the_two_scenes_on_air() {
     let server = Server::start().await;
     server.start_stream().await;
     for (id, bg) in [("red", "#ff0000"), ("blue", "#0000ff")] {
-        let body = json!({"id": id, "scene": scene(bg, json!([]))});
-        call(&server, Method::POST, "/api/scenes", Some(&body), 201).await;
+        let body = json!({"id": id, "scene": stream_scene(bg, json!([]))});
+        create(&server, &body).await;
     }
     let (_, t) = activate_live(&server, "red", None).await;
-    let player = Recorder::start(&server).await;
+    let player = Player::on_air(&server).await;
     let frame = player.settled_after(t).await;
     all_points(&frame, red).unwrap_or_else(|e| panic!("the red scene on air: {e}"));
 
@@ -925,17 +600,8 @@ async fn fade_mixes_the_two_scenes_on_air() {
     );
 
     // The scene on air replaced by PUT shows at once.
-    let body = json!({"scene": scene("#00ff00", json!([]))});
-    let before = u(&server.state().await, "frameCount");
-    let reply = call(&server, Method::PUT, "/api/scenes/blue", Some(&body), 200).await;
-    let t = Instant::now();
-    let applied = reply["appliedAtFrame"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("PUT of the active scene while live: appliedAtFrame {reply}"));
-    assert!(
-        applied >= before,
-        "appliedAtFrame {applied} before the request ({before})"
-    );
+    let body = json!({"scene": stream_scene("#00ff00", json!([]))});
+    let (_, t, _) = live_request(&server, Method::PUT, "/api/scenes/blue", Some(&body), 200).await;
     let frame = player.settled_after(t).await;
     all_points(&frame, green).unwrap_or_else(|e| panic!("the active scene after PUT: {e}"));
 }
@@ -945,12 +611,12 @@ async fn slide_pushes_the_old_scene_out_to_the_left() {
     let server = Server::start().await;
     server.start_stream().await;
     // Each scene has a 40 px bar in the middle, so movement shows (not just a wipe).
-    let old = json!({"id": "old", "scene": scene("#0000ff", json!([rect("bar", (140, 0, 40, 180), "#ffffff")]))});
-    let new = json!({"id": "new", "scene": scene("#ff0000", json!([rect("bar", (140, 0, 40, 180), "#00ff00")]))});
-    call(&server, Method::POST, "/api/scenes", Some(&old), 201).await;
-    call(&server, Method::POST, "/api/scenes", Some(&new), 201).await;
+    let old = json!({"id": "old", "scene": stream_scene("#0000ff", json!([rect("bar", (140, 0, 40, 180), "#ffffff")]))});
+    let new = json!({"id": "new", "scene": stream_scene("#ff0000", json!([rect("bar", (140, 0, 40, 180), "#00ff00")]))});
+    create(&server, &old).await;
+    create(&server, &new).await;
     let (_, t) = activate_live(&server, "old", None).await;
-    let player = Recorder::start(&server).await;
+    let player = Player::on_air(&server).await;
     let frame = player.settled_after(t).await;
     let (bar, _) = columns(&frame, 90, white);
     assert!(
@@ -1028,11 +694,11 @@ async fn slide_pushes_the_old_scene_out_to_the_left() {
 async fn a_finished_transition_is_not_replayed_by_a_new_pipeline() {
     let server = Server::start().await;
     server.start_stream().await;
-    let body = json!({"id": "blue", "scene": scene("#0000ff", json!([]))});
-    call(&server, Method::POST, "/api/scenes", Some(&body), 201).await;
+    let body = json!({"id": "blue", "scene": stream_scene("#0000ff", json!([]))});
+    create(&server, &body).await;
     let fade = json!({"kind": "fade", "durationMs": 3000});
     let (_, t) = activate_live(&server, "blue", Some(fade)).await;
-    let player = Recorder::start(&server).await;
+    let player = Player::on_air(&server).await;
     let frames = player.wait_since(t, 4 * FPS as usize).await;
     all_points(frames.last().unwrap(), blue).unwrap_or_else(|e| panic!("after the fade: {e}"));
 

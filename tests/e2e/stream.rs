@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::harness::*;
+use crate::pixels::{assert_picture, changed_pixels};
 
 #[tokio::test]
 async fn live_stream_has_the_configured_format_and_moves() {

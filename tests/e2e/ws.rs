@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::pixels::assert_picture;
 
 fn is_state(m: &Value) -> bool {
     m["type"] == "stateUpdate"

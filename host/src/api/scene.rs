@@ -88,7 +88,7 @@ fn layer_mut<'a>(scene: &'a mut Scene, id: &str) -> Result<&'a mut Layer, ApiErr
 }
 
 /// Gives a layer without id one (`layer-N`) and a name (its id).
-fn complete(layer: &mut Layer, others: &[Layer]) {
+pub(crate) fn complete(layer: &mut Layer, others: &[Layer]) {
     if layer.id.is_empty() {
         layer.id = (1..)
             .map(|n| format!("layer-{n}"))
@@ -97,6 +97,14 @@ fn complete(layer: &mut Layer, others: &[Layer]) {
     }
     if layer.name.is_empty() {
         layer.name = layer.id.clone();
+    }
+}
+
+/// Completes every layer of a scene (ids and names where absent).
+pub(crate) fn complete_all(scene: &mut Scene) {
+    for i in 0..scene.layers.len() {
+        let (before, rest) = scene.layers.split_at_mut(i);
+        complete(&mut rest[0], before);
     }
 }
 
@@ -122,10 +130,7 @@ pub async fn patch_scene(
         .scenes
         .update(|scene| {
             let mut next: Scene = merge(scene, &patch)?;
-            for i in 0..next.layers.len() {
-                let (before, rest) = next.layers.split_at_mut(i);
-                complete(&mut rest[0], before);
-            }
+            complete_all(&mut next);
             *scene = next;
             Ok::<_, ApiError>(())
         })

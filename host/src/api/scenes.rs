@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::scene::{Applied, decode};
+use super::scene::{Applied, complete_all, decode};
 use super::{AppState, json_body};
 use crate::scene::manager::{NamedScene, SceneSummary, ScenesError};
 use crate::scene::{Scene, Transition, TransitionKind};
@@ -84,7 +84,8 @@ pub async fn create(
     {
         o.insert("id".into(), Value::String(s.scenes.fresh_id()));
     }
-    let named: NamedScene = decode(value)?;
+    let mut named: NamedScene = decode(value)?;
+    complete_all(&mut named.scene);
     let created = s.scenes.create(named).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -112,7 +113,8 @@ pub async fn put(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Applied<NamedScene>>, ApiError> {
-    let put: PutScene = decode(json_body(&headers, body)?)?;
+    let mut put: PutScene = decode(json_body(&headers, body)?)?;
+    complete_all(&mut put.scene);
     let current = s
         .scenes
         .get(&id)

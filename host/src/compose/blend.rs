@@ -208,12 +208,120 @@ pub fn draw_sprite(
     }
 }
 
+/// 256 premultiplied packed colours along a gradient.
+pub type GradientLut = [u32; 256];
+
+/// The colours of a gradient at 256 evenly spaced positions: stops `(offset, straight
+/// RGBA)` in increasing offset, interpolated in straight colour (as Skia does), alpha scaled
+/// by `opacity`, then premultiplied.
+pub fn gradient_lut(stops: &[(f32, [u8; 4])], opacity: f32) -> GradientLut {
+    let mut lut = [0u32; 256];
+    let Some(&(_, first)) = stops.first() else {
+        return lut;
+    };
+    for (i, entry) in lut.iter_mut().enumerate() {
+        let pos = i as f32 / 255.0;
+        let mut c = stops.last().map_or(first, |s| s.1);
+        if pos <= stops[0].0 {
+            c = first;
+        } else if let Some(w) = stops.windows(2).find(|w| pos >= w[0].0 && pos <= w[1].0) {
+            let span = w[1].0 - w[0].0;
+            let f = if span > 0.0 {
+                (pos - w[0].0) / span
+            } else {
+                1.0
+            };
+            c = std::array::from_fn(|k| {
+                (f32::from(w[0].1[k]) + (f32::from(w[1].1[k]) - f32::from(w[0].1[k])) * f).round()
+                    as u8
+            });
+        }
+        let a = (f32::from(c[3]) * opacity.clamp(0.0, 1.0)).round() as u8;
+        let p = premultiply([c[0], c[1], c[2], a]);
+        *entry = u32::from_le_bytes([p[0] as u8, p[1] as u8, p[2] as u8, p[3] as u8]);
+    }
+    lut
+}
+
+/// Where each pixel of a shaded area sits along its gradient: `t = a·x + b·y + c` (linear),
+/// or the distance of `(u, v) = (ua·x + ub·y + uc, va·x + vb·y + vc)` from the origin divided
+/// by a radius (radial); pixel centres in canvas pixels.
+#[derive(Debug, Clone, Copy)]
+pub enum Ramp {
+    /// Linear: `[a, b, c]`.
+    Linear([f32; 3]),
+    /// Radial: `[ua, ub, uc]`, `[va, vb, vc]` and the radius.
+    Radial([f32; 3], [f32; 3], f32),
+}
+
+/// Paints through a coverage mask the size of the canvas, inside `bounds` (`x0, y0, x1,
+/// y1`, canvas pixels, exclusive end): each covered pixel takes the `lut` colour at its
+/// gradient position (0..=1) scaled by its coverage.
+pub fn shade(
+    canvas: &mut PixmapMut<'_>,
+    mask: &Mask,
+    bounds: (u32, u32, u32, u32),
+    lut: &GradientLut,
+    ramp: Ramp,
+) {
+    let cw = canvas.width() as usize;
+    let (x0, y0, x1, y1) = bounds;
+    let (coverage, data) = (mask.data(), canvas.data_mut());
+    let (xa, xb) = (x0 as usize, x1 as usize);
+    for y in y0..y1 {
+        let row = y as usize * cw;
+        let cov_row = &coverage[row + xa..row + xb];
+        let px_row = &mut data[(row + xa) * 4..(row + xb) * 4];
+        let (fx, fy) = (x0 as f32 + 0.5, y as f32 + 0.5);
+        let paint = |t: f32, d: &mut [u8], cov: u8| {
+            let mut src = lut[(t.clamp(0.0, 1.0) * 255.0 + 0.5) as usize & 255];
+            if cov < 255 {
+                src = scale_packed(src, u32::from(cov));
+            }
+            let out = if src >> 24 == 255 {
+                src
+            } else {
+                over_packed(u32::from_le_bytes([d[0], d[1], d[2], d[3]]), src)
+            };
+            d.copy_from_slice(&out.to_le_bytes());
+        };
+        match ramp {
+            Ramp::Linear([a, b, c]) => {
+                let mut t = a * fx + b * fy + c;
+                for (d, &cov) in px_row.chunks_exact_mut(4).zip(cov_row) {
+                    if cov != 0 {
+                        paint(t, d, cov);
+                    }
+                    t += a;
+                }
+            }
+            Ramp::Radial([ua, ub, uc], [va, vb, vc], r) => {
+                let (mut u, mut v) = (ua * fx + ub * fy + uc, va * fx + vb * fy + vc);
+                let inv_r = 1.0 / r;
+                for (d, &cov) in px_row.chunks_exact_mut(4).zip(cov_row) {
+                    if cov != 0 {
+                        paint((u * u + v * v).sqrt() * inv_r, d, cov);
+                    }
+                    u += ua;
+                    v += va;
+                }
+            }
+        }
+    }
+}
+
 /// Fills the whole canvas with a straight RGBA colour laid over opaque black.
 pub fn fill_opaque(canvas: &mut PixmapMut<'_>, color: [u8; 4]) {
     let p = premultiply(color);
     let px = [p[0] as u8, p[1] as u8, p[2] as u8, 255];
-    for d in canvas.data_mut().chunks_exact_mut(4) {
+    let row = canvas.width() as usize * 4;
+    let (first, rest) = canvas.data_mut().split_at_mut(row);
+    for d in first.chunks_exact_mut(4) {
         d.copy_from_slice(&px);
+    }
+    // Whole rows are copied at memcpy speed.
+    for r in rest.chunks_exact_mut(row) {
+        r.copy_from_slice(first);
     }
 }
 

@@ -17,6 +17,9 @@ use super::blend;
 /// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
 pub static DEFAULT_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
+/// Most glyph masks kept per font.
+const MAX_MASKS: usize = 8192;
+
 /// Family name of the embedded default font.
 pub const DEFAULT_FAMILY: &str = "DejaVu Sans";
 
@@ -185,6 +188,10 @@ impl Font {
     fn mask(&mut self, id: u16, size: f32) -> &GlyphMask {
         let key = (id, (size * 4.0).round() as u32);
         if !self.masks.contains_key(&key) {
+            if self.masks.len() >= MAX_MASKS {
+                // Bounded: sizes come and go (animations, many layers); start afresh.
+                self.masks.clear();
+            }
             let scale = key.1 as f32 / 4.0 / self.units_per_em;
             let mask = self.outline(id).and_then(|path| rasterize(path, scale));
             self.masks.insert(

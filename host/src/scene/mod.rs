@@ -31,9 +31,9 @@ pub const MAX_SIZE: f32 = 16384.0;
 /// Largest coordinate magnitude.
 pub const MAX_COORD: f32 = 100_000.0;
 
-/// The drawing surface of a scene.
+/// The drawing surface of a scene; absent fields take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CanvasProperties {
     /// Canvas width in pixels, 16..=7680. Default 1920.
     pub width: u32,
@@ -940,12 +940,9 @@ fn text_commands(
     let font = fonts.get(text.font_family.as_deref());
     let size = text.size;
     let line_height = size * 1.2;
-    out.push(DrawCommand::ClipRect {
-        x: p.x,
-        y: p.y,
-        width: p.width,
-        height: p.height,
-    });
+    // Clipped to the layer box only when it overflows (a clip costs the fast glyph path).
+    let clip_at = out.len();
+    let mut overflows = false;
     let mut baseline = p.y + size;
     let space = font.measure(" ", size);
     for paragraph in content.split('\n') {
@@ -967,6 +964,7 @@ fn text_commands(
         }
         lines.push((line, line_w));
         for (content, w) in lines {
+            overflows |= w > p.width || baseline + size * 0.25 > p.y + p.height;
             let x = match text.align.as_str() {
                 "center" => p.x + (p.width - w) / 2.0,
                 "end" => p.x + p.width - w,
@@ -984,6 +982,17 @@ fn text_commands(
             }
             baseline += line_height;
         }
+    }
+    if overflows {
+        out.insert(
+            clip_at,
+            DrawCommand::ClipRect {
+                x: p.x,
+                y: p.y,
+                width: p.width,
+                height: p.height,
+            },
+        );
     }
 }
 
