@@ -110,9 +110,9 @@ fn cpu_ms(frames: u32, mut f: impl FnMut(u64)) -> f64 {
 }
 
 fn reference_summary(frames: u32) {
-    let on_air = reference();
+    let base_on_air = reference();
     let mut compositor = Compositor::new(W, H, 30);
-    compositor.set(on_air);
+    compositor.set(base_on_air.clone());
     let mut frame = Pixmap::new(W, H).unwrap();
     // Warm up: glyph outlines, resized images.
     for i in 0..5 {
@@ -123,6 +123,11 @@ fn reference_summary(frames: u32) {
         compositor.render(&mut frame.as_mut(), i);
     });
     let unchanged = cpu_ms(frames, |i| {
+        compositor.render(&mut frame.as_mut(), i);
+    });
+    let (a, b) = (moved(&base_on_air, 0.0), moved(&base_on_air, 7.0));
+    let one_moved = cpu_ms(frames, |i| {
+        compositor.set(if i % 2 == 0 { b.clone() } else { a.clone() });
         compositor.render(&mut frame.as_mut(), i);
     });
     let _ = frame.save_png(root().join("target/reference-out-ours.png"));
@@ -148,6 +153,7 @@ fn reference_summary(frames: u32) {
     println!("reference scene 1080p, {frames} frames each, one thread:");
     println!("  composed from scratch: {full:.2} CPU ms/frame (target <= 4)");
     println!("  nothing changed:       {unchanged:.2} CPU ms/frame (target <= 1)");
+    println!("  one layer moved:       {one_moved:.2} CPU ms/frame");
     println!("RESULT full_ms={full:.3} unchanged_ms={unchanged:.3}");
 }
 

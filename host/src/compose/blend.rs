@@ -177,27 +177,34 @@ pub fn blend_pixmap_part(
     }
 }
 
-/// Draws a premultiplied sprite at (`x`, `y`) with `opacity` (0–255). A sprite known to
-/// be `opaque` at full opacity is copied row by row instead of blended.
+/// Draws the part `(left, top, width, height)` of a premultiplied sprite with that part's
+/// top-left corner at (`x`, `y`), with `opacity` (0–255). A sprite known to be `opaque` at
+/// full opacity is copied row by row instead of blended.
 pub fn draw_sprite(
     canvas: &mut PixmapMut<'_>,
     sprite: &Pixmap,
+    part: (u32, u32, u32, u32),
     x: i32,
     y: i32,
     opacity: u8,
     opaque: bool,
 ) {
     if opacity == 255 && !opaque {
-        return blend_pixmap(canvas, sprite, x, y);
+        return blend_pixmap_part(canvas, sprite, part, x, y);
     }
+    let (pl, pt) = (part.0.min(sprite.width()), part.1.min(sprite.height()));
+    let (pw, ph) = (
+        part.2.min(sprite.width() - pl),
+        part.3.min(sprite.height() - pt),
+    );
     let (cw, ch) = (canvas.width(), canvas.height());
-    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, sprite.width(), sprite.height(), cw, ch) else {
+    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, pw, ph, cw, ch) else {
         return;
     };
     let (sw, src, data) = (sprite.width(), sprite.data(), canvas.data_mut());
     let o = u32::from(opacity);
     for row in 0..(y1 - y0) {
-        let s = (((y0 + row) * sw + x0) * 4) as usize;
+        let s = (((pt + y0 + row) * sw + pl + x0) * 4) as usize;
         let d = (((cy + row) * cw + cx) * 4) as usize;
         let n = ((x1 - x0) * 4) as usize;
         if opacity == 255 {
@@ -325,6 +332,31 @@ pub fn fill_opaque(canvas: &mut PixmapMut<'_>, color: [u8; 4]) {
     }
 }
 
+/// Fills a rectangle with a straight RGBA colour laid over opaque black (replacing what is
+/// there).
+pub fn fill_rect_opaque(
+    canvas: &mut PixmapMut<'_>,
+    x: i32,
+    y: i32,
+    w: u32,
+    h: u32,
+    color: [u8; 4],
+) {
+    let (cw, ch) = (canvas.width(), canvas.height());
+    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, w, h, cw, ch) else {
+        return;
+    };
+    let p = premultiply(color);
+    let px = [p[0] as u8, p[1] as u8, p[2] as u8, 255];
+    let data = canvas.data_mut();
+    for row in 0..(y1 - y0) {
+        let start = (((cy + row) * cw + cx) * 4) as usize;
+        for d in data[start..start + ((x1 - x0) * 4) as usize].chunks_exact_mut(4) {
+            d.copy_from_slice(&px);
+        }
+    }
+}
+
 /// `out = a + (b - a) * t / 255` per channel (a cross-fade from `a` to `b`).
 pub fn mix(out: &mut [u8], a: &[u8], b: &[u8], t: u8) {
     let (t, u) = (u32::from(t), 255 - u32::from(t));
@@ -424,10 +456,26 @@ mod tests {
             .data_mut()
             .copy_from_slice(&[200, 0, 0, 255, 0, 100, 0, 255]);
         let mut buf = vec![0u8; 3 * 4];
-        draw_sprite(&mut canvas(&mut buf, 3, 1), &sprite, 1, 0, 255, true);
+        draw_sprite(
+            &mut canvas(&mut buf, 3, 1),
+            &sprite,
+            (0, 0, 2, 1),
+            1,
+            0,
+            255,
+            true,
+        );
         assert_eq!(buf, [0, 0, 0, 0, 200, 0, 0, 255, 0, 100, 0, 255]);
         let mut buf = vec![0u8; 3 * 4];
-        draw_sprite(&mut canvas(&mut buf, 3, 1), &sprite, 0, 0, 128, true);
+        draw_sprite(
+            &mut canvas(&mut buf, 3, 1),
+            &sprite,
+            (0, 0, 2, 1),
+            0,
+            0,
+            128,
+            true,
+        );
         assert_eq!(&buf[..4], &[100, 0, 0, 128]);
         let (a, b) = (
             [0u8, 0, 0, 255, 10, 10, 10, 255],

@@ -833,7 +833,8 @@ fn draw_image(
                 if s.clip.is_none() {
                     // Pixel-aligned 1:1: a straight blend (or copy), no resampling pipeline.
                     let opacity = (s.opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
-                    blend::draw_sprite(canvas, sized, rx as i32, ry as i32, opacity, false);
+                    let whole = (0, 0, sized.width(), sized.height());
+                    blend::draw_sprite(canvas, sized, whole, rx as i32, ry as i32, opacity, false);
                     return;
                 }
                 paint.quality = FilterQuality::Nearest;

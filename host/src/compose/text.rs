@@ -38,11 +38,24 @@ struct Placed {
     y: f32,
 }
 
+type ShapingFace<'a> = rustybuzz::Face<'a>;
+
+self_cell::self_cell!(
+    /// The font's bytes with the shaping face read from them once (reading a face for
+    /// shaping builds its lookup tables, hundreds of allocations).
+    struct Shaper {
+        owner: Bytes,
+        #[covariant]
+        dependent: ShapingFace,
+    }
+);
+
 /// A font with caches of glyph outlines (font units, y up) and of glyph masks per size (in
 /// quarter pixels). The face is re-read from the bytes on use: parsing only reads the table
 /// directory, and it lets a font own its (uploaded) data.
 pub struct Font {
     data: Bytes,
+    shaper: Shaper,
     family: String,
     units_per_em: f32,
     outlines: HashMap<u16, Option<Path>>,
@@ -50,7 +63,21 @@ pub struct Font {
     /// The last shaped run (reused between calls).
     run: Vec<Placed>,
     buffer: Option<rustybuzz::UnicodeBuffer>,
+    /// Shaping plans by direction, script and language: compiling one allocates a lot, so
+    /// each is made once (a handful per font in practice).
+    plans: Vec<Plan>,
 }
+
+/// A compiled shaping plan and the buffer properties it is for.
+struct Plan {
+    direction: rustybuzz::Direction,
+    script: rustybuzz::Script,
+    language: Option<rustybuzz::Language>,
+    plan: rustybuzz::ShapePlan,
+}
+
+/// Most shaping plans kept per font.
+const MAX_PLANS: usize = 16;
 
 /// Why a font could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -122,14 +149,19 @@ impl Font {
         let facts = inspect(&data)?;
         let face = ttf_parser::Face::parse(&data, 0).map_err(|e| FontError(e.to_string()))?;
         let units_per_em = f32::from(face.units_per_em());
+        let shaper = Shaper::try_new(data.clone(), |d| {
+            rustybuzz::Face::from_slice(d, 0).ok_or_else(|| FontError("no shaping face".into()))
+        })?;
         Ok(Self {
             data,
+            shaper,
             family: facts.family,
             units_per_em,
             outlines: HashMap::new(),
             masks: HashMap::new(),
             run: Vec::new(),
             buffer: None,
+            plans: Vec::new(),
         })
     }
 
@@ -146,13 +178,38 @@ impl Font {
     /// Shapes `text` at `size` into `self.run`; returns the advance of the whole run.
     fn shape(&mut self, text: &str, size: f32) -> f32 {
         self.run.clear();
-        let Some(face) = rustybuzz::Face::from_slice(&self.data, 0) else {
-            return 0.0;
-        };
+        let face = self.shaper.borrow_dependent();
         let mut buffer = self.buffer.take().unwrap_or_default();
         buffer.push_str(text);
         buffer.guess_segment_properties();
-        let shaped = rustybuzz::shape(&face, &[], buffer);
+        let (direction, script, language) =
+            (buffer.direction(), buffer.script(), buffer.language());
+        let i =
+            match self.plans.iter().position(|p| {
+                p.direction == direction && p.script == script && p.language == language
+            }) {
+                Some(i) => i,
+                None => {
+                    if self.plans.len() >= MAX_PLANS {
+                        self.plans.clear();
+                    }
+                    let plan = rustybuzz::ShapePlan::new(
+                        face,
+                        direction,
+                        Some(script),
+                        language.as_ref(),
+                        &[],
+                    );
+                    self.plans.push(Plan {
+                        direction,
+                        script,
+                        language,
+                        plan,
+                    });
+                    self.plans.len() - 1
+                }
+            };
+        let shaped = rustybuzz::shape_with_plan(face, &self.plans[i].plan, buffer);
         let scale = size / self.units_per_em;
         let mut pen = 0.0;
         for (info, pos) in shaped.glyph_infos().iter().zip(shaped.glyph_positions()) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tiny_skia::{FilterQuality, Pixmap, PixmapMut, PixmapPaint, Transform};
 
-use super::{Layer, OnAir, Scene, SceneSlot, Tokens, Transition, TransitionKind, Tween};
+use super::{Layer, OnAir, Position, Scene, SceneSlot, Tokens, Transition, TransitionKind, Tween};
 use super::{layer_commands, parse_color};
 use crate::assets::Resources;
 use crate::compose::blend;
@@ -42,10 +42,84 @@ struct CachedLayer {
     margin: f32,
     /// Every pixel of the raster is opaque (copied, not blended).
     opaque: bool,
+    /// The part of the raster with anything in it (`left, top, width, height`); only that
+    /// part is composited.
+    part: (u32, u32, u32, u32),
     /// Made for drawing rotated (with a transparent margin for clean edges).
     rotated: bool,
+    /// Where it was last composited: its position then, and the frame pixels it covered
+    /// (`x0, y0, x1, y1`; `None` when drawn directly or rotated).
+    drawn: Option<(Position, Option<Rect>)>,
     /// Seen in the current scene (others are dropped).
     seen: bool,
+}
+
+/// A rectangle of frame pixels: `x0, y0, x1, y1` (end exclusive).
+type Rect = [i32; 4];
+
+fn union(a: Option<Rect>, b: Rect) -> Rect {
+    match a {
+        None => b,
+        Some(a) => [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ],
+    }
+}
+
+/// Frame pixels an upright cached layer covers (its painted part), if it has a raster.
+fn upright_rect(cached: &CachedLayer, p: &Position, scale: (f32, f32)) -> Option<Rect> {
+    cached.raster.as_ref()?;
+    if p.rotation != 0.0 {
+        return None;
+    }
+    let (x, y) = sprite_origin(cached, p, scale);
+    let (l, t, w, h) = cached.part;
+    let (x0, y0) = (x + l as i32, y + t as i32);
+    Some([x0, y0, x0 + w as i32, y0 + h as i32])
+}
+
+/// Frame pixels a rotated cached layer may touch (the bounding box of its turned raster).
+fn rotated_rect(cached: &CachedLayer, p: &Position, scale: (f32, f32)) -> Option<Rect> {
+    let raster = cached.raster.as_ref()?;
+    let t = rotated_transform(cached, p, scale);
+    let (w, h) = (raster.width() as f32, raster.height() as f32);
+    let mut r: Option<Rect> = None;
+    for (x, y) in [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)] {
+        let (dx, dy) = (t.sx * x + t.kx * y + t.tx, t.ky * x + t.sy * y + t.ty);
+        let corner = [
+            dx.floor() as i32 - 1,
+            dy.floor() as i32 - 1,
+            dx.ceil() as i32 + 1,
+            dy.ceil() as i32 + 1,
+        ];
+        r = Some(union(r, corner));
+    }
+    r
+}
+
+/// The transform that draws a layer's raster turned about its centre.
+fn rotated_transform(cached: &CachedLayer, p: &Position, scale: (f32, f32)) -> Transform {
+    let m = cached.margin;
+    let (cx, cy) = (
+        (p.x + p.width / 2.0) * scale.0,
+        (p.y + p.height / 2.0) * scale.1,
+    );
+    let (rcx, rcy) = (m + p.width * scale.0 / 2.0, m + p.height * scale.1 / 2.0);
+    Transform::from_translate(cx, cy)
+        .pre_rotate(p.rotation)
+        .pre_translate(-rcx, -rcy)
+}
+
+/// Where an upright layer's raster goes in the frame (snapped to whole pixels).
+fn sprite_origin(cached: &CachedLayer, p: &Position, scale: (f32, f32)) -> (i32, i32) {
+    let m = cached.margin as i32;
+    (
+        (p.x * scale.0).round() as i32 - m,
+        (p.y * scale.1).round() as i32 - m,
+    )
 }
 
 /// Whether two layers have the same content (everything but where they are).
@@ -95,6 +169,21 @@ impl SceneRender {
     /// Takes a new version of the scene: keeps the caches of layers whose content did not
     /// change, starts its animations at `tick`.
     fn set(&mut self, on_air: OnAir, tick: u64, fps: u32) {
+        // The same layers in the same stacking on the same canvas: only what changed in
+        // them is recomposed (a move, a new text); anything else redraws the whole frame.
+        let old = &self.on_air.scene;
+        let new = &on_air.scene;
+        let same_stack = old.canvas == new.canvas
+            && old.layers.len() == new.layers.len()
+            && old.layers.iter().zip(&new.layers).all(|(a, b)| {
+                a.id == b.id
+                    && a.visible == b.visible
+                    && a.position.z_index == b.position.z_index
+                    && (a.position.opacity > 0.0) == (b.position.opacity > 0.0)
+            });
+        if !same_stack {
+            self.valid = false;
+        }
         self.live.clone_from(&on_air.scene.layers);
         for t in &on_air.tweens {
             let Some(i) = self.live.iter().position(|l| l.id == t.layer) else {
@@ -116,7 +205,6 @@ impl SceneRender {
             .iter()
             .any(|l| l.text.as_ref().is_some_and(|t| Tokens::any_in(&t.content)));
         self.on_air = on_air;
-        self.valid = false;
     }
 
     /// Advances animations to `tick`; true if any ran.
@@ -140,26 +228,39 @@ impl SceneRender {
         let resources = self.on_air.resources.clone();
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
-        // Which layers must be rasterized again (content, size or expanded text changed).
-        let mut stale = !self.valid;
+        // What changed since the last composition: everything (a new scene version), or
+        // some layers' content (rasterized again below) or position (tweens).
+        let mut full = !self.valid;
+        let mut changed = false;
+        let mut dirty: Option<Rect> = None;
         for layer in &self.live {
             let Some(cached) = self.layers.get(&layer.id) else {
-                stale = true;
+                full = true;
                 continue;
             };
-            if !same_content(&cached.content, layer) || cached.scale != scale {
-                stale = true;
-            } else if self.has_tokens
+            let mut differs = !same_content(&cached.content, layer) || cached.scale != scale;
+            if !differs
+                && self.has_tokens
                 && let Some(t) = &layer.text
             {
                 self.text.clear();
                 tokens.expand(&t.content, &mut self.text);
-                if self.text != cached.text {
-                    stale = true;
+                differs = self.text != cached.text;
+            }
+            let moved = cached
+                .drawn
+                .as_ref()
+                .is_none_or(|(p, _)| *p != layer.position);
+            if differs || moved {
+                changed = true;
+                // Only upright cached layers can be recomposed in part.
+                match cached.drawn.as_ref().and_then(|(_, r)| *r) {
+                    Some(r) if layer.position.rotation == 0.0 => dirty = Some(union(dirty, r)),
+                    _ => full = true,
                 }
             }
         }
-        if !stale {
+        if !full && !changed {
             return false;
         }
         for c in self.layers.values_mut() {
@@ -187,7 +288,9 @@ impl SceneRender {
                     raster: None,
                     margin: 0.0,
                     opaque: false,
+                    part: (0, 0, 0, 0),
                     rotated: false,
+                    drawn: None,
                     seen: true,
                 }),
             };
@@ -202,6 +305,54 @@ impl SceneRender {
                 limits,
             );
         }
+        if !full {
+            // Add where the changed layers are now; recompose that rectangle only.
+            for layer in &self.live {
+                if let Some(c) = self.layers.get(&layer.id)
+                    && c.drawn.as_ref().is_none_or(|(p, r)| {
+                        *p != layer.position || *r != upright_rect(c, &layer.position, scale)
+                    })
+                {
+                    match upright_rect(c, &layer.position, scale) {
+                        Some(r) => dirty = Some(union(dirty, r)),
+                        None if layer.visible && layer.position.opacity > 0.0 => full = true,
+                        None => {}
+                    }
+                }
+            }
+        }
+        let region = match dirty {
+            Some(r) if !full => {
+                let r = [
+                    r[0].max(0),
+                    r[1].max(0),
+                    r[2].min(w as i32),
+                    r[3].min(h as i32),
+                ];
+                // Rotated or directly drawn layers over the region cannot be redrawn in part.
+                let blocked = self.order.iter().any(|&i| {
+                    let l = &self.live[i];
+                    self.layers.get(&l.id).is_some_and(|c| {
+                        upright_rect(c, &l.position, scale).is_none()
+                            && rotated_rect(c, &l.position, scale).is_none_or(|b| {
+                                b[0] < r[2] && r[0] < b[2] && b[1] < r[3] && r[1] < b[3]
+                            })
+                    })
+                });
+                if blocked || !scene.canvas.background.starts_with('#') {
+                    None
+                } else {
+                    Some(r)
+                }
+            }
+            _ => None,
+        };
+        if let Some(r) = region {
+            self.recompose_part(r, scale, &scene);
+            self.layers.retain(|_, c| c.seen);
+            self.valid = true;
+            return true;
+        }
         // Background: not needed under a first layer that covers the frame opaquely.
         let covered = self.order.first().is_some_and(|&i| {
             let layer = &self.live[i];
@@ -209,12 +360,9 @@ impl SceneRender {
             self.layers.get(&layer.id).is_some_and(|c| {
                 c.opaque
                     && p.opacity >= 1.0
-                    && p.rotation == 0.0
-                    && c.raster
-                        .as_ref()
-                        .is_some_and(|r| (r.width(), r.height()) == (w, h))
-                    && (p.x * scale.0).round() == c.margin
-                    && (p.y * scale.1).round() == c.margin
+                    && upright_rect(c, p, scale).is_some_and(|r| {
+                        r[0] <= 0 && r[1] <= 0 && r[2] >= w as i32 && r[3] >= h as i32
+                    })
             })
         });
         let mut frame = self.composed.as_mut();
@@ -232,13 +380,58 @@ impl SceneRender {
         }
         for &i in &self.order {
             let layer = &self.live[i];
-            if let Some(cached) = self.layers.get(&layer.id) {
+            if let Some(cached) = self.layers.get_mut(&layer.id) {
                 draw_layer(&mut frame, cached, layer, scale, fonts, &resources, limits);
+                let rect = upright_rect(cached, &layer.position, scale);
+                cached.drawn = Some((layer.position.clone(), rect));
             }
         }
         self.layers.retain(|_, c| c.seen);
         self.valid = true;
         true
+    }
+}
+
+impl SceneRender {
+    /// Recomposes the rectangle `r` of the frame: the background there, then every layer's
+    /// part inside it (all upright and cached).
+    fn recompose_part(&mut self, r: Rect, scale: (f32, f32), scene: &Scene) {
+        if r[0] >= r[2] || r[1] >= r[3] {
+            return;
+        }
+        let mut frame = self.composed.as_mut();
+        let (rw, rh) = ((r[2] - r[0]) as u32, (r[3] - r[1]) as u32);
+        if let Some(c) = parse_color(&scene.canvas.background) {
+            blend::fill_rect_opaque(&mut frame, r[0], r[1], rw, rh, c);
+        }
+        for &i in &self.order {
+            let layer = &self.live[i];
+            let Some(cached) = self.layers.get_mut(&layer.id) else {
+                continue;
+            };
+            let Some(at) = upright_rect(cached, &layer.position, scale) else {
+                continue;
+            };
+            cached.drawn = Some((layer.position.clone(), Some(at)));
+            let (x0, y0) = (at[0].max(r[0]), at[1].max(r[1]));
+            let (x1, y1) = (at[2].min(r[2]), at[3].min(r[3]));
+            let Some(raster) = &cached.raster else {
+                continue;
+            };
+            if x0 >= x1 || y0 >= y1 {
+                continue;
+            }
+            let (l, t, _, _) = cached.part;
+            let part = (
+                l + (x0 - at[0]) as u32,
+                t + (y0 - at[1]) as u32,
+                (x1 - x0) as u32,
+                (y1 - y0) as u32,
+            );
+            let p = &layer.position;
+            let opacity = (p.opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
+            blend::draw_sprite(&mut frame, raster, part, x0, y0, opacity, cached.opaque);
+        }
     }
 }
 
@@ -295,6 +488,7 @@ fn refresh(
         return;
     }
     if let Some((image, opaque)) = image_as_raster(layer, scale, resources) {
+        cached.part = (0, 0, image.width(), image.height());
         cached.raster = Some(image);
         cached.opaque = opaque;
         cached.margin = 0.0;
@@ -323,9 +517,44 @@ fn refresh(
     if validate(&commands, limits).is_ok() {
         rasterize(&commands, &mut raster.as_mut(), fonts, resources);
     }
-    cached.opaque = raster.pixels().iter().all(|p| p.alpha() == 255);
+    cached.part = painted_part(&raster);
+    let (l, t, pw, _) = cached.part;
+    cached.opaque = pw > 0
+        && raster
+            .pixels()
+            .chunks_exact(raster.width() as usize)
+            .skip(t as usize)
+            .take(cached.part.3 as usize)
+            .all(|row| {
+                row[l as usize..(l + pw) as usize]
+                    .iter()
+                    .all(|p| p.alpha() == 255)
+            });
     cached.raster = Some(Arc::new(raster));
     cached.margin = margin;
+}
+
+/// The bounding box of the pixels that are not fully transparent (`(0, 0, 0, 0)` when none).
+fn painted_part(p: &Pixmap) -> (u32, u32, u32, u32) {
+    let w = p.width() as usize;
+    let (mut left, mut top, mut right, mut bottom) = (usize::MAX, usize::MAX, 0, 0);
+    for (y, row) in p.pixels().chunks_exact(w).enumerate() {
+        let Some(first) = row.iter().position(|px| px.alpha() != 0) else {
+            continue;
+        };
+        let last = row.iter().rposition(|px| px.alpha() != 0).unwrap_or(first);
+        (left, right) = (left.min(first), right.max(last));
+        (top, bottom) = (top.min(y), y);
+    }
+    if left == usize::MAX {
+        return (0, 0, 0, 0);
+    }
+    (
+        left as u32,
+        top as u32,
+        (right - left + 1) as u32,
+        (bottom - top + 1) as u32,
+    )
 }
 
 /// An upright image layer whose image fills its box exactly at a prepared size is its own
@@ -391,21 +620,21 @@ fn draw_layer(
         }
         return;
     };
-    let m = cached.margin;
     if p.rotation == 0.0 {
-        let x = (p.x * scale.0).round() as i32 - m as i32;
-        let y = (p.y * scale.1).round() as i32 - m as i32;
-        blend::draw_sprite(frame, raster, x, y, opacity, cached.opaque);
+        let (x, y) = sprite_origin(cached, p, scale);
+        let (l, t, _, _) = cached.part;
+        blend::draw_sprite(
+            frame,
+            raster,
+            cached.part,
+            x + l as i32,
+            y + t as i32,
+            opacity,
+            cached.opaque,
+        );
         return;
     }
-    let (cx, cy) = (
-        (p.x + p.width / 2.0) * scale.0,
-        (p.y + p.height / 2.0) * scale.1,
-    );
-    let (rcx, rcy) = (m + p.width * scale.0 / 2.0, m + p.height * scale.1 / 2.0);
-    let t = Transform::from_translate(cx, cy)
-        .pre_rotate(p.rotation)
-        .pre_translate(-rcx, -rcy);
+    let t = rotated_transform(cached, p, scale);
     let paint = PixmapPaint {
         opacity: p.opacity,
         quality: FilterQuality::Bilinear,
@@ -706,6 +935,54 @@ mod tests {
         }
         assert_eq!(px(&frame, 10, 25), [0, 0, 255], "old scene on the left");
         assert_eq!(px(&frame, 90, 25), [0, 255, 0], "new scene from the right");
+    }
+
+    #[test]
+    fn a_tween_recomposes_only_where_layers_moved_and_leaves_no_trail() {
+        let mut layers = vec![
+            rect("still", 10.0, "#00ff00"),
+            rect("mover", 60.0, "#ff0000"),
+        ];
+        layers[1].position.z_index = 1;
+        let start = scene(layers.clone());
+        let mut c = Compositor::new(200, 100, 10);
+        c.set(start.clone());
+        let mut frame = Pixmap::new(200, 100).unwrap();
+        c.render(&mut frame.as_mut(), 0);
+        let mut to = layers[1].position.clone();
+        to.x = 140.0;
+        let mut end_layers = layers.clone();
+        end_layers[1].position = to.clone();
+        c.set(OnAir {
+            scene: Arc::new(Scene {
+                canvas: start.scene.canvas.clone(),
+                layers: end_layers.clone(),
+            }),
+            tweens: vec![Tween {
+                layer: "mover".into(),
+                from: layers[1].position.clone(),
+                to,
+                duration_ms: 1000,
+                easing: crate::scene::Easing::Linear,
+            }],
+            ..OnAir::default()
+        });
+        for f in 1..=12 {
+            c.render(&mut frame.as_mut(), f);
+        }
+        // The end state equals drawing the final scene from scratch: no trail of the mover.
+        let mut direct = Compositor::new(200, 100, 10);
+        direct.set(scene(end_layers));
+        let mut want = Pixmap::new(200, 100).unwrap();
+        direct.render(&mut want.as_mut(), 0);
+        assert_eq!(
+            frame.data(),
+            want.data(),
+            "partial recomposition left a difference"
+        );
+        assert_eq!(px(&frame, 70, 30), [0, 0, 0], "where the mover started");
+        assert_eq!(px(&frame, 150, 30), [255, 0, 0], "where it ended");
+        assert_eq!(px(&frame, 20, 30), [0, 255, 0], "the still layer");
     }
 
     #[test]
