@@ -306,14 +306,6 @@ impl ImageSource for Resources {
 }
 
 impl Resources {
-    /// Adds an image (tests).
-    pub fn insert_image(&mut self, id: &str, pixmap: Arc<Pixmap>) {
-        if is_opaque(&pixmap) {
-            self.opaque.insert(id.to_string());
-        }
-        self.images.insert(id.to_string(), pixmap);
-    }
-
     /// The image at exactly `width` × `height` (a prepared copy, or the original at that
     /// size) and whether it is opaque.
     pub fn prepared(&self, asset: &str, width: u32, height: u32) -> Option<(Arc<Pixmap>, bool)> {
@@ -326,11 +318,6 @@ impl Resources {
                     .filter(|p| (p.width(), p.height()) == (width, height))
             })?;
         Some((image.clone(), self.opaque.contains(asset)))
-    }
-
-    /// Whether an image or font family is known.
-    pub fn has_image(&self, id: &str) -> bool {
-        self.images.contains_key(id)
     }
 }
 
@@ -606,11 +593,6 @@ impl AssetManager {
                 cache.bytes -= p.data().len();
             }
         }
-    }
-
-    /// Bytes held by resized copies (for tests and metrics).
-    pub fn sized_cache_bytes(&self) -> usize {
-        self.sized.lock().expect("sized cache lock").bytes
     }
 }
 

@@ -159,27 +159,12 @@ pub fn blend_pixmap_part(
     x: i32,
     y: i32,
 ) {
-    let (pl, pt) = (part.0.min(sprite.width()), part.1.min(sprite.height()));
-    let (pw, ph) = (
-        part.2.min(sprite.width() - pl),
-        part.3.min(sprite.height() - pt),
-    );
-    let (cw, ch) = (canvas.width(), canvas.height());
-    let Some((x0, x1, y0, y1, cx, cy)) = clip(x, y, pw, ph, cw, ch) else {
-        return;
-    };
-    let (sw, src, data) = (sprite.width(), sprite.data(), canvas.data_mut());
-    for row in 0..(y1 - y0) {
-        let s = (((pt + y0 + row) * sw + pl + x0) * 4) as usize;
-        let d = (((cy + row) * cw + cx) * 4) as usize;
-        let n = ((x1 - x0) * 4) as usize;
-        blend_row(&mut data[d..d + n], &src[s..s + n], 255);
-    }
+    draw_sprite(canvas, sprite, part, x, y, 255, false);
 }
 
 /// Draws the part `(left, top, width, height)` of a premultiplied sprite with that part's
-/// top-left corner at (`x`, `y`), with `opacity` (0–255). A sprite known to be `opaque` at
-/// full opacity is copied row by row instead of blended.
+/// top-left corner at (`x`, `y`), with `opacity` (0–255). A sprite known to be `opaque` is
+/// copied row by row at full opacity, cross-faded at partial opacity, never blended.
 pub fn draw_sprite(
     canvas: &mut PixmapMut<'_>,
     sprite: &Pixmap,
@@ -189,9 +174,6 @@ pub fn draw_sprite(
     opacity: u8,
     opaque: bool,
 ) {
-    if opacity == 255 && !opaque {
-        return blend_pixmap_part(canvas, sprite, part, x, y);
-    }
     let (pl, pt) = (part.0.min(sprite.width()), part.1.min(sprite.height()));
     let (pw, ph) = (
         part.2.min(sprite.width() - pl),
@@ -207,17 +189,17 @@ pub fn draw_sprite(
         let s = (((pt + y0 + row) * sw + pl + x0) * 4) as usize;
         let d = (((cy + row) * cw + cx) * 4) as usize;
         let n = ((x1 - x0) * 4) as usize;
-        if opacity == 255 {
-            data[d..d + n].copy_from_slice(&src[s..s + n]);
-        } else if opaque {
+        let (dst, src) = (&mut data[d..d + n], &src[s..s + n]);
+        match (opaque, opacity) {
+            (true, 255) => dst.copy_from_slice(src),
             // An opaque source at partial opacity is a straight per-byte cross-fade, which
             // the compiler vectorizes.
-            let (t, u) = (o, 255 - o);
-            for (d, &s) in data[d..d + n].iter_mut().zip(&src[s..s + n]) {
-                *d = ((u32::from(*d) * u + u32::from(s) * t + 127) / 255) as u8;
+            (true, _) => {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = ((u32::from(*d) * (255 - o) + u32::from(s) * o + 127) / 255) as u8;
+                }
             }
-        } else {
-            blend_row(&mut data[d..d + n], &src[s..s + n], o);
+            (false, _) => blend_row(dst, src, o),
         }
     }
 }

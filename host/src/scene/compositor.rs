@@ -804,11 +804,6 @@ impl Compositor {
         self.current.valid = false;
     }
 
-    /// The scene currently drawn.
-    pub fn scene(&self) -> &Arc<Scene> {
-        &self.current.on_air.scene
-    }
-
     /// Layers with a cached raster (tests, metrics).
     pub fn cached_layers(&self) -> usize {
         self.current
