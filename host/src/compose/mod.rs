@@ -2,4 +2,5 @@
 
 pub mod blend;
 pub mod commands;
+mod simd;
 pub mod text;
