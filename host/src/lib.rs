@@ -15,6 +15,7 @@ pub mod control;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod plugin;
 pub mod render;
 pub mod scene;
 pub mod server;

@@ -306,6 +306,11 @@ impl ImageSource for Resources {
 }
 
 impl Resources {
+    /// Width and height of the image `asset`, if the scene has it.
+    pub fn image_size(&self, asset: &str) -> Option<(u32, u32)> {
+        self.images.get(asset).map(|p| (p.width(), p.height()))
+    }
+
     /// The image at exactly `width` × `height` (a prepared copy, or the original at that
     /// size) and whether it is opaque.
     pub fn prepared(&self, asset: &str, width: u32, height: u32) -> Option<(Arc<Pixmap>, bool)> {

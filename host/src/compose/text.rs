@@ -237,6 +237,16 @@ impl Font {
             .as_ref()
     }
 
+    /// Ascent and descent (positive, below the baseline) of the font at `size` pixels per em.
+    pub fn vertical_metrics(&self, size: f32) -> (f32, f32) {
+        let scale = size / self.units_per_em;
+        let face = self.shaper.borrow_dependent();
+        (
+            f32::from(face.ascender()) * scale,
+            -f32::from(face.descender()) * scale,
+        )
+    }
+
     /// Width of `text` at `size` pixels per em, as shaped (kerning included).
     pub fn measure(&mut self, text: &str, size: f32) -> f32 {
         self.shape(text, size)
