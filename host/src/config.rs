@@ -88,6 +88,26 @@ pub struct ServeArgs {
     /// Most pixels of an uploaded image. Default 64000000.
     #[arg(long)]
     pub max_asset_pixels: Option<u64>,
+    /// Folder of template components (`*.wasm`) installed at start, each under its file
+    /// stem as id (the bundled templates). Default: none.
+    #[arg(long)]
+    pub templates_dir: Option<PathBuf>,
+    /// Hot-swap a template of `--templates-dir` when its file changes (for authors).
+    #[arg(long)]
+    pub watch_templates: bool,
+    /// Folder for compiled templates, so a restart does not compile them again.
+    /// Default: none (compiled in memory only).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Share of the frame interval a template's render call may take. Default 0.25.
+    #[arg(long)]
+    pub template_budget: Option<f64>,
+    /// Linear memory per template instance in MiB. Default 64.
+    #[arg(long)]
+    pub template_memory_mib: Option<usize>,
+    /// Largest template upload in bytes. Default 16777216 (16 MiB).
+    #[arg(long)]
+    pub max_template_bytes: Option<usize>,
 }
 
 /// The TOML file. Every key is optional.
@@ -107,6 +127,12 @@ struct FileConfig {
     tls_ca_file: Option<PathBuf>,
     max_asset_bytes: Option<usize>,
     max_asset_pixels: Option<u64>,
+    templates_dir: Option<PathBuf>,
+    watch_templates: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    template_budget: Option<f64>,
+    template_memory_mib: Option<usize>,
+    max_template_bytes: Option<usize>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
 }
@@ -138,6 +164,14 @@ pub struct Settings {
     pub tls_ca_file: Option<PathBuf>,
     /// Upload limits of the Asset Manager.
     pub asset_limits: crate::assets::AssetLimits,
+    /// Template components installed at start.
+    pub templates_dir: Option<PathBuf>,
+    /// Hot-swap templates of `templates_dir` when their files change.
+    pub watch_templates: bool,
+    /// Compiled-template cache folder.
+    pub cache_dir: Option<PathBuf>,
+    /// Template limits.
+    pub plugin_limits: crate::plugin::PluginLimits,
     /// Stream config used when the store holds none.
     pub stream: StreamConfig,
 }
@@ -266,6 +300,41 @@ impl Settings {
                     .or(file.max_asset_pixels)
                     .unwrap_or(crate::assets::AssetLimits::default().max_pixels),
             },
+            templates_dir: args
+                .templates_dir
+                .clone()
+                .or_else(|| env(&var("TEMPLATES_DIR")).map(PathBuf::from))
+                .or(file.templates_dir),
+            watch_templates: args.watch_templates
+                || env_flag(env, &var("WATCH_TEMPLATES"))?
+                    .or(file.watch_templates)
+                    .unwrap_or(false),
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .or_else(|| env(&var("CACHE_DIR")).map(PathBuf::from))
+                .or(file.cache_dir),
+            plugin_limits: {
+                let d = crate::plugin::PluginLimits::default();
+                crate::plugin::PluginLimits {
+                    budget_fraction: args
+                        .template_budget
+                        .or(env_value(env, &var("TEMPLATE_BUDGET"))?)
+                        .or(file.template_budget)
+                        .unwrap_or(d.budget_fraction),
+                    memory_bytes: args
+                        .template_memory_mib
+                        .or(env_value(env, &var("TEMPLATE_MEMORY_MIB"))?)
+                        .or(file.template_memory_mib)
+                        .map_or(d.memory_bytes, |m| m << 20),
+                    max_component_bytes: args
+                        .max_template_bytes
+                        .or(env_value(env, &var("MAX_TEMPLATE_BYTES"))?)
+                        .or(file.max_template_bytes)
+                        .unwrap_or(d.max_component_bytes),
+                    ..d
+                }
+            },
             stream: match file.stream {
                 None => StreamConfig::default(),
                 Some(table) => {
@@ -285,6 +354,20 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        let l = &self.plugin_limits;
+        if !(0.01..=1.0).contains(&l.budget_fraction) {
+            return Err(SettingsError("template-budget: must be 0.01..=1.0".into()));
+        }
+        if !(1..=4096).contains(&(l.memory_bytes >> 20)) {
+            return Err(SettingsError(
+                "template-memory-mib: must be 1..=4096".into(),
+            ));
+        }
+        if l.max_component_bytes == 0 {
+            return Err(SettingsError(
+                "max-template-bytes: must be at least 1".into(),
+            ));
+        }
         let ports = [
             ("http-port", self.http_port),
             ("ws-port", self.ws_port),

@@ -125,6 +125,10 @@ pub struct Snapshot {
     pub preview_frames: u64,
     /// (destination id, connected, failures).
     pub destinations: Vec<(String, bool, u64)>,
+    /// (template id, fault kind, count).
+    pub template_faults: Vec<(String, String, u64)>,
+    /// Template layers quarantined now.
+    pub quarantined_layers: u64,
 }
 
 /// Renders the snapshot in the Prometheus text format.
@@ -217,6 +221,24 @@ pub fn render(s: &Snapshot) -> String {
         "destination_failures",
         "Failed attempts per destination",
         failures,
+    );
+    let faults = Family::<Vec<(String, String)>, Gauge>::default();
+    for (template, kind, n) in &s.template_faults {
+        let labels = vec![
+            ("template".to_string(), template.clone()),
+            ("kind".to_string(), kind.clone()),
+        ];
+        faults.get_or_create(&labels).set(*n as i64);
+    }
+    r.register(
+        "template_faults",
+        "Faulty template calls per template and kind (trap, panic, budget, memory, stackOverflow, invalidOutput)",
+        faults,
+    );
+    r.register(
+        "template_quarantined_layers",
+        "Template layers quarantined after repeated faults",
+        ConstGauge::new(s.quarantined_layers as i64),
     );
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");

@@ -2,8 +2,11 @@
 //! shutdown (first signal: stop accepting, stop the stream cleanly, persist, exit 0; a
 //! second signal exits at once).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -16,9 +19,13 @@ use crate::control::StreamController;
 use crate::output::destination::tls_connector;
 use crate::output::hub::MediaHub;
 use crate::output::rtmp_server;
+use crate::plugin::Runtime;
+use crate::plugin::layer::TemplateEventKind;
+use crate::plugin::registry::TemplateRegistry;
 use crate::scene::SceneManager;
 use crate::state::StateManager;
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
+use crate::state::{Event, FaultEvent};
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -42,7 +49,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let tls = tls_connector(settings.tls_ca_file.as_deref())?;
     let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
     assets.load().await;
-    let scenes = Arc::new(SceneManager::load(state.clone(), assets).await);
+    let runtime = Runtime::new(settings.plugin_limits.clone(), settings.cache_dir.clone())
+        .context("template runtime")?;
+    let templates = Arc::new(TemplateRegistry::new(runtime, state.clone()));
+    templates.load().await;
+    if let Some(dir) = &settings.templates_dir {
+        install_templates(&templates, dir, &mut HashMap::new()).await;
+    }
+    let scenes = Arc::new(SceneManager::load(state.clone(), assets, Some(templates.clone())).await);
+    report_template_events(&templates, &scenes, &state);
+    if let (Some(dir), true) = (&settings.templates_dir, settings.watch_templates) {
+        tokio::spawn(watch_templates(
+            templates.clone(),
+            scenes.clone(),
+            dir.clone(),
+        ));
+    }
     let controller = Arc::new(StreamController::new(
         state.clone(),
         hub.clone(),
@@ -155,5 +177,142 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Installs every `*.wasm` of `dir` whose modification time differs from `seen`, under its
+/// file stem as id (a new version when the template exists). Returns whether any changed.
+async fn install_templates(
+    templates: &TemplateRegistry,
+    dir: &Path,
+    seen: &mut HashMap<PathBuf, SystemTime>,
+) -> bool {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "templates folder unreadable: {e}");
+            return false;
+        }
+    };
+    let mut changed = false;
+    for path in entries.flatten().map(|e| e.path()) {
+        let Some(id) = path
+            .extension()
+            .filter(|x| *x == "wasm")
+            .and(path.file_stem())
+            .and_then(|s| s.to_str())
+            .map(|s| s.replace('_', "-"))
+        else {
+            continue;
+        };
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified.is_some() && seen.get(&path) == modified.as_ref() {
+            continue;
+        }
+        if let Some(m) = modified {
+            seen.insert(path.clone(), m);
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => bytes::Bytes::from(b),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "template unreadable: {e}");
+                continue;
+            }
+        };
+        match templates.install(&id, bytes).await {
+            Ok(view) => {
+                changed = true;
+                tracing::info!(template = %id, version = view.version, "template installed");
+            }
+            Err(e) => tracing::warn!(file = %path.display(), "template not installed: {e}"),
+        }
+    }
+    changed
+}
+
+/// Hot-swaps templates of `dir` when their files change (polled once a second).
+async fn watch_templates(
+    templates: Arc<TemplateRegistry>,
+    scenes: Arc<SceneManager>,
+    dir: PathBuf,
+) {
+    let mut seen = HashMap::new();
+    // The first pass only records what was installed at start.
+    for path in std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+    {
+        if let Ok(m) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            seen.insert(path, m);
+        }
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if install_templates(&templates, &dir, &mut seen).await {
+            scenes.templates_changed().await;
+        }
+    }
+}
+
+/// Turns what template layers report into statistics, WS `error` events and automatic
+/// rollbacks, on a thread of its own (the render thread only queues the events).
+fn report_template_events(
+    templates: &Arc<TemplateRegistry>,
+    scenes: &Arc<SceneManager>,
+    state: &Arc<StateManager>,
+) {
+    let (templates, scenes, state) = (templates.clone(), scenes.clone(), state.clone());
+    let events = templates.runtime().events();
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("template-events".into())
+        .spawn(move || {
+            while let Ok(event) = events.recv() {
+                templates.record(&event);
+                let (code, message) = match &event.kind {
+                    TemplateEventKind::Fault(f) => (
+                        "template_fault",
+                        format!("layer {}: template {} {f}", event.layer, event.template),
+                    ),
+                    TemplateEventKind::Quarantined(f) => (
+                        "template_quarantined",
+                        format!(
+                            "layer {}: template {} quarantined after repeated faults (last: {f}); \
+                             change its params or upload a new version to resume",
+                            event.layer, event.template
+                        ),
+                    ),
+                    TemplateEventKind::RollbackWanted(f) => {
+                        let (templates, scenes) = (templates.clone(), scenes.clone());
+                        let (id, hash) = (event.template.clone(), event.hash.clone());
+                        handle.spawn(async move {
+                            if let Some(view) = templates.rollback_from(&id, &hash).await {
+                                tracing::warn!(template = %id, version = view.version, "rolled back");
+                                scenes.templates_changed().await;
+                            }
+                        });
+                        (
+                            "template_rolled_back",
+                            format!(
+                                "template {} faulted right after its swap ({f}); rolled back to \
+                                 the previous version",
+                                event.template
+                            ),
+                        )
+                    }
+                    TemplateEventKind::Swapped | TemplateEventKind::Resumed => continue,
+                };
+                tracing::warn!(template = %event.template, layer = %event.layer, "{message}");
+                state.publish(Event::Error(FaultEvent {
+                    code: code.into(),
+                    message,
+                    component: Some(format!("template:{}", event.template)),
+                }));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("template events are not reported: {e}");
     }
 }

@@ -21,4 +21,5 @@ mod sandbox;
 mod scene;
 mod scenes;
 mod stream;
+mod templates;
 mod ws;

@@ -48,12 +48,38 @@ pub struct UploadQuery {
     pub name: Option<String>,
 }
 
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the body exceeds the asset limit of {limit} bytes"),
-    )
+/// Reads an upload body of at most `limit` bytes. Over the limit (by Content-Length, before
+/// reading, or while reading a chunked body) the answer is a 413 that closes the connection:
+/// the rest of the body is not read.
+pub(super) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, Box<axum::response::Response>> {
+    let too_large = || {
+        let mut r = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds the {what} limit of {limit} bytes"),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        Box::new(r)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
 }
 
 /// Uploads an image (`image/png`, `image/jpeg`, `image/webp`, `image/gif`: first frame) or a
@@ -90,26 +116,9 @@ pub async fn upload(
             "name: 1 to 256 bytes",
         ));
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // The rest of an oversized body is not read: the connection closes after the answer,
-    // and says so.
-    let close = |e: ApiError| {
-        let mut r = e.into_response();
-        r.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        r
-    };
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Ok(close(too_large(limit)));
-    }
-    let data = match axum::body::to_bytes(body, limit).await {
+    let data = match read_limited(&headers, body, limit, "asset").await {
         Ok(d) => d,
-        Err(_) => return Ok(close(too_large(limit))),
+        Err(r) => return Ok(*r),
     };
     if data.is_empty() {
         return Err(ApiError::new(

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod error;
 pub mod scene;
 pub mod scenes;
+pub mod templates;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -124,6 +125,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scenes::activate))
         .routes(routes!(assets::list, assets::upload))
         .routes(routes!(assets::get, assets::delete))
+        .routes(routes!(templates::list, templates::upload))
+        .routes(routes!(templates::get, templates::put, templates::delete))
+        .routes(routes!(templates::rollback))
 }
 
 /// The OpenAPI document of every mounted route.
@@ -312,6 +316,23 @@ pub struct HealthComponents {
     pub pipeline: ComponentHealth,
     /// Pushed destinations of the running stream, by id.
     pub destinations: BTreeMap<String, DestinationStatus>,
+    /// Template layers: `degraded` while any is quarantined; detail names the newest fault.
+    pub templates: TemplateHealth,
+}
+
+/// Health of the template layers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateHealth {
+    /// `ok`, or `degraded` while a layer is quarantined.
+    pub status: &'static str,
+    /// Faulty calls since the server started, all templates.
+    pub faults: u64,
+    /// Quarantined layers: layer id → template id.
+    pub quarantined: BTreeMap<String, String>,
+    /// The newest fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_fault: Option<String>,
 }
 
 /// Builds the health report.
@@ -343,9 +364,24 @@ pub fn health_report(s: &AppState) -> Health {
     };
     let destinations: BTreeMap<_, _> = s.controller.destinations().into_iter().collect();
     let destinations_ok = destinations.values().all(|d| d.state != "retrying");
+    let stats = s.scenes.templates().map(|t| t.stats()).unwrap_or_default();
+    let templates = TemplateHealth {
+        status: if stats.quarantined.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        faults: stats.faults.values().sum(),
+        quarantined: stats.quarantined,
+        last_fault: stats.last_fault,
+    };
     let status = if pipeline.status == "down" {
         "down"
-    } else if store.status != "ok" || pipeline.status != "ok" || !destinations_ok {
+    } else if store.status != "ok"
+        || pipeline.status != "ok"
+        || !destinations_ok
+        || templates.status != "ok"
+    {
         "degraded"
     } else {
         "ok"
@@ -356,6 +392,7 @@ pub fn health_report(s: &AppState) -> Health {
             store,
             pipeline,
             destinations,
+            templates,
         },
     }
 }
@@ -380,6 +417,7 @@ async fn prometheus(State(s): State<AppState>) -> Response {
     let state = s.controller.state();
     let m = s.controller.metrics();
     let hub = s.controller.hub();
+    let template_stats = s.scenes.templates().map(|t| t.stats()).unwrap_or_default();
     let snapshot = metrics::Snapshot {
         live: state.is_live,
         paused: state.is_paused,
@@ -402,6 +440,12 @@ async fn prometheus(State(s): State<AppState>) -> Response {
             .into_iter()
             .map(|(id, d)| (id, d.state == "live", d.failures))
             .collect(),
+        template_faults: template_stats
+            .faults
+            .iter()
+            .map(|((t, k), n)| (t.clone(), k.clone(), *n))
+            .collect(),
+        quarantined_layers: template_stats.quarantined.len() as u64,
     };
     (
         [(
@@ -522,6 +566,12 @@ pub(crate) mod tests {
             ("post", "/api/assets"),
             ("get", "/api/assets/{id}"),
             ("delete", "/api/assets/{id}"),
+            ("get", "/api/templates"),
+            ("post", "/api/templates"),
+            ("get", "/api/templates/{id}"),
+            ("put", "/api/templates/{id}"),
+            ("delete", "/api/templates/{id}"),
+            ("post", "/api/templates/{id}/rollback"),
         ];
         for (method, path) in expected {
             assert!(

@@ -24,6 +24,8 @@ impl From<SceneError> for ApiError {
             SceneError::OutOfRange { .. } => "out_of_range",
             SceneError::UnknownKind { .. } => "unknown_kind",
             SceneError::UnknownAsset { .. } => "unknown_asset",
+            SceneError::UnknownTemplate { .. } => "unknown_template",
+            SceneError::InvalidParams { .. } => "invalid_params",
         };
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
     }

@@ -22,6 +22,7 @@ use crate::assets::Resources;
 use crate::compose::blend;
 use crate::compose::commands::{DrawCommand, Limits, rasterize, validate};
 use crate::compose::text::FontBook;
+use crate::plugin::layer::{LayerContext, TemplateLayer};
 
 /// A layer raster larger than this many frames' worth of pixels is not cached: it is drawn
 /// straight into the frame instead (a layer far bigger than the picture).
@@ -149,6 +150,10 @@ struct SceneRender {
     /// Some text layer has tokens (checked every frame).
     has_tokens: bool,
     text: String,
+    /// Template layers' instances, by layer id.
+    runners: HashMap<String, TemplateLayer>,
+    /// New pictures from template layers this frame: index in `live`, commands.
+    pictures: Vec<(usize, Vec<DrawCommand>)>,
 }
 
 impl SceneRender {
@@ -163,6 +168,53 @@ impl SceneRender {
             valid: false,
             has_tokens: false,
             text: String::new(),
+            runners: HashMap::new(),
+            pictures: Vec::new(),
+        }
+    }
+
+    /// Runs the template layers for this frame: their new pictures go to `self.pictures`.
+    fn run_templates(&mut self, tick: u64, fps: u32, scale: (f32, f32)) {
+        self.pictures.clear();
+        let Some(runtime) = &self.on_air.templates.runtime else {
+            return;
+        };
+        let wall_clock_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for (i, layer) in self.live.iter().enumerate() {
+            let Some(spec) = &layer.template else {
+                continue;
+            };
+            if !layer.visible {
+                continue;
+            }
+            let Some(build) = self.on_air.templates.builds.get(&spec.id) else {
+                continue;
+            };
+            let runner = match self.runners.get_mut(&layer.id) {
+                Some(r) => r,
+                None => self
+                    .runners
+                    .entry(layer.id.clone())
+                    .or_insert_with(|| TemplateLayer::new(tick)),
+            };
+            let p = &layer.position;
+            let ctx = LayerContext {
+                runtime,
+                build,
+                resources: &self.on_air.resources,
+                fps,
+                tick,
+                size: (
+                    (p.width * scale.0).ceil().max(1.0) as u32,
+                    (p.height * scale.1).ceil().max(1.0) as u32,
+                ),
+                wall_clock_ms,
+            };
+            if let Some(picture) = runner.frame(&ctx, spec, &layer.id, &mut |e| runtime.report(e)) {
+                self.pictures.push((i, picture));
+            }
         }
     }
 
@@ -204,6 +256,9 @@ impl SceneRender {
             .live
             .iter()
             .any(|l| l.text.as_ref().is_some_and(|t| Tokens::any_in(&t.content)));
+        let live = &self.live;
+        self.runners
+            .retain(|id, _| live.iter().any(|l| l.id == *id && l.template.is_some()));
         self.on_air = on_air;
     }
 
@@ -223,22 +278,31 @@ impl SceneRender {
     }
 
     /// Brings `composed` up to date; true if it changed.
-    fn compose(&mut self, fonts: &mut FontBook, tokens: &Tokens, limits: &Limits) -> bool {
+    fn compose(
+        &mut self,
+        fonts: &mut FontBook,
+        tokens: &Tokens,
+        limits: &Limits,
+        (tick, fps): (u64, u32),
+    ) -> bool {
         let scene = self.on_air.scene.clone();
         let resources = self.on_air.resources.clone();
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
+        self.run_templates(tick, fps, scale);
         // What changed since the last composition: everything (a new scene version), or
         // some layers' content (rasterized again below) or position (tweens).
         let mut full = !self.valid;
         let mut changed = false;
         let mut dirty: Option<Rect> = None;
-        for layer in &self.live {
+        for (i, layer) in self.live.iter().enumerate() {
             let Some(cached) = self.layers.get(&layer.id) else {
                 full = true;
                 continue;
             };
-            let mut differs = !same_content(&cached.content, layer) || cached.scale != scale;
+            let mut differs = !same_content(&cached.content, layer)
+                || cached.scale != scale
+                || self.pictures.iter().any(|(j, _)| *j == i);
             if !differs
                 && self.has_tokens
                 && let Some(t) = &layer.text
@@ -294,9 +358,15 @@ impl SceneRender {
                     seen: true,
                 }),
             };
+            let picture = self
+                .pictures
+                .iter_mut()
+                .find(|(j, _)| *j == i)
+                .map(|(_, p)| std::mem::take(p));
             refresh(
                 cached,
                 layer,
+                picture,
                 scale,
                 (w, h),
                 fonts,
@@ -440,6 +510,7 @@ impl SceneRender {
 fn refresh(
     cached: &mut CachedLayer,
     layer: &Layer,
+    picture: Option<Vec<DrawCommand>>,
     scale: (f32, f32),
     frame: (u32, u32),
     fonts: &mut FontBook,
@@ -459,7 +530,8 @@ fn refresh(
         && cached.text == text
         && (cached.raster.is_some() || cached.margin < 0.0);
     cached.text = text;
-    if fresh {
+    // A template layer changes only with a new picture from its template.
+    if (fresh && picture.is_none()) || (layer.template.is_some() && picture.is_none()) {
         return;
     }
     cached.content.clone_from(layer);
@@ -513,7 +585,16 @@ fn refresh(
     let mut commands = vec![DrawCommand::Transform {
         matrix: [scale.0, 0.0, 0.0, scale.1, margin, margin],
     }];
-    layer_commands(layer, &cached.text, fonts, resources, &mut commands);
+    match picture {
+        // Template pictures are in layer pixels (already scaled).
+        Some(picture) => {
+            commands[0] = DrawCommand::Transform {
+                matrix: [1.0, 0.0, 0.0, 1.0, margin, margin],
+            };
+            commands.extend(picture);
+        }
+        None => layer_commands(layer, &cached.text, fonts, resources, &mut commands),
+    }
     if validate(&commands, limits).is_ok() {
         rasterize(&commands, &mut raster.as_mut(), fonts, resources);
     }
@@ -755,7 +836,9 @@ impl Compositor {
         let tokens = Tokens::now(frame, self.fps);
         let tick = self.tick;
         let mut changed = self.current.animate(tick);
-        changed |= self.current.compose(&mut self.fonts, &tokens, &self.limits);
+        changed |= self
+            .current
+            .compose(&mut self.fonts, &tokens, &self.limits, (tick, self.fps));
         let Some(out) = &mut self.outgoing else {
             // Nothing changed and the target held the previous frame: a copy anyway, as
             // pooled buffers rotate.
@@ -767,7 +850,8 @@ impl Compositor {
             return !steady;
         };
         out.render.animate(tick);
-        out.render.compose(&mut self.fonts, &tokens, &self.limits);
+        out.render
+            .compose(&mut self.fonts, &tokens, &self.limits, (tick, self.fps));
         let progress = ((tick - out.start) as f32 / out.ticks as f32).clamp(0.0, 1.0);
         let (a, b) = (out.render.composed.data(), self.current.composed.data());
         match out.kind {

@@ -10,8 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{OnAir, Scene, SceneError, SceneSlot, Transition, Tween, valid_id};
+use super::{
+    AssetLookup, OnAir, Scene, SceneError, SceneSlot, Templates, Transition, Tween, valid_id,
+};
 use crate::assets::{AssetError, AssetInfo, AssetManager};
+use crate::plugin::registry::{RegistryError, TemplateRegistry};
 use crate::state::{Event, KEY_SCENE, StateManager};
 
 /// Key of the named scenes and the active one.
@@ -136,17 +139,60 @@ pub struct SceneManager {
     slot: Arc<SceneSlot>,
     book: Mutex<Book>,
     edits: tokio::sync::Mutex<()>,
+    templates: Option<Arc<TemplateRegistry>>,
+}
+
+/// The assets and templates a scene may refer to.
+struct Lookup<'a> {
+    assets: &'a AssetManager,
+    templates: Option<&'a TemplateRegistry>,
+}
+
+impl AssetLookup for Lookup<'_> {
+    fn is_image(&self, id: &str) -> bool {
+        self.assets.is_image(id)
+    }
+    fn has_family(&self, family: &str) -> bool {
+        self.assets.has_family(family)
+    }
+    fn template(&self, id: &str) -> Option<Arc<crate::plugin::Build>> {
+        self.templates?.build(id)
+    }
+}
+
+/// Why a template could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateDeleteError {
+    /// The registry refused.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A scene uses it.
+    #[error("template {id:?} is used by {users}")]
+    InUse {
+        /// The template.
+        id: String,
+        /// `scene/layer` of each user.
+        users: String,
+    },
 }
 
 impl SceneManager {
     /// Loads the stored scenes (a scene stored by an older version becomes the scene
     /// `main`; a new server starts with [`default_scene`]) and puts the active one on air.
-    pub async fn load(state: Arc<StateManager>, assets: Arc<AssetManager>) -> Self {
+    pub async fn load(
+        state: Arc<StateManager>,
+        assets: Arc<AssetManager>,
+        templates: Option<Arc<TemplateRegistry>>,
+    ) -> Self {
+        let lookup = Lookup {
+            assets: &assets,
+            templates: templates.as_deref(),
+        };
         let book = match state.load_doc(KEY_SCENES).await {
             Some(bytes) => match serde_json::from_slice::<Book>(&bytes) {
-                Ok(b) if check_book(&b, &assets).is_ok() => Some(b),
+                Ok(b) if check_book(&b, &lookup).is_ok() => Some(b),
                 Ok(b) => {
-                    let e = check_book(&b, &assets).err();
+                    let e = check_book(&b, &lookup).err();
                     tracing::warn!(error = ?e, "ignoring the stored scenes: they are not valid");
                     None
                 }
@@ -164,7 +210,7 @@ impl SceneManager {
                     .load_doc(KEY_SCENE)
                     .await
                     .and_then(|b| serde_json::from_slice::<Scene>(&b).ok())
-                    .filter(|s| s.validate(&*assets).is_ok());
+                    .filter(|s| s.validate(&lookup).is_ok());
                 let (id, scene) = match legacy {
                     Some(s) => ("main", s),
                     None => (DEFAULT_SCENE_ID, default_scene()),
@@ -179,7 +225,8 @@ impl SceneManager {
                 }
             }
         };
-        let manager = Self::with_book(state, assets, book);
+        let mut manager = Self::with_book(state, assets, book);
+        manager.templates = templates;
         manager.republish(None).await;
         manager
     }
@@ -210,7 +257,101 @@ impl SceneManager {
             slot: Arc::new(SceneSlot::new(active)),
             book: Mutex::new(book),
             edits: tokio::sync::Mutex::new(()),
+            templates: None,
         }
+    }
+
+    /// What scenes are checked against: the assets and the templates.
+    fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            assets: &self.assets,
+            templates: self.templates.as_deref(),
+        }
+    }
+
+    /// The templates, when the server runs them.
+    pub fn templates(&self) -> Option<&Arc<TemplateRegistry>> {
+        self.templates.as_ref()
+    }
+
+    /// Puts the active scene on air again with the current template versions (after an
+    /// upload, a hot swap or a rollback); the first frame that shows them.
+    pub async fn templates_changed(&self) -> Option<u64> {
+        let _serial = self.edits.lock().await;
+        self.republish(None).await
+    }
+
+    /// Deletes a template unless a scene uses it (checked under the edit lock).
+    pub async fn delete_template(&self, id: &str) -> Result<(), TemplateDeleteError> {
+        let _serial = self.edits.lock().await;
+        let registry = self
+            .templates
+            .as_ref()
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+        let users: Vec<String> = self
+            .lock()
+            .scenes
+            .iter()
+            .flat_map(|named| {
+                named
+                    .scene
+                    .layers
+                    .iter()
+                    .filter(|l| l.template.as_ref().is_some_and(|t| t.id == id))
+                    .map(|l| format!("{}/{}", named.id, l.id))
+            })
+            .collect();
+        if !users.is_empty() {
+            return Err(TemplateDeleteError::InUse {
+                id: id.to_string(),
+                users: users.join(", "),
+            });
+        }
+        Ok(registry.remove(id).await?)
+    }
+
+    /// Asks each template layer whose params are new in `scene` (compared with the active
+    /// scene) whether its template accepts them: a scratch instance is configured off the
+    /// render thread, so a template's own refusal is a 422 before anything goes on air.
+    async fn check_template_params(&self, scene: &Scene) -> Result<(), SceneError> {
+        let Some(registry) = &self.templates else {
+            return Ok(());
+        };
+        let active = self.scene();
+        for (i, layer) in scene.layers.iter().enumerate() {
+            let Some(spec) = &layer.template else {
+                continue;
+            };
+            let unchanged = active
+                .layers
+                .iter()
+                .any(|l| l.template.as_ref() == Some(spec));
+            let Some(build) = registry.build(&spec.id) else {
+                continue;
+            };
+            if unchanged {
+                continue;
+            }
+            let params = spec.params_or(&build.info.default_params).to_string();
+            let runtime = registry.runtime().clone();
+            let verdict = tokio::task::spawn_blocking(move || {
+                let budget = runtime.limits().setup_budget;
+                let mut scratch = runtime.instantiate(&build, Arc::default())?;
+                scratch.configure(&params, budget)
+            })
+            .await;
+            let message = match verdict {
+                Ok(Ok(Ok(()))) => continue,
+                Ok(Ok(Err(refusal))) => refusal,
+                Ok(Err(fault)) => format!("the template faulted while configuring: {fault}"),
+                Err(e) => format!("configure failed: {e}"),
+            };
+            return Err(SceneError::InvalidParams {
+                field: format!("layers[{i}].template.params"),
+                message,
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -284,6 +425,14 @@ impl SceneManager {
             resources: Arc::new(resources),
             tweens,
             transition,
+            templates: Templates {
+                builds: self
+                    .templates
+                    .as_ref()
+                    .map(|t| t.builds())
+                    .unwrap_or_default(),
+                runtime: self.templates.as_ref().map(|t| t.runtime().clone()),
+            },
         }
     }
 
@@ -349,7 +498,8 @@ impl SceneManager {
             let _serial = self.edits.lock().await;
             let mut scene = self.scene();
             let (out, tweens) = edit(&mut scene)?;
-            scene.validate(&*self.assets)?;
+            scene.validate(&self.lookup())?;
+            self.check_template_params(&scene).await?;
             let on_air = self.on_air(scene.clone(), tweens, None).await;
             self.lock().active_mut().scene = scene.clone();
             self.persist().await;
@@ -364,7 +514,7 @@ impl SceneManager {
     /// Adds a named scene (not active).
     pub async fn create(&self, mut named: NamedScene) -> Result<NamedScene, ScenesError> {
         let _serial = self.edits.lock().await;
-        check_named(&mut named, &self.assets)?;
+        check_named(&mut named, &self.lookup())?;
         {
             let mut book = self.lock();
             if book.scenes.iter().any(|s| s.id == named.id) {
@@ -401,7 +551,7 @@ impl SceneManager {
     ) -> Result<(NamedScene, Option<u64>), ScenesError> {
         let applied = {
             let _serial = self.edits.lock().await;
-            check_named(&mut named, &self.assets)?;
+            check_named(&mut named, &self.lookup())?;
             let active = {
                 let mut book = self.lock();
                 let is_active = book.active == named.id;
@@ -525,7 +675,7 @@ impl SceneManager {
     }
 }
 
-fn check_named(named: &mut NamedScene, assets: &AssetManager) -> Result<(), SceneError> {
+fn check_named(named: &mut NamedScene, assets: &dyn AssetLookup) -> Result<(), SceneError> {
     if !valid_id(&named.id) {
         return Err(SceneError::OutOfRange {
             field: "id".into(),
@@ -544,7 +694,7 @@ fn check_named(named: &mut NamedScene, assets: &AssetManager) -> Result<(), Scen
     named.scene.validate(assets)
 }
 
-fn check_book(book: &Book, assets: &AssetManager) -> Result<(), SceneError> {
+fn check_book(book: &Book, assets: &dyn AssetLookup) -> Result<(), SceneError> {
     if !book.scenes.iter().any(|s| s.id == book.active) {
         return Err(SceneError::OutOfRange {
             field: "active".into(),

@@ -7,6 +7,7 @@
 //! 1920×1080 plays unchanged on a 1280×720 stream. [`compositor`] draws a scene per frame,
 //! caching each layer's raster.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -220,6 +221,32 @@ pub struct Layer {
     /// Content of an `image` layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSpec>,
+    /// Content of a `template` layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateSpec>,
+}
+
+/// A `template` layer: which uploaded template draws it, with what params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// Template id (as in `GET /api/templates`).
+    pub id: String,
+    /// Params, valid against the template's params schema; absent: its default params.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+impl TemplateSpec {
+    /// The params as given, or the template's defaults when none were given.
+    pub fn params_or<'a>(&'a self, defaults: &'a serde_json::Value) -> &'a serde_json::Value {
+        if self.params.is_null() {
+            defaults
+        } else {
+            &self.params
+        }
+    }
 }
 
 /// A scene: canvas and layers.
@@ -240,6 +267,10 @@ pub trait AssetLookup {
     fn is_image(&self, id: &str) -> bool;
     /// Whether a font of `family` exists (besides the embedded default).
     fn has_family(&self, family: &str) -> bool;
+    /// The current version of template `id`, if it exists.
+    fn template(&self, _id: &str) -> Option<std::sync::Arc<crate::plugin::Build>> {
+        None
+    }
 }
 
 /// No uploaded assets.
@@ -275,7 +306,7 @@ pub enum SceneError {
         reason: String,
     },
     /// A layer kind that does not exist.
-    #[error("{field}: unknown layer kind {kind:?}; one of shape, text, image")]
+    #[error("{field}: unknown layer kind {kind:?}; one of shape, text, image, template")]
     UnknownKind {
         /// JSON path.
         field: String,
@@ -291,7 +322,26 @@ pub enum SceneError {
         /// The id given.
         asset: String,
     },
+    /// A template layer naming a template that does not exist.
+    #[error("{field}: unknown template {template:?}")]
+    UnknownTemplate {
+        /// JSON path.
+        field: String,
+        /// The id given.
+        template: String,
+    },
+    /// Template params refused by its schema or by the template itself.
+    #[error("{field}: {message}")]
+    InvalidParams {
+        /// JSON path.
+        field: String,
+        /// Why, in the schema's or the template's words.
+        message: String,
+    },
 }
+
+/// Largest params object of a template layer, as JSON.
+const MAX_PARAMS_BYTES: usize = 64 * 1024;
 
 fn out_of_range(field: impl Into<String>, reason: impl Into<String>) -> SceneError {
     SceneError::OutOfRange {
@@ -399,6 +449,7 @@ impl Layer {
             ("shape", self.shape.is_some()),
             ("text", self.text.is_some()),
             ("image", self.image.is_some()),
+            ("template", self.template.is_some()),
         ];
         if !present.iter().any(|(k, _)| *k == self.kind) {
             return Err(SceneError::UnknownKind {
@@ -415,6 +466,26 @@ impl Layer {
                 };
                 return Err(out_of_range(format!("{field}.{k}"), reason));
             }
+        }
+        if let Some(t) = &self.template {
+            let Some(build) = assets.template(&t.id) else {
+                return Err(SceneError::UnknownTemplate {
+                    field: format!("{field}.template.id"),
+                    template: t.id.clone(),
+                });
+            };
+            if serde_json::to_vec(&t.params).map_or(0, |v| v.len()) > MAX_PARAMS_BYTES {
+                return Err(out_of_range(
+                    format!("{field}.template.params"),
+                    "at most 64 KiB of JSON",
+                ));
+            }
+            build
+                .check_params(t.params_or(&build.info.default_params))
+                .map_err(|message| SceneError::InvalidParams {
+                    field: format!("{field}.template.params"),
+                    message,
+                })?;
         }
         if let Some(s) = &self.shape {
             if !["rect", "roundedRect", "ellipse"].contains(&s.kind.as_str()) {
@@ -1107,6 +1178,27 @@ pub struct OnAir {
     pub tweens: Vec<Tween>,
     /// How it replaces the previous scene (`None`: an edit of the same scene, at once).
     pub transition: Option<Transition>,
+    /// The templates its template layers use (current versions), and the runtime that
+    /// runs them.
+    pub templates: Templates,
+}
+
+/// What template layers need on the render thread: the current build of each template
+/// the scene uses, and the runtime.
+#[derive(Clone, Default)]
+pub struct Templates {
+    /// Builds by template id.
+    pub builds: std::sync::Arc<HashMap<String, std::sync::Arc<crate::plugin::Build>>>,
+    /// The runtime (none: template layers stay empty).
+    pub runtime: Option<std::sync::Arc<crate::plugin::Runtime>>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.builds.iter().map(|(id, b)| (id, &b.hash)))
+            .finish()
+    }
 }
 
 /// A waiter for the frame that first shows a scene version.
@@ -1233,6 +1325,7 @@ mod tests {
             }),
             text: None,
             image: None,
+            template: None,
         }
     }
 

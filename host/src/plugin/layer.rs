@@ -1,0 +1,258 @@
+//! A template layer on the render thread: its instance, the params it was configured with,
+//! its clock, and what its faults cost.
+//!
+//! Everything here runs at a frame boundary on the render thread, each guest call under its
+//! budget. A fault costs the layer that frame (the compositor keeps its last good raster),
+//! is reported as a [`TemplateEvent`], and after [`PluginLimits::quarantine_after`] faulty
+//! frames in a row the layer is quarantined: not called again until the operator changes
+//! its params or the template gets a new version. A new version (a hot swap) is
+//! instantiated here, configured with the layer's params and handed the old instance's
+//! state; when it faults within [`SWAP_PROBATION`] of the swap, an automatic rollback is
+//! asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Build, Fault, FrameInfo, Instance, PluginLimits, Runtime};
+use crate::assets::Resources;
+use crate::compose::commands::DrawCommand;
+use crate::scene::TemplateSpec;
+
+/// How long after a hot swap a fault rolls the template back.
+pub const SWAP_PROBATION: Duration = Duration::from_secs(3);
+
+/// What happened to a template layer, for the event bus, metrics and health.
+#[derive(Debug, Clone)]
+pub struct TemplateEvent {
+    /// Template id.
+    pub template: String,
+    /// Hash of the build concerned.
+    pub hash: String,
+    /// Layer id.
+    pub layer: String,
+    /// What happened.
+    pub kind: TemplateEventKind,
+}
+
+/// The kinds of [`TemplateEvent`].
+#[derive(Debug, Clone)]
+pub enum TemplateEventKind {
+    /// A guest call failed; the layer shows its last good picture.
+    Fault(Fault),
+    /// Too many faults in a row: the layer is no longer called.
+    Quarantined(Fault),
+    /// The layer's template got a new version that fails right after its swap.
+    RollbackWanted(Fault),
+    /// The layer runs a new version.
+    Swapped,
+    /// A quarantined layer runs again (the operator changed its params or version).
+    Resumed,
+}
+
+/// What a template layer needs each frame.
+pub struct LayerContext<'a> {
+    /// The runtime.
+    pub runtime: &'a Arc<Runtime>,
+    /// The build the layer's template id names now.
+    pub build: &'a Arc<Build>,
+    /// Images and fonts of the scene.
+    pub resources: &'a Arc<Resources>,
+    /// Frames per second.
+    pub fps: u32,
+    /// The render clock's tick.
+    pub tick: u64,
+    /// Layer size in pixels.
+    pub size: (u32, u32),
+    /// Wall clock, ms since the Unix epoch.
+    pub wall_clock_ms: i64,
+}
+
+/// A template layer's instance and its state.
+pub struct TemplateLayer {
+    instance: Option<Instance>,
+    hash: String,
+    applied: Option<TemplateSpec>,
+    frames: u64,
+    start_tick: u64,
+    /// Layer time carried over from before a swap.
+    offset_ms: f64,
+    faults_in_row: u32,
+    quarantined: bool,
+    swapped_at: Option<u64>,
+}
+
+impl TemplateLayer {
+    /// A layer that appears at `tick`.
+    pub fn new(tick: u64) -> Self {
+        Self {
+            instance: None,
+            hash: String::new(),
+            applied: None,
+            frames: 0,
+            start_tick: tick,
+            offset_ms: 0.0,
+            faults_in_row: 0,
+            quarantined: false,
+            swapped_at: None,
+        }
+    }
+
+    /// Whether the layer is quarantined.
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    fn event(&self, id: &str, layer: &str, kind: TemplateEventKind) -> TemplateEvent {
+        TemplateEvent {
+            template: id.to_string(),
+            hash: self.hash.clone(),
+            layer: layer.to_string(),
+            kind,
+        }
+    }
+
+    /// Counts a fault; quarantines after too many in a row.
+    fn fault(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        spec: &TemplateSpec,
+        layer: &str,
+        fault: Fault,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) {
+        self.faults_in_row += 1;
+        let limits: &PluginLimits = ctx.runtime.limits();
+        let on_probation = self.swapped_at.is_some_and(|t| {
+            (ctx.tick - t) as f64 / f64::from(ctx.fps.max(1)) < SWAP_PROBATION.as_secs_f64()
+        });
+        if on_probation {
+            self.swapped_at = None;
+            report(self.event(
+                &spec.id,
+                layer,
+                TemplateEventKind::RollbackWanted(fault.clone()),
+            ));
+        }
+        if self.faults_in_row >= limits.quarantine_after.max(1) {
+            self.quarantined = true;
+            report(self.event(&spec.id, layer, TemplateEventKind::Quarantined(fault)));
+        } else {
+            report(self.event(&spec.id, layer, TemplateEventKind::Fault(fault)));
+        }
+    }
+
+    /// A new instance of the current build, configured with `params` (and handed `state`).
+    fn start(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        params: &str,
+        state: Option<&str>,
+    ) -> Result<Instance, Fault> {
+        let budget = ctx.runtime.limits().setup_budget;
+        let mut instance = ctx.runtime.instantiate(ctx.build, ctx.resources.clone())?;
+        if let Err(refusal) = instance.configure(params, budget)? {
+            tracing::warn!(template = %ctx.build.info.name, "params refused: {refusal}");
+        }
+        if let Some(state) = state
+            && let Err(refusal) = instance.restore(state, budget)?
+        {
+            tracing::warn!(template = %ctx.build.info.name, "state not taken over: {refusal}");
+        }
+        Ok(instance)
+    }
+
+    /// Runs the layer for this frame: follows a new version or new params, then renders.
+    /// Returns the new picture, or `None` when the last one stays (unchanged, a fault, or
+    /// quarantine).
+    pub fn frame(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        spec: &TemplateSpec,
+        layer: &str,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) -> Option<Vec<DrawCommand>> {
+        let budget = ctx.runtime.limits().setup_budget;
+        let new_build = self.hash != ctx.build.hash;
+        let new_params = self.applied.as_ref() != Some(spec);
+        if new_build || new_params || self.instance.as_ref().is_none_or(Instance::is_broken) {
+            if self.quarantined && !(new_build || new_params) {
+                return None;
+            }
+            let params = spec.params_or(&ctx.build.info.default_params).to_string();
+            let started = if new_build || self.instance.as_ref().is_none_or(Instance::is_broken) {
+                // A hot swap hands the running state over; a broken instance has none.
+                let old = self.instance.take().filter(|i| !i.is_broken());
+                let swap = old.is_some() && new_build;
+                let state = old.and_then(|mut i| i.snapshot(budget).ok().flatten());
+                if new_build && !self.hash.is_empty() {
+                    self.offset_ms += self.elapsed_ms(ctx);
+                    self.start_tick = ctx.tick;
+                }
+                self.hash.clone_from(&ctx.build.hash);
+                let started = self.start(ctx, &params, state.as_deref());
+                if swap && started.is_ok() {
+                    self.swapped_at = Some(ctx.tick);
+                    report(self.event(&spec.id, layer, TemplateEventKind::Swapped));
+                }
+                started
+            } else {
+                let instance = self.instance.as_mut().expect("checked above");
+                match instance.configure(&params, budget) {
+                    Ok(Ok(())) => Ok(self.instance.take().expect("checked above")),
+                    Ok(Err(refusal)) => {
+                        tracing::warn!(template = %spec.id, layer, "params refused: {refusal}");
+                        Ok(self.instance.take().expect("checked above"))
+                    }
+                    Err(fault) => Err(fault),
+                }
+            };
+            self.applied = Some(spec.clone());
+            if new_build || new_params {
+                // The operator acted: a quarantined layer gets another chance.
+                if self.quarantined {
+                    report(self.event(&spec.id, layer, TemplateEventKind::Resumed));
+                }
+                self.quarantined = false;
+                self.faults_in_row = 0;
+            }
+            match started {
+                Ok(instance) => self.instance = Some(instance),
+                Err(fault) => {
+                    self.fault(ctx, spec, layer, fault, report);
+                    return None;
+                }
+            }
+        }
+        if self.quarantined {
+            return None;
+        }
+        let time_ms = self.offset_ms + self.elapsed_ms(ctx);
+        let instance = self.instance.as_mut()?;
+        instance.set_resources(ctx.resources);
+        let frame = FrameInfo {
+            frame: self.frames,
+            time_ms,
+            wall_clock_ms: ctx.wall_clock_ms,
+            utc_offset_minutes: 0,
+            fps: ctx.fps,
+            width: ctx.size.0,
+            height: ctx.size.1,
+        };
+        self.frames += 1;
+        let limits = ctx.runtime.limits();
+        match instance.render(&frame, limits.render_budget(ctx.fps), &limits.commands) {
+            Ok(picture) => {
+                self.faults_in_row = 0;
+                picture
+            }
+            Err(fault) => {
+                self.fault(ctx, spec, layer, fault, report);
+                None
+            }
+        }
+    }
+
+    fn elapsed_ms(&self, ctx: &LayerContext<'_>) -> f64 {
+        (ctx.tick.saturating_sub(self.start_tick)) as f64 * 1000.0 / f64::from(ctx.fps.max(1))
+    }
+}
