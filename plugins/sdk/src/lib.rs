@@ -1,0 +1,340 @@
+//! The guest SDK for stream-manager scene templates.
+//!
+//! A scene template is a WebAssembly component that draws a layer of a scene, frame by
+//! frame, from its params (JSON, set by the operator and updated live) and the time. This
+//! crate lets you write one in plain Rust: implement [`Template`], call
+//! [`export_template!`] once, and build with
+//!
+//! ```text
+//! cargo build --release --target wasm32-wasip2
+//! ```
+//!
+//! The crate type must be `cdylib`; the `.wasm` that lands in
+//! `target/wasm32-wasip2/release/` is the component to upload.
+//!
+//! # Lifecycle
+//!
+//! 1. [`Template::info`] (`describe`): name, version, params schema, default params and
+//!    default size. Called once after loading; must not depend on params.
+//! 2. [`Template::new`] on the first `configure`, then [`Template::configure`] on every
+//!    live update. Params arrive already checked against the schema and are deserialized
+//!    into [`Template::Params`]; a deserialize error refuses the update, naming the error.
+//! 3. [`Template::render`] once per frame with a [`Frame`] and an empty [`Canvas`]:
+//!    draw and answer [`Render::Drawn`], or answer [`Render::Unchanged`] to have the host
+//!    reuse the last picture (cheap; do it whenever nothing moved).
+//! 4. On a hot swap, [`Template::snapshot`] on the old version and
+//!    [`Template::restore`] on the new one, after its first `configure`.
+//!
+//! If the host renders before configuring, the SDK configures with the default params.
+//! The first answer of an instance is always sent as a picture, even if the template
+//! said `Unchanged`.
+//!
+//! # Limits
+//!
+//! A template is untrusted: no files, network, environment or arguments; memory is
+//! capped (64 MiB by default); each call has a time budget (by default a quarter of the
+//! frame interval); a frame holds at most 10 000 commands, 100 000 path segments and
+//! 64 KiB of text (4096 bytes per run), `save` nests at most 64 deep and every number is
+//! finite and within ±100 000. [`Canvas`] keeps frames within these limits by
+//! construction (see its module docs). A call that traps or runs over budget costs the
+//! layer that frame; repeated faults quarantine the instance. A panic is written to the
+//! server log before the instance traps.
+//!
+//! # Example
+//!
+//! ```ignore
+//! use serde::{Deserialize, Serialize};
+//! use stream_manager_sdk::anim::progress;
+//! use stream_manager_sdk::{
+//!     Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+//! };
+//!
+//! /// The params: every field has a default, so a layer may give any of them.
+//! #[derive(Clone, PartialEq, Serialize, Deserialize)]
+//! #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+//! struct Params {
+//!     text: String,
+//!     text_color: Color,
+//! }
+//!
+//! impl Default for Params {
+//!     fn default() -> Params {
+//!         Params {
+//!             text: "Hello".into(),
+//!             text_color: Color::WHITE,
+//!         }
+//!     }
+//! }
+//!
+//! struct Hello {
+//!     params: Params,
+//!     /// Opacity and layer size of the last picture; `None` when something changed.
+//!     last: Option<(f32, u32, u32)>,
+//! }
+//!
+//! impl Template for Hello {
+//!     type Params = Params;
+//!
+//!     fn info() -> Info {
+//!         let d = Params::default();
+//!         Info {
+//!             name: "hello".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             description: "A line of text that fades in".into(),
+//!             params_schema: serde_json::json!({
+//!                 "$schema": "https://json-schema.org/draft/2020-12/schema",
+//!                 "type": "object",
+//!                 "properties": {
+//!                     "text": { "type": "string", "maxLength": 200, "default": d.text },
+//!                     "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color }
+//!                 },
+//!                 "additionalProperties": false
+//!             }),
+//!             default_params: serde_json::to_value(&d).unwrap_or_default(),
+//!             default_size: Size::new(640, 120),
+//!         }
+//!     }
+//!
+//!     fn new(params: Params) -> Result<Hello, String> {
+//!         Ok(Hello { params, last: None })
+//!     }
+//!
+//!     fn configure(&mut self, params: Params) -> Result<(), String> {
+//!         if params != self.params {
+//!             self.params = params;
+//!             self.last = None;
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render {
+//!         // Fade in over the first second on air, then stand still.
+//!         let opacity = progress(frame.time_ms, 0.0, 1000.0);
+//!         let key = (opacity, frame.width, frame.height);
+//!         if self.last == Some(key) {
+//!             return Render::Unchanged;
+//!         }
+//!         self.last = Some(key);
+//!
+//!         let (w, h) = (frame.w(), frame.h());
+//!         let (size, m) = fit_text(&self.params.text, h * 0.6, w * 0.9, None);
+//!         canvas.opacity(opacity);
+//!         canvas.text(
+//!             (w - m.width) / 2.0,
+//!             m.baseline_centered_on(h / 2.0),
+//!             &self.params.text,
+//!             size,
+//!             self.params.text_color,
+//!         );
+//!         Render::Drawn
+//!     }
+//! }
+//!
+//! export_template!(Hello);
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod anim;
+pub mod canvas;
+mod color;
+mod host;
+#[doc(hidden)]
+pub mod runtime;
+pub mod testing;
+
+#[doc(hidden)]
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "scene-template",
+        pub_export_macro: true,
+        export_macro_name: "__export_scene_template",
+        default_bindings_module: "$crate::bindings",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub use canvas::{Canvas, Matrix, Path};
+pub use color::{Color, ColorError, Fill, MAX_GRADIENT_STOPS, Stroke};
+pub use host::{AssetInfo, AssetKind, TextMetrics, asset_info, fit_text, log, measure_text};
+
+/// The version of the plugin API (`wit/since_v0.1.0`, package
+/// `stream-manager:plugin@0.1.0`) this SDK builds against. It is embedded in every
+/// template as the custom section `stream-manager:api-version`.
+pub const API_VERSION: &str = "0.1.0";
+
+/// A size in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Size {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl Size {
+    /// A size of `width` × `height` pixels.
+    pub const fn new(width: u32, height: u32) -> Size {
+        Size { width, height }
+    }
+}
+
+/// What a template says about itself (the answer to `describe`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Info {
+    /// Short name, e.g. `"lower-third"`.
+    pub name: String,
+    /// The template's own version, e.g. `"1.2.0"` (`env!("CARGO_PKG_VERSION")` is handy).
+    pub version: String,
+    /// One line for operators.
+    pub description: String,
+    /// JSON Schema (draft 2020-12) of the params object. The host validates params
+    /// against it before [`Template::configure`] sees them, so be precise: types, ranges,
+    /// string lengths and `"additionalProperties": false`.
+    pub params_schema: serde_json::Value,
+    /// The params used when a layer gives none: a JSON object valid against the schema.
+    pub default_params: serde_json::Value,
+    /// The size the template is designed for, used when a layer gives none.
+    pub default_size: Size,
+}
+
+/// The frame being drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
+    /// Frame number on air, counting from 0 when the layer appeared.
+    pub frame: u64,
+    /// Milliseconds since the layer appeared, continuous across a hot swap. Animate from
+    /// this, not from counting calls: the host may skip frames.
+    pub time_ms: f64,
+    /// Wall-clock time, milliseconds since the Unix epoch (UTC).
+    pub wall_clock_ms: i64,
+    /// Offset of the server's local time from UTC, in minutes.
+    pub utc_offset_minutes: i32,
+    /// Frames per second of the stream.
+    pub fps: u32,
+    /// Width of the layer in pixels: draw within (0, 0)–(width, height).
+    pub width: u32,
+    /// Height of the layer in pixels.
+    pub height: u32,
+}
+
+impl Frame {
+    /// The server's local time as milliseconds since the Unix epoch shifted by the UTC
+    /// offset (for formatting a time of day).
+    pub fn local_time_ms(&self) -> i64 {
+        self.wall_clock_ms
+            .saturating_add(i64::from(self.utc_offset_minutes) * 60_000)
+    }
+
+    /// Width of the layer as `f32`, for drawing.
+    pub fn w(&self) -> f32 {
+        self.width as f32
+    }
+
+    /// Height of the layer as `f32`, for drawing.
+    pub fn h(&self) -> f32 {
+        self.height as f32
+    }
+}
+
+/// What [`Template::render`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Render {
+    /// The picture is the same as the last one drawn: the host reuses it and whatever was
+    /// drawn on the canvas is discarded.
+    Unchanged,
+    /// The canvas holds the new picture.
+    Drawn,
+}
+
+/// A scene template. Implement it, then export it with [`export_template!`].
+///
+/// One instance lives per layer; all calls come from one thread, one at a time.
+pub trait Template: Sized + 'static {
+    /// The params, deserialized from the JSON object the host hands to `configure`.
+    /// Use `#[serde(default)]` so a layer may give only some of them.
+    type Params: serde::de::DeserializeOwned;
+
+    /// Name, version, description, params schema, default params and default size. Must
+    /// not depend on params.
+    fn info() -> Info;
+
+    /// Creates the instance from its first params.
+    fn new(params: Self::Params) -> Result<Self, String>;
+
+    /// A live update of the params. On `Err` the host refuses the update with the message
+    /// and the template must carry on with its previous params, so check before changing
+    /// anything.
+    fn configure(&mut self, params: Self::Params) -> Result<(), String>;
+
+    /// Draws one frame on `canvas` (empty) and answers [`Render::Drawn`], or answers
+    /// [`Render::Unchanged`] when the picture would be the same as the last one.
+    fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render;
+
+    /// Hot swap, old version: the running state to hand to the next version (a game
+    /// clock, a scroll offset). The default hands over nothing.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Hot swap, new version: called after the first `configure` with what the previous
+    /// version's [`snapshot`](Template::snapshot) returned. On `Err` the host logs the
+    /// message and the template carries on fresh. The default ignores the state.
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// Exports a [`Template`] as the component's `stream-manager:plugin/template@0.1.0`
+/// interface. Call it exactly once, at the top level of the template crate.
+///
+/// ```ignore
+/// stream_manager_sdk::export_template!(MyTemplate);
+/// ```
+#[macro_export]
+macro_rules! export_template {
+    ($template:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static __STREAM_MANAGER_RUNTIME: ::core::cell::RefCell<
+                    $crate::runtime::Runtime<$template>,
+                > = const { ::core::cell::RefCell::new($crate::runtime::Runtime::new()) };
+            }
+
+            struct __StreamManagerExports;
+
+            impl $crate::runtime::Guest for __StreamManagerExports {
+                fn describe() -> $crate::runtime::InfoWit {
+                    $crate::runtime::describe::<$template>()
+                }
+
+                fn configure(
+                    params: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::configure(rt, params))
+                }
+
+                fn render(frame: $crate::runtime::FrameInfo) -> $crate::runtime::RenderOutput {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::render(rt, frame))
+                }
+
+                fn snapshot() -> ::core::option::Option<::std::string::String> {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::snapshot(rt))
+                }
+
+                fn restore(
+                    state: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::restore(rt, state))
+                }
+            }
+
+            $crate::bindings::__export_scene_template!(
+                __StreamManagerExports with_types_in $crate::bindings
+            );
+        };
+    };
+}

@@ -1,0 +1,209 @@
+//! The glue between the exported WIT functions and a [`Template`]: not public API.
+//!
+//! `export_template!` defines, in the template crate, a thread-local [`Runtime`] and a
+//! small type implementing the generated `Guest` trait whose methods forward here. The
+//! generic functions below are monomorphized in the template crate.
+//!
+//! The component is single-threaded and the host never calls into it re-entrantly, so a
+//! `RefCell` is enough.
+
+use std::cell::RefCell;
+use std::sync::Once;
+
+use crate::bindings::stream_manager::plugin::types as wit;
+use crate::{Canvas, Frame, Info, Render, Template, log};
+
+pub use crate::bindings::exports::stream_manager::plugin::template::{
+    FrameInfo, Guest, Info as InfoWit, RenderOutput,
+};
+
+/// The API version this SDK was built against, as a custom section of the core module.
+/// The host reads it before compiling a component and refuses versions it does not serve.
+///
+/// `#[used]` keeps it through optimisation and LTO. Without LTO, the linker takes an
+/// object file of the SDK only if something in it is called; this static sits in the same
+/// module as `info_to_wit`, which every `describe` calls, and rustc never splits a module
+/// across object files, so the section comes along. (Taking its address instead would be
+/// meaningless: a custom section is not in linear memory.) Checked for release with and
+/// without LTO, with `strip = true`, and for debug builds.
+#[cfg_attr(
+    target_arch = "wasm32",
+    unsafe(link_section = "stream-manager:api-version")
+)]
+#[used]
+pub static API_VERSION_SECTION: [u8; crate::API_VERSION.len()] = section_bytes(crate::API_VERSION);
+
+/// The bytes of `s` as an array (a custom section's contents must be plain bytes).
+const fn section_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let bytes = s.as_bytes();
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// One template instance and its reusable canvas.
+pub struct Runtime<T> {
+    instance: Option<T>,
+    canvas: Canvas,
+    /// Whether a picture has been sent: the first answer is always one.
+    drawn: bool,
+    /// Whether the "limits reached" warning was logged.
+    warned_dropped: bool,
+    /// Whether the "default params refused" error was logged.
+    warned_default: bool,
+}
+
+impl<T> Runtime<T> {
+    /// No instance yet.
+    pub const fn new() -> Runtime<T> {
+        Runtime {
+            instance: None,
+            canvas: Canvas::new(),
+            drawn: false,
+            warned_dropped: false,
+            warned_default: false,
+        }
+    }
+}
+
+impl<T> Default for Runtime<T> {
+    fn default() -> Runtime<T> {
+        Runtime::new()
+    }
+}
+
+/// Routes panics to the host log before the instance traps.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            log::error(&format!("template panicked: {info}"));
+        }));
+    });
+}
+
+/// Converts what the template says about itself.
+#[inline(never)]
+fn info_to_wit(info: Info) -> InfoWit {
+    InfoWit {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        params_schema: info.params_schema.to_string(),
+        default_params: info.default_params.to_string(),
+        default_size: wit::Size {
+            width: info.default_size.width,
+            height: info.default_size.height,
+        },
+    }
+}
+
+/// `describe`.
+pub fn describe<T: Template>() -> InfoWit {
+    install_panic_hook();
+    info_to_wit(T::info())
+}
+
+fn parse_params<T: Template>(params: &str) -> Result<T::Params, String> {
+    // serde would read a JSON array positionally into a struct; params are an object.
+    if !params.trim_start().starts_with('{') {
+        return Err("invalid params: expected a JSON object".to_owned());
+    }
+    serde_json::from_str(params).map_err(|e| format!("invalid params: {e}"))
+}
+
+/// `configure`: the first call creates the instance, later ones update it.
+pub fn configure<T: Template>(rt: &RefCell<Runtime<T>>, params: String) -> Result<(), String> {
+    install_panic_hook();
+    let params = parse_params::<T>(&params)?;
+    let mut rt = rt.borrow_mut();
+    match rt.instance.as_mut() {
+        Some(instance) => instance.configure(params),
+        None => {
+            rt.instance = Some(T::new(params)?);
+            Ok(())
+        }
+    }
+}
+
+/// Creates the instance from the default params if there is none yet.
+fn ensure_instance<T: Template>(rt: &mut Runtime<T>) {
+    if rt.instance.is_some() {
+        return;
+    }
+    let defaults = T::info().default_params.to_string();
+    match parse_params::<T>(&defaults).and_then(T::new) {
+        Ok(instance) => rt.instance = Some(instance),
+        Err(e) => {
+            if !rt.warned_default {
+                rt.warned_default = true;
+                log::error(&format!(
+                    "not configured and the default params are refused: {e}"
+                ));
+            }
+        }
+    }
+}
+
+/// `render`: configures with the default params first if needed.
+pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> RenderOutput {
+    install_panic_hook();
+    let mut rt = rt.borrow_mut();
+    let rt = &mut *rt;
+    ensure_instance(rt);
+    let Some(instance) = rt.instance.as_mut() else {
+        return RenderOutput::Commands(Vec::new());
+    };
+    let frame = Frame {
+        frame: frame.frame,
+        time_ms: frame.time_ms,
+        wall_clock_ms: frame.wall_clock_ms,
+        utc_offset_minutes: frame.utc_offset_minutes,
+        fps: frame.fps,
+        width: frame.width,
+        height: frame.height,
+    };
+    rt.canvas.clear();
+    let answer = instance.render(&frame, &mut rt.canvas);
+    if answer == Render::Unchanged && rt.drawn {
+        rt.canvas.clear();
+        return RenderOutput::Unchanged;
+    }
+    if rt.canvas.dropped() > 0 && !rt.warned_dropped {
+        rt.warned_dropped = true;
+        log::warn(&format!(
+            "frame {}: {} drawing operations dropped to stay within the host's limits",
+            frame.frame,
+            rt.canvas.dropped()
+        ));
+    }
+    rt.drawn = true;
+    RenderOutput::Commands(rt.canvas.finish())
+}
+
+/// `snapshot`.
+pub fn snapshot<T: Template>(rt: &RefCell<Runtime<T>>) -> Option<String> {
+    install_panic_hook();
+    let rt = rt.borrow();
+    rt.instance
+        .as_ref()
+        .and_then(Template::snapshot)
+        .map(|state| state.to_string())
+}
+
+/// `restore`: configures with the default params first if needed.
+pub fn restore<T: Template>(rt: &RefCell<Runtime<T>>, state: String) -> Result<(), String> {
+    install_panic_hook();
+    let state: serde_json::Value =
+        serde_json::from_str(&state).map_err(|e| format!("invalid state: {e}"))?;
+    let mut rt = rt.borrow_mut();
+    ensure_instance(&mut rt);
+    match rt.instance.as_mut() {
+        Some(instance) => instance.restore(state),
+        None => Err("the template could not be created with its default params".to_owned()),
+    }
+}

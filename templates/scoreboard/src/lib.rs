@@ -1,0 +1,686 @@
+//! Scoreboard: two teams with their colours and scores, the period, and a running game
+//! clock.
+//!
+//! The game clock runs inside the template, from the frame time, so it keeps time to the
+//! frame without the operator sending ticks. Live updates that leave the `clock` params as
+//! they were (a goal, a new period) leave it running. Changing `clock.seconds` sets it;
+//! changing only `clock.running` pauses or resumes it where it is; changing only
+//! `clock.direction` turns it round where it is. Like any change, these take effect at
+//! the next frame. A hot swap hands the clock over (`snapshot`/`restore`), so a new
+//! version carries on where the old one was.
+
+use serde::{Deserialize, Serialize};
+use stream_manager_sdk::{
+    Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Team {
+    name: String,
+    score: u32,
+    color: Color,
+}
+
+/// A team as given in params: what is left out takes that side's default, so
+/// `{"score": 2}` keeps the home team's name and colour defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamParams {
+    name: Option<String>,
+    score: Option<u32>,
+    color: Option<Color>,
+}
+
+impl TeamParams {
+    fn or(self, default: Team) -> Team {
+        Team {
+            name: self.name.unwrap_or(default.name),
+            score: self.score.unwrap_or(default.score),
+            color: self.color.unwrap_or(default.color),
+        }
+    }
+}
+
+fn home_team<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Team, D::Error> {
+    Ok(TeamParams::deserialize(d)?.or(Params::default().home))
+}
+
+fn away_team<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Team, D::Error> {
+    Ok(TeamParams::deserialize(d)?.or(Params::default().away))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Direction {
+    #[default]
+    Down,
+    Up,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ClockParams {
+    /// Seconds on the clock when these params are set.
+    seconds: f64,
+    running: bool,
+    direction: Direction,
+}
+
+impl Default for ClockParams {
+    fn default() -> ClockParams {
+        ClockParams {
+            seconds: 600.0,
+            running: false,
+            direction: Direction::Down,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+struct Params {
+    #[serde(deserialize_with = "home_team")]
+    home: Team,
+    #[serde(deserialize_with = "away_team")]
+    away: Team,
+    period: String,
+    clock: ClockParams,
+    show_clock: bool,
+    background_color: Color,
+    text_color: Color,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    font: Option<String>,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            home: Team {
+                name: "HOME".into(),
+                score: 0,
+                color: Color::rgb(0x1d, 0x4e, 0xd8),
+            },
+            away: Team {
+                name: "AWAY".into(),
+                score: 0,
+                color: Color::rgb(0xdc, 0x26, 0x26),
+            },
+            period: "1st".into(),
+            clock: ClockParams::default(),
+            show_clock: true,
+            background_color: Color::rgba(0x11, 0x18, 0x27, 0xe6),
+            text_color: Color::WHITE,
+            font: None,
+        }
+    }
+}
+
+/// The largest number of seconds the clock shows (99:59:59).
+const MAX_SECONDS: f64 = 359_999.0;
+
+/// A change to the game clock waiting for the next frame, which gives it its time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pending {
+    /// The value to set, or `None` to carry on from where the clock is.
+    seconds: Option<f64>,
+    running: bool,
+    direction: Direction,
+}
+
+/// The game clock: `seconds` at `anchor_ms`, moving one second per second from there
+/// while running, down to 0 or up to 99:59:59.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct GameClock {
+    seconds: f64,
+    anchor_ms: f64,
+    running: bool,
+    direction: Direction,
+    pending: Option<Pending>,
+}
+
+impl GameClock {
+    fn new(p: &ClockParams) -> GameClock {
+        GameClock {
+            seconds: p.seconds,
+            anchor_ms: 0.0,
+            running: false,
+            direction: p.direction,
+            pending: Some(Pending {
+                seconds: Some(p.seconds),
+                running: p.running,
+                direction: p.direction,
+            }),
+        }
+    }
+
+    /// Seconds on the clock at `now_ms`, pending changes aside.
+    fn value_at(&self, now_ms: f64) -> f64 {
+        if !self.running {
+            return self.seconds;
+        }
+        let elapsed = (now_ms - self.anchor_ms).max(0.0) / 1000.0;
+        match self.direction {
+            Direction::Down => (self.seconds - elapsed).max(0.0),
+            Direction::Up => (self.seconds + elapsed).min(MAX_SECONDS),
+        }
+    }
+
+    /// Records a change of the clock params from `old` to `new`, to apply at the next
+    /// frame. Unchanged params change nothing.
+    fn update(&mut self, old: &ClockParams, new: &ClockParams) {
+        if old == new {
+            return;
+        }
+        let earlier = self.pending.and_then(|p| p.seconds);
+        let seconds = if new.seconds != old.seconds {
+            Some(new.seconds)
+        } else {
+            earlier
+        };
+        self.pending = Some(Pending {
+            seconds,
+            running: new.running,
+            direction: new.direction,
+        });
+    }
+
+    /// Applies a pending change at `now_ms`, the time of the frame being drawn.
+    fn tick(&mut self, now_ms: f64) {
+        if let Some(p) = self.pending.take() {
+            self.seconds = p.seconds.unwrap_or_else(|| self.value_at(now_ms));
+            self.anchor_ms = now_ms;
+            self.running = p.running;
+            self.direction = p.direction;
+        }
+    }
+
+    /// The clock as it will stand at the next frame after `now_ms`: value and running.
+    fn state_at(&self, now_ms: f64) -> (f64, bool) {
+        match self.pending {
+            Some(p) => (
+                p.seconds.unwrap_or_else(|| self.value_at(now_ms)),
+                p.running,
+            ),
+            None => (self.value_at(now_ms), self.running),
+        }
+    }
+}
+
+/// "MM:SS", or "H:MM:SS" from an hour up. Counting down rounds up (it reads 00:00 only
+/// at the end), counting up rounds down.
+fn format_clock(seconds: f64, direction: Direction) -> String {
+    let secs = match direction {
+        Direction::Down => seconds.ceil(),
+        Direction::Up => seconds.floor(),
+    }
+    .clamp(0.0, MAX_SECONDS) as u32;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+/// What `snapshot` hands over.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockState {
+    /// Seconds on the clock at `time_ms`.
+    seconds: f64,
+    running: bool,
+    /// The frame time the value belongs to (frame time runs on across a hot swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time_ms: Option<f64>,
+}
+
+struct Scoreboard {
+    params: Params,
+    clock: GameClock,
+    last_render_ms: Option<f64>,
+    /// Clock text and layer size of the last picture; `None` after a configure.
+    last: Option<(String, u32, u32)>,
+}
+
+impl Template for Scoreboard {
+    type Params = Params;
+
+    fn info() -> Info {
+        let d = Params::default();
+        let color = serde_json::json!({ "type": "string", "pattern": Color::SCHEMA_PATTERN });
+        let team = |t: &Team| {
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "name": { "type": "string", "maxLength": 64, "default": t.name },
+                    "score": { "type": "integer", "minimum": 0, "maximum": 99_999, "default": t.score },
+                    "color": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": t.color }
+                },
+                "additionalProperties": false,
+                "default": t
+            })
+        };
+        Info {
+            name: "scoreboard".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Two teams, their scores, the period and a running game clock".into(),
+            params_schema: serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "title": "scoreboard",
+                "type": "object",
+                "properties": {
+                    "home": team(&d.home),
+                    "away": team(&d.away),
+                    "period": { "description": "e.g. \"1st\", \"HT\"; empty for none", "type": "string", "maxLength": 32, "default": d.period },
+                    "clock": {
+                        "description": "The game clock. Changing seconds sets it; changing only running pauses or resumes it where it is",
+                        "type": "object",
+                        "properties": {
+                            "seconds": { "type": "number", "minimum": 0, "maximum": MAX_SECONDS, "default": d.clock.seconds },
+                            "running": { "type": "boolean", "default": d.clock.running },
+                            "direction": { "enum": ["down", "up"], "default": "down" }
+                        },
+                        "additionalProperties": false,
+                        "default": d.clock
+                    },
+                    "showClock": { "type": "boolean", "default": d.show_clock },
+                    "backgroundColor": merge(&color, "default", &d.background_color),
+                    "textColor": merge(&color, "default", &d.text_color),
+                    "font": {
+                        "description": "Family of an uploaded font; null for the default font",
+                        "type": ["string", "null"],
+                        "maxLength": 200,
+                        "default": null
+                    }
+                },
+                "additionalProperties": false
+            }),
+            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_size: Size::new(960, 120),
+        }
+    }
+
+    fn new(params: Params) -> Result<Scoreboard, String> {
+        check_clock(&params.clock)?;
+        Ok(Scoreboard {
+            clock: GameClock::new(&params.clock),
+            params,
+            last_render_ms: None,
+            last: None,
+        })
+    }
+
+    fn configure(&mut self, params: Params) -> Result<(), String> {
+        check_clock(&params.clock)?;
+        if params == self.params {
+            return Ok(());
+        }
+        self.clock.update(&self.params.clock, &params.clock);
+        self.params = params;
+        self.last = None;
+        Ok(())
+    }
+
+    fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render {
+        self.clock.tick(frame.time_ms);
+        self.last_render_ms = Some(frame.time_ms);
+        let text = if self.params.show_clock {
+            format_clock(self.clock.value_at(frame.time_ms), self.clock.direction)
+        } else {
+            String::new()
+        };
+        let key = (text, frame.width, frame.height);
+        if self.last.as_ref() == Some(&key) {
+            return Render::Unchanged;
+        }
+        draw(&self.params, &key.0, frame, canvas);
+        self.last = Some(key);
+        Render::Drawn
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        // Before the first frame the clock is still the pending one from the params.
+        let now = self.last_render_ms;
+        let (seconds, running) = self.clock.state_at(now.unwrap_or(0.0));
+        let time_ms = if self.clock.pending.is_none() {
+            now
+        } else {
+            None
+        };
+        serde_json::to_value(ClockState {
+            seconds,
+            running,
+            time_ms,
+        })
+        .ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let state: ClockState =
+            serde_json::from_value(state).map_err(|e| format!("invalid clock state: {e}"))?;
+        if !(state.seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&state.seconds)) {
+            return Err(format!("clock seconds out of range: {}", state.seconds));
+        }
+        let direction = self.params.clock.direction;
+        match state.time_ms.filter(|t| t.is_finite()) {
+            Some(time_ms) => {
+                self.clock = GameClock {
+                    seconds: state.seconds,
+                    anchor_ms: time_ms,
+                    running: state.running,
+                    direction,
+                    pending: None,
+                };
+            }
+            None => {
+                self.clock.pending = Some(Pending {
+                    seconds: Some(state.seconds),
+                    running: state.running,
+                    direction,
+                });
+            }
+        }
+        self.last = None;
+        Ok(())
+    }
+}
+
+fn check_clock(c: &ClockParams) -> Result<(), String> {
+    if c.seconds.is_finite() && (0.0..=MAX_SECONDS).contains(&c.seconds) {
+        Ok(())
+    } else {
+        Err(format!(
+            "clock.seconds must be within 0–{MAX_SECONDS}, not {}",
+            c.seconds
+        ))
+    }
+}
+
+/// `base` with `key` set to `value`.
+fn merge(base: &serde_json::Value, key: &str, value: &impl Serialize) -> serde_json::Value {
+    let mut v = base.clone();
+    if let (Some(obj), Ok(value)) = (v.as_object_mut(), serde_json::to_value(value)) {
+        obj.insert(key.to_owned(), value);
+    }
+    v
+}
+
+fn draw(p: &Params, clock: &str, frame: &Frame, canvas: &mut Canvas) {
+    let (w, h) = (frame.w(), frame.h());
+    let font = p.font.as_deref();
+    let radius = h * 0.1;
+    canvas.rounded_rect(0.0, 0.0, w, h, radius, p.background_color);
+
+    let side_w = w * 0.38;
+    let score_w = w * 0.1;
+    draw_team(&p.home, 0.0, side_w, score_w, true, p, frame, canvas);
+    draw_team(
+        &p.away,
+        w - side_w,
+        side_w,
+        score_w,
+        false,
+        p,
+        frame,
+        canvas,
+    );
+
+    let (mid_x, mid_w) = (side_w, w - 2.0 * side_w);
+    let max_w = mid_w * 0.9;
+    let center = mid_x + mid_w / 2.0;
+    let has_period = !p.period.is_empty();
+    if !clock.is_empty() {
+        let clock_y = if has_period { h * 0.42 } else { h * 0.5 };
+        let (size, m) = fit_text(clock, h * 0.42, max_w, font);
+        canvas.text_with_font(
+            center - m.width / 2.0,
+            m.baseline_centered_on(clock_y),
+            clock,
+            size,
+            p.text_color,
+            font,
+        );
+    }
+    if has_period {
+        let (period_y, max_size) = if clock.is_empty() {
+            (h * 0.5, h * 0.36)
+        } else {
+            (h * 0.8, h * 0.2)
+        };
+        let (size, m) = fit_text(&p.period, max_size, max_w, font);
+        canvas.text_with_font(
+            center - m.width / 2.0,
+            m.baseline_centered_on(period_y),
+            &p.period,
+            size,
+            p.text_color.faded(0.75),
+            font,
+        );
+    }
+}
+
+/// One team's side: a panel in its colour with the name, and the score in a box at the
+/// inner end (towards the clock).
+#[allow(clippy::too_many_arguments)]
+fn draw_team(
+    team: &Team,
+    x: f32,
+    width: f32,
+    score_w: f32,
+    home: bool,
+    p: &Params,
+    frame: &Frame,
+    canvas: &mut Canvas,
+) {
+    let h = frame.h();
+    let font = p.font.as_deref();
+    let inset = h * 0.1;
+    canvas.rounded_rect(
+        x + inset,
+        inset,
+        width - 2.0 * inset,
+        h - 2.0 * inset,
+        h * 0.08,
+        team.color,
+    );
+
+    let score_x = if home {
+        x + width - inset - score_w
+    } else {
+        x + inset
+    };
+    canvas.rect(
+        score_x,
+        inset,
+        score_w,
+        h - 2.0 * inset,
+        Color::rgba(0, 0, 0, 90),
+    );
+    let score = team.score.to_string();
+    let (size, m) = fit_text(&score, h * 0.5, score_w * 0.85, font);
+    canvas.text_with_font(
+        score_x + (score_w - m.width) / 2.0,
+        m.baseline_centered_on(h / 2.0),
+        &score,
+        size,
+        p.text_color,
+        font,
+    );
+
+    if team.name.is_empty() {
+        return;
+    }
+    let pad = h * 0.15;
+    let name_w = (width - 2.0 * inset - score_w - 2.0 * pad).max(0.0);
+    let (size, m) = fit_text(&team.name, h * 0.34, name_w, font);
+    let name_x = if home {
+        x + inset + pad
+    } else {
+        x + width - inset - pad - m.width
+    };
+    canvas.text_with_font(
+        name_x,
+        m.baseline_centered_on(h / 2.0),
+        &team.name,
+        size,
+        p.text_color,
+        font,
+    );
+}
+
+export_template!(Scoreboard);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(seconds: f64, running: bool, direction: Direction) -> ClockParams {
+        ClockParams {
+            seconds,
+            running,
+            direction,
+        }
+    }
+
+    #[test]
+    fn info_is_consistent() {
+        stream_manager_sdk::testing::check_info::<Scoreboard>().unwrap();
+    }
+
+    #[test]
+    fn a_partial_team_keeps_that_sides_defaults() {
+        let p: Params =
+            serde_json::from_str(r#"{"home":{"score":2},"away":{"name":"Visitors"}}"#).unwrap();
+        let d = Params::default();
+        assert_eq!(p.home.score, 2);
+        assert_eq!(p.home.color, d.home.color);
+        assert_eq!(p.home.name, d.home.name);
+        assert_eq!(p.away.name, "Visitors");
+        assert_eq!(p.away.color, d.away.color);
+        assert!(serde_json::from_str::<Params>(r#"{"home":{"goals":2}}"#).is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_clock(600.0, Direction::Down), "10:00");
+        assert_eq!(format_clock(599.2, Direction::Down), "10:00");
+        assert_eq!(format_clock(0.4, Direction::Down), "00:01");
+        assert_eq!(format_clock(0.0, Direction::Down), "00:00");
+        assert_eq!(format_clock(59.9, Direction::Up), "00:59");
+        assert_eq!(format_clock(3600.0, Direction::Up), "1:00:00");
+        assert_eq!(format_clock(1e12, Direction::Up), "99:59:59");
+        assert_eq!(format_clock(-3.0, Direction::Down), "00:00");
+    }
+
+    #[test]
+    fn runs_down_from_the_first_frame_and_stops_at_zero() {
+        let mut c = GameClock::new(&clock(10.0, true, Direction::Down));
+        c.tick(5000.0);
+        assert_eq!(c.value_at(5000.0), 10.0);
+        assert_eq!(c.value_at(8500.0), 6.5);
+        assert_eq!(c.value_at(60_000.0), 0.0);
+    }
+
+    #[test]
+    fn runs_up() {
+        let mut c = GameClock::new(&clock(0.0, true, Direction::Up));
+        c.tick(0.0);
+        assert_eq!(c.value_at(90_000.0), 90.0);
+    }
+
+    #[test]
+    fn same_clock_params_keep_it_running() {
+        let p = clock(600.0, true, Direction::Down);
+        let mut c = GameClock::new(&p);
+        c.tick(0.0);
+        c.update(&p, &p);
+        c.tick(10_000.0);
+        assert_eq!(c.value_at(10_000.0), 590.0);
+    }
+
+    #[test]
+    fn pause_and_resume_keep_the_value() {
+        let running = clock(600.0, true, Direction::Down);
+        let paused = clock(600.0, false, Direction::Down);
+        let mut c = GameClock::new(&running);
+        c.tick(0.0);
+        c.update(&running, &paused);
+        c.tick(30_000.0);
+        assert_eq!(c.value_at(30_000.0), 570.0);
+        assert_eq!(c.value_at(90_000.0), 570.0);
+        c.update(&paused, &running);
+        c.tick(100_000.0);
+        assert_eq!(c.value_at(110_000.0), 560.0);
+    }
+
+    #[test]
+    fn new_seconds_set_the_clock() {
+        let a = clock(600.0, true, Direction::Down);
+        let b = clock(300.0, true, Direction::Down);
+        let mut c = GameClock::new(&a);
+        c.tick(0.0);
+        c.update(&a, &b);
+        // A second update before the next frame that only pauses keeps the new value.
+        let b_paused = clock(300.0, false, Direction::Down);
+        c.update(&b, &b_paused);
+        c.tick(50_000.0);
+        assert_eq!(c.value_at(80_000.0), 300.0);
+    }
+
+    #[test]
+    fn live_score_update_keeps_the_clock() {
+        let mut p = Params {
+            clock: clock(600.0, true, Direction::Down),
+            ..Params::default()
+        };
+        let mut s = Scoreboard::new(p.clone()).unwrap();
+        s.clock.tick(0.0);
+        s.last_render_ms = Some(0.0);
+        p.home.score = 1;
+        s.configure(p).unwrap();
+        s.clock.tick(20_000.0);
+        assert_eq!(s.clock.value_at(20_000.0), 580.0);
+    }
+
+    #[test]
+    fn snapshot_and_restore_hand_the_clock_over() {
+        let p = Params {
+            clock: clock(600.0, true, Direction::Down),
+            ..Params::default()
+        };
+        let mut old = Scoreboard::new(p.clone()).unwrap();
+        old.clock.tick(0.0);
+        old.last_render_ms = Some(45_000.0);
+        let state = old.snapshot().unwrap();
+        assert_eq!(
+            state,
+            serde_json::json!({ "seconds": 555.0, "running": true, "timeMs": 45_000.0 })
+        );
+
+        let mut new = Scoreboard::new(p).unwrap();
+        new.restore(state).unwrap();
+        new.clock.tick(46_000.0);
+        assert_eq!(new.clock.value_at(46_000.0), 554.0);
+
+        // Without a time the value applies at the next frame.
+        new.restore(serde_json::json!({ "seconds": 100, "running": false }))
+            .unwrap();
+        new.clock.tick(50_000.0);
+        assert_eq!(new.clock.value_at(99_000.0), 100.0);
+
+        assert!(
+            new.restore(serde_json::json!({ "seconds": -1, "running": true }))
+                .is_err()
+        );
+        assert!(new.restore(serde_json::json!("nonsense")).is_err());
+    }
+
+    #[test]
+    fn snapshot_before_the_first_frame_has_no_time() {
+        let s = Scoreboard::new(Params::default()).unwrap();
+        assert_eq!(
+            s.snapshot(),
+            Some(serde_json::json!({ "seconds": 600.0, "running": false }))
+        );
+    }
+}
