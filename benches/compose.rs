@@ -50,7 +50,7 @@ fn reference() -> OnAir {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
-        .block_on(offline_on_air(scene, Some(&dir), W, H))
+        .block_on(offline_on_air(scene, Some(&dir), Default::default(), W, H))
         .expect("reference assets load")
 }
 

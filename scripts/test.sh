@@ -7,6 +7,10 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# WebAssembly guests: the bundled templates and the test guests (the tests load both).
+(cd templates && cargo build --release --target wasm32-wasip2 && cargo test --quiet)
+(cd plugins/sdk && cargo test --quiet)
+(cd tests/guests && cargo build --release --target wasm32-wasip2)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

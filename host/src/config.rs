@@ -30,6 +30,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Render a scene offline into PNG files or an MP4.
     Render(crate::render::RenderArgs),
+    /// Check or render a template component offline (for template authors).
+    #[command(subcommand)]
+    Template(crate::render::TemplateCommand),
 }
 
 /// Log line format.

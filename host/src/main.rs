@@ -31,6 +31,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Template(command) => {
+            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+            match stream_manager::render::run_template(&command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stream-manager template: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let settings = match Settings::resolve(&args, &|k| std::env::var(k).ok()) {
                 Ok(s) => s,

@@ -13,8 +13,10 @@ use tiny_skia::Pixmap;
 
 use crate::assets::{AssetLimits, AssetManager};
 use crate::output::encoder::{open_video, rgba_to_frame};
+use crate::plugin::layer::TemplateEventKind;
+use crate::plugin::{Build, FrameInfo, PluginLimits, Runtime};
 use crate::scene::compositor::Compositor;
-use crate::scene::{OnAir, Scene, Transition, TransitionKind};
+use crate::scene::{AssetLookup, OnAir, Scene, Templates, Transition, TransitionKind};
 use crate::state::store::MemoryStore;
 use crate::state::{StateManager, StreamConfig};
 
@@ -53,6 +55,46 @@ pub struct RenderArgs {
     /// Frame at which `--to` is activated.
     #[arg(long, default_value_t = 1)]
     pub at: u32,
+    /// A directory of template components (`*.wasm`); each is the template whose id is its
+    /// file name without the extension (`_` read as `-`).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Wall-clock time of the first frame for templates, ms since the Unix epoch (default:
+    /// now), so clocks render the same every time.
+    #[arg(long)]
+    pub clock: Option<i64>,
+}
+
+/// Prepares the template components of `dir` (ids from file names).
+fn load_template_dir(dir: &Path, fps: u32) -> anyhow::Result<Templates> {
+    let runtime = Runtime::new(PluginLimits::default(), None)?;
+    let mut builds = std::collections::HashMap::new();
+    for path in std::fs::read_dir(dir)
+        .with_context(|| format!("--templates {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+    {
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("template file name")?
+            .replace('_', "-");
+        let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let build = runtime
+            .prepare(Bytes::from(bytes), fps)
+            .with_context(|| format!("{}", path.display()))?;
+        builds.insert(id, build);
+    }
+    Ok(Templates {
+        builds: Arc::new(builds),
+        runtime: Some(runtime),
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Reads and parses a scene file (bounded in size).
@@ -109,6 +151,7 @@ pub async fn load_asset_dir(assets: &AssetManager, dir: &Path) -> anyhow::Result
 pub async fn offline_on_air(
     scene: Scene,
     dir: Option<&Path>,
+    templates: Templates,
     w: u32,
     h: u32,
 ) -> anyhow::Result<OnAir> {
@@ -121,7 +164,10 @@ pub async fn offline_on_air(
     if let Some(dir) = dir {
         load_asset_dir(&assets, dir).await?;
     }
-    scene.validate(&*assets)?;
+    scene.validate(&OfflineLookup {
+        assets: &assets,
+        templates: &templates,
+    })?;
     let size_of = |id: &str| {
         assets
             .get(id)
@@ -131,8 +177,27 @@ pub async fn offline_on_air(
     Ok(OnAir {
         scene: Arc::new(scene),
         resources: Arc::new(resources),
+        templates,
         ..OnAir::default()
     })
+}
+
+/// The assets and templates of an offline render.
+struct OfflineLookup<'a> {
+    assets: &'a AssetManager,
+    templates: &'a Templates,
+}
+
+impl AssetLookup for OfflineLookup<'_> {
+    fn is_image(&self, id: &str) -> bool {
+        self.assets.is_image(id)
+    }
+    fn has_family(&self, family: &str) -> bool {
+        self.assets.has_family(family)
+    }
+    fn template(&self, id: &str) -> Option<Arc<Build>> {
+        self.templates.builds.get(id).cloned()
+    }
 }
 
 /// Renders `args.frames` frames of the scene at its canvas size.
@@ -154,11 +219,21 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     if args.transition_ms > 10_000 {
         bail!("--transition-ms: 0..=10000");
     }
+    let templates = match &args.templates {
+        Some(dir) => load_template_dir(dir, args.fps)?,
+        None => Templates::default(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("runtime")?;
     let on_air = runtime
-        .block_on(offline_on_air(scene, args.assets.as_deref(), w, h))
+        .block_on(offline_on_air(
+            scene,
+            args.assets.as_deref(),
+            templates.clone(),
+            w,
+            h,
+        ))
         .with_context(|| format!("--scene {}", args.scene.display()))?;
     let mut then = match &args.to {
         Some(path) => {
@@ -170,7 +245,13 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
                 );
             }
             let mut on_air = runtime
-                .block_on(offline_on_air(next, args.assets.as_deref(), w, h))
+                .block_on(offline_on_air(
+                    next,
+                    args.assets.as_deref(),
+                    templates.clone(),
+                    w,
+                    h,
+                ))
                 .with_context(|| format!("--to {}", path.display()))?;
             on_air.transition = Some(Transition {
                 kind,
@@ -181,6 +262,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut compositor = Compositor::new(w, h, args.fps);
+    compositor.set_wall_clock(args.clock.unwrap_or_else(now_ms));
     compositor.set(on_air);
     let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
     let at = args.at;
@@ -192,29 +274,36 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         }
         compositor.render(&mut pixmap.as_mut(), u64::from(i));
     };
-    if args
-        .out
+    write_frames(&mut pixmap, (args.frames, args.fps), &args.out, &mut next)
+}
+
+/// Writes `frames` frames made by `next` to `out`: a directory of PNGs, or an MP4.
+fn write_frames(
+    pixmap: &mut Pixmap,
+    (frames, fps): (u32, u32),
+    out: &Path,
+    next: &mut dyn FnMut(u32, &mut Pixmap),
+) -> anyhow::Result<()> {
+    if out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp4"))
     {
-        write_mp4(&mut pixmap, args, &args.out, &mut next)
-    } else {
-        std::fs::create_dir_all(&args.out)
-            .with_context(|| format!("--out {}", args.out.display()))?;
-        for i in 0..args.frames {
-            next(i, &mut pixmap);
-            let path = args.out.join(format!("frame-{i:05}.png"));
-            pixmap
-                .save_png(&path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        Ok(())
+        return write_mp4(pixmap, (frames, fps), out, next);
     }
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
+    for i in 0..frames {
+        next(i, pixmap);
+        let path = out.join(format!("frame-{i:05}.png"));
+        pixmap
+            .save_png(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn write_mp4(
     pixmap: &mut Pixmap,
-    args: &RenderArgs,
+    (frames, fps): (u32, u32),
     path: &Path,
     next: &mut dyn FnMut(u32, &mut Pixmap),
 ) -> anyhow::Result<()> {
@@ -226,7 +315,7 @@ fn write_mp4(
     let config = StreamConfig {
         width: w,
         height: h,
-        target_fps: args.fps,
+        target_fps: fps,
         ..StreamConfig::default()
     };
     let mut encoder = open_video(&config)?;
@@ -235,10 +324,10 @@ fn write_mp4(
     let mut stream =
         octx.add_stream(ffmpeg::encoder::find_by_name(config.encoder.ffmpeg_name()))?;
     stream.set_parameters(&encoder);
-    stream.set_time_base((1, args.fps as i32));
+    stream.set_time_base((1, fps as i32));
     octx.write_header()?;
     let stream_tb = octx.stream(0).context("output stream")?.time_base();
-    let encoder_tb = ffmpeg::Rational::new(1, args.fps as i32);
+    let encoder_tb = ffmpeg::Rational::new(1, fps as i32);
     let mut frame = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
     let mut packet = ffmpeg::Packet::empty();
     let mut drain = |encoder: &mut ffmpeg::encoder::Video,
@@ -254,7 +343,7 @@ fn write_mp4(
         }
         Ok(())
     };
-    for i in 0..args.frames {
+    for i in 0..frames {
         // The compositor's frames are opaque (the canvas lies over black).
         next(i, pixmap);
         rgba_to_frame(pixmap.data(), &mut frame)?;
@@ -266,4 +355,205 @@ fn write_mp4(
     drain(&mut encoder, &mut octx)?;
     octx.write_trailer()?;
     Ok(())
+}
+
+/// `stream-manager template …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TemplateCommand {
+    /// Validate a component, print what it describes, render frames under the limits and
+    /// print the time per frame and the peak memory.
+    Check(TemplateCheckArgs),
+    /// Render a template offline into PNG files or an MP4.
+    Render(TemplateRenderArgs),
+}
+
+/// Arguments of `template check`.
+#[derive(Debug, clap::Args)]
+pub struct TemplateCheckArgs {
+    /// The component (`.wasm`).
+    pub file: PathBuf,
+    /// Frames to render, 1..=36000.
+    #[arg(long, default_value_t = 300)]
+    pub frames: u32,
+    /// Params (JSON); default: the template's default params.
+    #[arg(long)]
+    pub params: Option<String>,
+}
+
+/// Arguments of `template render`.
+#[derive(Debug, clap::Args)]
+pub struct TemplateRenderArgs {
+    /// The component (`.wasm`).
+    pub file: PathBuf,
+    /// Params (JSON); default: the template's default params.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Frames to render, 1..=36000.
+    #[arg(long, default_value_t = 1)]
+    pub frames: u32,
+    /// Frame rate, 1..=120.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Width × height of the picture, e.g. `1280x200`; default: the template's size.
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Wall-clock time of the first frame, ms since the Unix epoch (default: now), so
+    /// clocks render the same every time.
+    #[arg(long)]
+    pub clock: Option<i64>,
+    /// Background colour behind the template.
+    #[arg(long, default_value = "#000000")]
+    pub background: String,
+    /// A directory (frame-00000.png, …) or a file ending in `.mp4`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A directory of images and fonts, as for `render --assets`.
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
+}
+
+/// Runs a `template` subcommand.
+pub fn run_template(command: &TemplateCommand) -> anyhow::Result<()> {
+    match command {
+        TemplateCommand::Check(args) => check_template(args),
+        TemplateCommand::Render(args) => render_template(args),
+    }
+}
+
+/// Reads and prepares a component (the same checks as an upload).
+fn prepare(file: &Path, fps: u32) -> anyhow::Result<(Arc<Runtime>, Arc<Build>)> {
+    let runtime = Runtime::new(PluginLimits::default(), None)?;
+    let limit = runtime.limits().max_component_bytes as u64;
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("{}", file.display()))?
+        .len();
+    if size > limit {
+        bail!("{}: larger than the {limit}-byte limit", file.display());
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+    let build = runtime
+        .prepare(Bytes::from(bytes), fps)
+        .with_context(|| format!("{}", file.display()))?;
+    Ok((runtime, build))
+}
+
+/// The params given (checked against the schema), or the defaults.
+fn template_params(build: &Build, params: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let Some(text) = params else {
+        return Ok(build.info.default_params.clone());
+    };
+    let params: serde_json::Value = serde_json::from_str(text).context("--params")?;
+    build
+        .check_params(&params)
+        .map_err(|e| anyhow::anyhow!("--params: {e}"))?;
+    Ok(params)
+}
+
+fn check_template(args: &TemplateCheckArgs) -> anyhow::Result<()> {
+    if !(1..=36_000).contains(&args.frames) {
+        bail!("--frames: 1..=36000");
+    }
+    let fps = 30;
+    let (runtime, build) = prepare(&args.file, fps)?;
+    println!("{}", serde_json::to_string_pretty(&build.info)?);
+    let params = template_params(&build, args.params.as_deref())?.to_string();
+    let mut instance = runtime.instantiate(&build, Arc::default())?;
+    let limits = runtime.limits();
+    if let Err(refusal) = instance.configure(&params, limits.setup_budget)? {
+        bail!("configure refused the params: {refusal}");
+    }
+    let [width, height] = build.info.default_size;
+    let budget = limits.render_budget(fps);
+    let (mut total, mut worst, mut drawn, mut commands) = (0.0f64, 0.0f64, 0u32, 0usize);
+    for frame in 0..args.frames {
+        let info = FrameInfo {
+            frame: u64::from(frame),
+            time_ms: f64::from(frame) * 1000.0 / f64::from(fps),
+            wall_clock_ms: 0,
+            utc_offset_minutes: 0,
+            fps,
+            width,
+            height,
+        };
+        let t0 = std::time::Instant::now();
+        let out = instance
+            .render(&info, budget, &limits.commands)
+            .with_context(|| format!("frame {frame}"))?;
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        (total, worst) = (total + ms, worst.max(ms));
+        if let Some(c) = out {
+            drawn += 1;
+            commands = commands.max(c.len());
+        }
+    }
+    println!(
+        "{} frames at {width}x{height}: {:.3} ms per frame on average, {:.3} ms at most \
+         (budget {:.1} ms); {drawn} drawn, {} unchanged; at most {commands} commands; \
+         peak memory {:.1} MiB",
+        args.frames,
+        total / f64::from(args.frames),
+        worst,
+        budget.as_secs_f64() * 1000.0,
+        args.frames - drawn,
+        instance.peak_memory() as f64 / f64::from(1 << 20),
+    );
+    Ok(())
+}
+
+fn render_template(args: &TemplateRenderArgs) -> anyhow::Result<()> {
+    if !(1..=36_000).contains(&args.frames) {
+        bail!("--frames: 1..=36000");
+    }
+    if !(1..=120).contains(&args.fps) {
+        bail!("--fps: 1..=120");
+    }
+    let (runtime, build) = prepare(&args.file, args.fps)?;
+    let [dw, dh] = build.info.default_size;
+    let (w, h) = match &args.size {
+        None => (dw, dh),
+        Some(s) => s
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            .filter(|&(w, h): &(u32, u32)| (16..=7680).contains(&w) && (16..=7680).contains(&h))
+            .context("--size: WIDTHxHEIGHT, each 16..=7680")?,
+    };
+    let params = template_params(&build, args.params.as_deref())?;
+    let id = build.info.name.clone();
+    let scene: Scene = serde_json::from_value(serde_json::json!({
+        "canvas": {"width": w, "height": h, "background": args.background},
+        "layers": [{
+            "id": "template", "kind": "template",
+            "position": {"x": 0, "y": 0, "width": w, "height": h},
+            "template": {"id": id, "params": params}
+        }]
+    }))
+    .context("--background")?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("runtime")?;
+    let templates = Templates {
+        builds: Arc::new([(id, build)].into_iter().collect()),
+        runtime: Some(runtime.clone()),
+    };
+    let on_air = tokio.block_on(offline_on_air(
+        scene,
+        args.assets.as_deref(),
+        templates,
+        w,
+        h,
+    ))?;
+    let faults = runtime.events();
+    let mut compositor = Compositor::new(w, h, args.fps);
+    compositor.set_wall_clock(args.clock.unwrap_or_else(now_ms));
+    compositor.set(on_air);
+    let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
+    let mut next = |i: u32, pixmap: &mut Pixmap| {
+        compositor.render(&mut pixmap.as_mut(), u64::from(i));
+        for event in faults.try_iter() {
+            if let TemplateEventKind::Fault(f) | TemplateEventKind::Quarantined(f) = event.kind {
+                eprintln!("frame {i}: {f}");
+            }
+        }
+    };
+    write_frames(&mut pixmap, (args.frames, args.fps), &args.out, &mut next)
 }

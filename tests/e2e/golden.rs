@@ -233,6 +233,25 @@ fn yellow(p: [u8; 4]) -> bool {
 fn green(p: [u8; 4]) -> bool {
     p[1] > 120 && p[0] < 80 && p[2] < 80
 }
+fn reddish(p: [u8; 4]) -> bool {
+    p[0] > 170 && p[1] < 110 && p[2] < 120
+}
+
+/// At least `min` pixels in the box that `test` accepts.
+fn at_least(
+    p: &mut Probes,
+    area: (u32, u32, u32, u32),
+    test: fn([u8; 4]) -> bool,
+    min: usize,
+    what: &str,
+) {
+    let (n, _) = lit(p.img, area, test);
+    if n < min {
+        p.fail(format!(
+            "only {n} pixels of {what} in {area:?} (expected {min} or more)"
+        ));
+    }
+}
 
 const RED: Rgb = [255, 0, 0];
 const GREEN: Rgb = [0, 255, 0];
@@ -475,6 +494,42 @@ mod probes {
     }
 }
 
+/// What the bundled templates must show (`template_*` goldens).
+mod template_probes {
+    use super::*;
+
+    const ACCENT: Rgb = [230, 57, 70];
+
+    pub(super) fn lower_third(p: &mut Probes) {
+        p.near(11, 30, ACCENT, 40, "the accent bar, slid in");
+        at_least(p, (15, 15, 115, 45), white, 60, "name and title glyphs");
+        p.near(250, 30, BLACK, 8, "nothing right of the box");
+    }
+
+    pub(super) fn clock(p: &mut Probes) {
+        // 11:50:45 at frame 0, one second later at frame 30.
+        at_least(p, (10, 15, 230, 65), white, 600, "the digits");
+        p.near(120, 5, BLACK, 10, "above the digits");
+    }
+
+    pub(super) fn scoreboard(p: &mut Probes) {
+        p.near(15, 20, [29, 78, 216], 40, "the home colour");
+        p.near(300, 20, [220, 38, 38], 40, "the away colour");
+        at_least(p, (135, 3, 185, 30), white, 40, "the game clock 12:34");
+    }
+
+    pub(super) fn ticker(p: &mut Probes) {
+        p.near(5, 16, ACCENT, 40, "the label");
+        at_least(p, (80, 4, 320, 28), white, 150, "scrolling text");
+    }
+
+    pub(super) fn slate(p: &mut Probes) {
+        p.near(10, 10, [11, 19, 32], 25, "the background");
+        at_least(p, (100, 62, 220, 84), white, 80, "the message");
+        at_least(p, (130, 82, 190, 94), reddish, 20, "the accent rule");
+    }
+}
+
 /// A golden scene: its file stem, how many frames to render, which one is compared, and
 /// what it must show.
 struct Case {
@@ -594,6 +649,50 @@ golden!(text_align);
 golden!(text_wrap);
 golden!(image_fit);
 golden!(image_background);
+
+/// A scene of one bundled template (`tests/golden/template_<name>.json`), rendered for 31
+/// frames at 30 fps from a fixed wall clock (2026-01-01 11:50:45 UTC); frame 30 is compared
+/// (animations in are over by then).
+fn template_golden(name: &'static str, probes: fn(&mut Probes)) {
+    let dir = crate::guests::templates_dir();
+    check(&Case {
+        name,
+        frames: 31,
+        compared: 30,
+        probes,
+        extra: vec![
+            "--templates".into(),
+            dir.display().to_string(),
+            "--clock".into(),
+            "1767268245000".into(),
+        ],
+    });
+}
+
+#[tokio::test]
+async fn template_lower_third() {
+    template_golden("template_lower_third", template_probes::lower_third);
+}
+
+#[tokio::test]
+async fn template_clock() {
+    template_golden("template_clock", template_probes::clock);
+}
+
+#[tokio::test]
+async fn template_scoreboard() {
+    template_golden("template_scoreboard", template_probes::scoreboard);
+}
+
+#[tokio::test]
+async fn template_ticker() {
+    template_golden("template_ticker", template_probes::ticker);
+}
+
+#[tokio::test]
+async fn template_slate() {
+    template_golden("template_slate", template_probes::slate);
+}
 
 /// A fade or slide of 1 s at 10 fps from `transition_from.json` to `transition_to.json`,
 /// started at frame 1: frame 5 is its mid-point.

@@ -30,16 +30,20 @@ fn build(dir: &Path) -> PathBuf {
     dir.join("target/wasm32-wasip2/release")
 }
 
-/// The bytes of test guest `name` (e.g. `hostile`, `colour_a`).
-pub fn test_guest(name: &str) -> Vec<u8> {
+/// The file of test guest `name` (e.g. `hostile`, `colour_a`).
+pub fn test_guest_path(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| build(&root().join("tests/guests")));
-    let path = dir.join(format!("{name}.wasm"));
+    dir.join(format!("{name}.wasm"))
+}
+
+/// The bytes of test guest `name`.
+pub fn test_guest(name: &str) -> Vec<u8> {
+    let path = test_guest_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The folder holding the bundled templates' `.wasm` files.
-#[allow(dead_code)]
 pub fn templates_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| build(&root().join("templates"))).clone()

@@ -521,3 +521,128 @@ async fn templates_and_their_layers_survive_a_restart_with_redis() {
         "restored version 2 on air",
     );
 }
+
+#[tokio::test]
+async fn bundled_templates_load_at_start_and_their_schemas_refuse_bad_params() {
+    let dir = crate::guests::templates_dir();
+    let server = Server::builder()
+        .args(["--templates-dir".to_string(), dir.display().to_string()])
+        .start()
+        .await;
+    let list = server.get_json("/api/templates").await;
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["clock", "lower-third", "scoreboard", "slate", "ticker"],
+        "{list}"
+    );
+    clear_scene(&server).await;
+    let bad: [(&str, Value); 5] = [
+        ("lower-third", json!({"visible": "yes"})),
+        ("clock", json!({"mode": "sundial"})),
+        ("scoreboard", json!({"home": {"score": "three"}})),
+        ("ticker", json!({"speed": "fast"})),
+        ("slate", json!({"message": "x", "colour": "#fff"})),
+    ];
+    for (id, params) in bad {
+        // Each template's defaults are accepted as they are…
+        let layer = template_layer(id, id, (0, 0, 640, 120), Value::Null);
+        call(
+            &server,
+            Method::POST,
+            "/api/scene/layers",
+            Some(&layer),
+            201,
+        )
+        .await;
+        // …and params its schema refuses are a 422 naming the problem.
+        let patch = json!({"template": {"id": id, "params": params}});
+        let reply = send_json(
+            &server,
+            Method::PATCH,
+            &format!("/api/scene/layers/{id}"),
+            Some(&patch),
+        )
+        .await;
+        assert_api_error(&reply, 422, "invalid_params", &format!("{id} {params}"));
+    }
+}
+
+#[tokio::test]
+async fn template_check_and_render_work_offline() {
+    let dir = crate::guests::templates_dir();
+    let bin = env!("CARGO_BIN_EXE_stream-manager");
+    let out = std::process::Command::new(bin)
+        .args(["template", "check", "--frames", "60"])
+        .arg(dir.join("ticker.wasm"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"name\": \"ticker\""), "{text}");
+    assert!(
+        text.contains("ms per frame") && text.contains("peak memory"),
+        "{text}"
+    );
+
+    let tmp = TempDir::new("template-render");
+    let mp4 = tmp.join("ticker.mp4");
+    let out = std::process::Command::new(bin)
+        .args([
+            "template", "render", "--frames", "15", "--size", "640x64", "--params",
+        ])
+        .arg(r#"{"text":"hello","speed":200}"#)
+        .arg(dir.join("ticker.wasm"))
+        .arg("--out")
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe = ffprobe_json(&mp4.display().to_string()).await.unwrap();
+    let video = streams(&probe, "video");
+    assert_eq!(
+        (&video[0]["width"], &video[0]["height"]),
+        (&json!(640), &json!(64))
+    );
+    assert_eq!(video[0]["nb_frames"], "15", "{probe}");
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "template",
+            "render",
+            "--params",
+            r#"{"speed":"fast"}"#,
+            "--out",
+        ])
+        .arg(tmp.join("x"))
+        .arg(dir.join("ticker.wasm"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--params"));
+    let out = std::process::Command::new(bin)
+        .args(["template", "check"])
+        .arg(crate::guests::test_guest_path("slow_default"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("budget"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

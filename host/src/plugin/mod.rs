@@ -244,10 +244,52 @@ pub struct TemplateInfo {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     log: Arc<Mutex<PluginLog>>,
     fonts: FontBook,
     resources: Arc<Resources>,
+}
+
+/// The store's limits, recording the largest memory the instance grew to.
+struct Limiter {
+    limits: StoreLimits,
+    peak: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.peak = self.peak.max(desired);
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for HostState {
@@ -667,7 +709,7 @@ impl Instance {
             HostState {
                 wasi,
                 table: ResourceTable::new(),
-                limits,
+                limits: Limiter { limits, peak: 0 },
                 log,
                 fonts,
                 resources,
@@ -692,6 +734,11 @@ impl Instance {
     /// The build this instance runs.
     pub fn build(&self) -> Option<&Arc<Build>> {
         self.build.as_ref()
+    }
+
+    /// The largest linear memory the instance has grown to, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limits.peak
     }
 
     /// Whether a call trapped: the instance must be replaced.

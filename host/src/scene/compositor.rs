@@ -174,14 +174,16 @@ impl SceneRender {
     }
 
     /// Runs the template layers for this frame: their new pictures go to `self.pictures`.
-    fn run_templates(&mut self, tick: u64, fps: u32, scale: (f32, f32)) {
+    fn run_templates(&mut self, clock: &FrameClock, scale: (f32, f32)) {
+        let FrameClock {
+            tick,
+            fps,
+            wall_clock_ms,
+        } = *clock;
         self.pictures.clear();
         let Some(runtime) = &self.on_air.templates.runtime else {
             return;
         };
-        let wall_clock_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         for (i, layer) in self.live.iter().enumerate() {
             let Some(spec) = &layer.template else {
                 continue;
@@ -283,13 +285,13 @@ impl SceneRender {
         fonts: &mut FontBook,
         tokens: &Tokens,
         limits: &Limits,
-        (tick, fps): (u64, u32),
+        clock: &FrameClock,
     ) -> bool {
         let scene = self.on_air.scene.clone();
         let resources = self.on_air.resources.clone();
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
-        self.run_templates(tick, fps, scale);
+        self.run_templates(clock, scale);
         // What changed since the last composition: everything (a new scene version), or
         // some layers' content (rasterized again below) or position (tweens).
         let mut full = !self.valid;
@@ -724,6 +726,14 @@ fn draw_layer(
     frame.draw_pixmap(0, 0, raster.as_ref().as_ref(), &paint, t, None);
 }
 
+/// The time of a frame, as template layers see it.
+#[derive(Debug, Clone, Copy)]
+struct FrameClock {
+    tick: u64,
+    fps: u32,
+    wall_clock_ms: i64,
+}
+
 /// A transition in progress: the outgoing scene and how far along it is.
 struct Outgoing {
     render: SceneRender,
@@ -747,6 +757,8 @@ pub struct Compositor {
     unconfirmed: Option<u64>,
     /// The previous output frame showed exactly the current composed frame.
     steady: bool,
+    /// Wall-clock time of tick 0 for offline rendering (`None`: the real clock).
+    start_ms: Option<i64>,
 }
 
 impl Compositor {
@@ -763,7 +775,14 @@ impl Compositor {
             tick: 0,
             unconfirmed: None,
             steady: false,
+            start_ms: None,
         }
+    }
+
+    /// Makes templates see a wall clock that starts at `start_ms` (ms since the Unix epoch)
+    /// and advances one frame interval per frame, for reproducible offline renders.
+    pub fn set_wall_clock(&mut self, start_ms: i64) {
+        self.start_ms = Some(start_ms);
     }
 
     /// Shows `on_air` from the next frame (offline rendering, tests); the compositor of the
@@ -835,10 +854,20 @@ impl Compositor {
         self.tick += 1;
         let tokens = Tokens::now(frame, self.fps);
         let tick = self.tick;
+        let clock = FrameClock {
+            tick,
+            fps: self.fps,
+            wall_clock_ms: match self.start_ms {
+                Some(start) => start + (tick as i64 - 1) * 1000 / i64::from(self.fps),
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            },
+        };
         let mut changed = self.current.animate(tick);
         changed |= self
             .current
-            .compose(&mut self.fonts, &tokens, &self.limits, (tick, self.fps));
+            .compose(&mut self.fonts, &tokens, &self.limits, &clock);
         let Some(out) = &mut self.outgoing else {
             // Nothing changed and the target held the previous frame: a copy anyway, as
             // pooled buffers rotate.
@@ -851,7 +880,7 @@ impl Compositor {
         };
         out.render.animate(tick);
         out.render
-            .compose(&mut self.fonts, &tokens, &self.limits, (tick, self.fps));
+            .compose(&mut self.fonts, &tokens, &self.limits, &clock);
         let progress = ((tick - out.start) as f32 / out.ticks as f32).clamp(0.0, 1.0);
         let (a, b) = (out.render.composed.data(), self.current.composed.data());
         match out.kind {
