@@ -25,6 +25,10 @@ use stream_manager::scene::compositor::Compositor;
 use stream_manager::scene::{OnAir, Scene};
 use tiny_skia::Pixmap;
 
+#[path = "../tests/e2e/guests.rs"]
+#[allow(dead_code)]
+mod guests;
+
 const W: u32 = 1920;
 const H: u32 = 1080;
 
@@ -52,6 +56,38 @@ fn reference() -> OnAir {
         .unwrap()
         .block_on(offline_on_air(scene, Some(&dir), Default::default(), W, H))
         .expect("reference assets load")
+}
+
+/// The reference scene with three bundled templates on top: a lower third, a clock and a
+/// scrolling ticker (which redraws every frame).
+fn reference_with_templates() -> OnAir {
+    let base = reference();
+    let runtime = stream_manager::plugin::Runtime::new(Default::default(), None).unwrap();
+    let mut builds = std::collections::HashMap::new();
+    for name in ["lower_third", "clock", "ticker"] {
+        let bytes = std::fs::read(guests::templates_dir().join(format!("{name}.wasm"))).unwrap();
+        let build = runtime.prepare(bytes.into(), 30).expect("bundled template");
+        builds.insert(name.replace('_', "-"), build);
+    }
+    let mut scene = (*base.scene).clone();
+    let layers: Vec<stream_manager::scene::Layer> = serde_json::from_value(serde_json::json!([
+        {"id": "t-lower-third", "kind": "template", "template": {"id": "lower-third"},
+         "position": {"x": 320, "y": 700, "width": 1280, "height": 200, "zIndex": 20}},
+        {"id": "t-clock", "kind": "template", "template": {"id": "clock"},
+         "position": {"x": 1400, "y": 40, "width": 480, "height": 160, "zIndex": 21}},
+        {"id": "t-ticker", "kind": "template", "template": {"id": "ticker"},
+         "position": {"x": 0, "y": 1016, "width": 1920, "height": 64, "zIndex": 22}}
+    ]))
+    .unwrap();
+    scene.layers.extend(layers);
+    OnAir {
+        scene: Arc::new(scene),
+        templates: stream_manager::scene::Templates {
+            builds: Arc::new(builds),
+            runtime: Some(runtime),
+        },
+        ..base
+    }
 }
 
 /// The same scene with the `sponsor` layer moved by `dx` (a position-only change).
@@ -131,6 +167,19 @@ fn reference_summary(frames: u32) {
         compositor.render(&mut frame.as_mut(), i);
     });
     let _ = frame.save_png(root().join("target/reference-out-ours.png"));
+    let mut with_templates = Compositor::new(W, H, 30);
+    with_templates.set(reference_with_templates());
+    for i in 0..30 {
+        with_templates.render(&mut frame.as_mut(), i);
+    }
+    let templates_full = cpu_ms(frames, |i| {
+        with_templates.clear_caches();
+        with_templates.render(&mut frame.as_mut(), 30 + i);
+    });
+    let templates_steady = cpu_ms(frames, |i| {
+        with_templates.render(&mut frame.as_mut(), 30 + u64::from(frames) + i);
+    });
+    let _ = frame.save_png(root().join("target/reference-out-templates.png"));
     if std::env::var_os("REFERENCE_BREAKDOWN").is_some() {
         // Each layer alone, from scratch (includes the frame fill and copy of each run).
         let base = reference();
@@ -154,6 +203,10 @@ fn reference_summary(frames: u32) {
     println!("  composed from scratch: {full:.2} CPU ms/frame (target <= 4)");
     println!("  nothing changed:       {unchanged:.2} CPU ms/frame (target <= 1)");
     println!("  one layer moved:       {one_moved:.2} CPU ms/frame");
+    println!(
+        "  with 3 templates (lower third, clock, scrolling ticker): from scratch \
+         {templates_full:.2}, running {templates_steady:.2} CPU ms/frame (target <= 4)"
+    );
     println!("RESULT full_ms={full:.3} unchanged_ms={unchanged:.3}");
 }
 

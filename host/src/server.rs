@@ -285,22 +285,28 @@ fn report_template_events(
                         ),
                     ),
                     TemplateEventKind::RollbackWanted(f) => {
-                        let (templates, scenes) = (templates.clone(), scenes.clone());
-                        let (id, hash) = (event.template.clone(), event.hash.clone());
+                        // Reported once the rollback is done (there may be nothing to go back to).
+                        let (templates, scenes, state) =
+                            (templates.clone(), scenes.clone(), state.clone());
+                        let (id, hash, f) = (event.template.clone(), event.hash.clone(), f.clone());
                         handle.spawn(async move {
-                            if let Some(view) = templates.rollback_from(&id, &hash).await {
-                                tracing::warn!(template = %id, version = view.version, "rolled back");
-                                scenes.templates_changed().await;
-                            }
+                            let Some(view) = templates.rollback_from(&id, &hash).await else {
+                                return;
+                            };
+                            let message = format!(
+                                "template {id} faulted right after its swap ({f}); rolled back \
+                                 to version {}",
+                                view.version
+                            );
+                            tracing::warn!(template = %id, "{message}");
+                            state.publish(Event::Error(FaultEvent {
+                                code: "template_rolled_back".into(),
+                                message,
+                                component: Some(format!("template:{id}")),
+                            }));
+                            scenes.templates_changed().await;
                         });
-                        (
-                            "template_rolled_back",
-                            format!(
-                                "template {} faulted right after its swap ({f}); rolled back to \
-                                 the previous version",
-                                event.template
-                            ),
-                        )
+                        continue;
                     }
                     TemplateEventKind::Swapped | TemplateEventKind::Resumed => continue,
                 };

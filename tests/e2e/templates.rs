@@ -646,3 +646,55 @@ async fn template_check_and_render_work_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn watched_template_files_are_hot_swapped() {
+    let dir = TempDir::new("watched-templates");
+    std::fs::write(dir.join("colour.wasm"), test_guest("colour_a")).unwrap();
+    let builder = Server::builder().args([
+        "--templates-dir".to_string(),
+        dir.path().display().to_string(),
+        "--watch-templates".to_string(),
+    ]);
+    let (server, player) = live_server(builder).await;
+    let canvas = json!({"width": W, "height": H, "background": "#000000"});
+    call(
+        &server,
+        Method::PATCH,
+        "/api/scene/canvas",
+        Some(&canvas),
+        200,
+    )
+    .await;
+    let layer = template_layer("c", "colour", (40, 40, 240, 100), json!({}));
+    let (_, t) = live_change(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&layer),
+        201,
+    )
+    .await;
+    assert_looks(
+        &player.settled_after(t).await,
+        &[(160, 90, RED)],
+        "the file's version",
+    );
+    // A new file is written beside and renamed over, as editors and builds do.
+    std::fs::write(dir.join("colour.tmp"), test_guest("colour_b")).unwrap();
+    std::fs::rename(dir.join("colour.tmp"), dir.join("colour.wasm")).unwrap();
+    wait_until("version 2 from the changed file", secs(10.0), async || {
+        let t = server.get_json("/api/templates/colour").await;
+        if t["version"] == 2 {
+            Ok(())
+        } else {
+            Err(t.to_string())
+        }
+    })
+    .await;
+    assert_looks(
+        &player.settled_after(Instant::now()).await,
+        &[(160, 90, BLUE)],
+        "swapped on air",
+    );
+}
