@@ -79,7 +79,12 @@ fn reference_with_templates() -> OnAir {
          "position": {"x": 0, "y": 1016, "width": 1920, "height": 64, "zIndex": 22}}
     ]))
     .unwrap();
-    scene.layers.extend(layers);
+    // `REFERENCE_TEMPLATES=ticker,clock` keeps only those (a breakdown).
+    let only = std::env::var("REFERENCE_TEMPLATES").ok();
+    scene.layers.extend(layers.into_iter().filter(|l| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|t| l.id == format!("t-{t}")))
+    }));
     OnAir {
         scene: Arc::new(scene),
         templates: stream_manager::scene::Templates {

@@ -532,8 +532,16 @@ fn refresh(
         && cached.text == text
         && (cached.raster.is_some() || cached.margin < 0.0);
     cached.text = text;
-    // A template layer changes only with a new picture from its template.
-    if (fresh && picture.is_none()) || (layer.template.is_some() && picture.is_none()) {
+    if fresh && picture.is_none() {
+        return;
+    }
+    if layer.template.is_some() && picture.is_none() {
+        // A template layer changes only with a new picture from its template (which is
+        // asked at the layer's new pixel size when the size or scale changes); until then
+        // the last picture stays, taken as current.
+        cached.content.clone_from(layer);
+        cached.scale = scale;
+        cached.rotated = rotated;
         return;
     }
     cached.content.clone_from(layer);
@@ -914,6 +922,8 @@ impl Compositor {
         for c in self.current.layers.values_mut() {
             c.scale = (0.0, 0.0);
         }
+        // Template layers start again too, so their first picture is drawn.
+        self.current.runners.clear();
         self.current.valid = false;
     }
 
