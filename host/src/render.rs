@@ -173,7 +173,8 @@ pub async fn offline_on_air(
             .get(id)
             .and_then(|a| a.pixmap.as_ref().map(|p| (p.width(), p.height())))
     };
-    let resources = assets.resources(&scene.drawn_images(w, h, &size_of));
+    let images = assets.with_template_images(&scene, scene.drawn_images(w, h, &size_of));
+    let resources = assets.resources(&images);
     Ok(OnAir {
         scene: Arc::new(scene),
         resources: Arc::new(resources),

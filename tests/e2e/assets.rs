@@ -172,7 +172,13 @@ fn make_image(dir: &TempDir, file: &str, source: &str, args: &[&str]) -> Vec<u8>
 }
 
 /// A solid `colour` (`0xRRGGBB`) picture of `w`×`h` as `file`.
-fn solid(dir: &TempDir, file: &str, colour: &str, (w, h): (u32, u32), args: &[&str]) -> Vec<u8> {
+pub fn solid(
+    dir: &TempDir,
+    file: &str,
+    colour: &str,
+    (w, h): (u32, u32),
+    args: &[&str],
+) -> Vec<u8> {
     make_image(dir, file, &format!("color=c={colour}:s={w}x{h}"), args)
 }
 

@@ -71,16 +71,23 @@ async fn live() -> (Server, Player) {
     (server, player)
 }
 
+/// Adds `layer` while live; the settled picture must show `looks`.
+async fn add_on_air(
+    server: &Server,
+    player: &Player,
+    layer: &Value,
+    looks: &[(u32, u32, Look)],
+    context: &str,
+) {
+    let (_, t) = live_change(server, Method::POST, "/api/scene/layers", Some(layer), 201).await;
+    assert_looks(&player.settled_after(t).await, looks, context);
+}
+
 /// Uploads `colour_a` and puts a layer of it on air with `params`; checks it shows red.
 async fn colour_on_air(server: &Server, player: &Player, params: Value) {
     upload(server, "colour_a").await;
     let layer = template_layer("c", "colour", (40, 40, 240, 100), params);
-    let (_, t) = live_change(server, Method::POST, "/api/scene/layers", Some(&layer), 201).await;
-    assert_looks(
-        &player.settled_after(t).await,
-        &[(160, 90, RED)],
-        "version 1",
-    );
+    add_on_air(server, player, &layer, &[(160, 90, RED)], "version 1").await;
 }
 
 #[tokio::test]
@@ -667,19 +674,14 @@ async fn watched_template_files_are_hot_swapped() {
     )
     .await;
     let layer = template_layer("c", "colour", (40, 40, 240, 100), json!({}));
-    let (_, t) = live_change(
+    add_on_air(
         &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&layer),
-        201,
-    )
-    .await;
-    assert_looks(
-        &player.settled_after(t).await,
+        &player,
+        &layer,
         &[(160, 90, RED)],
         "the file's version",
-    );
+    )
+    .await;
     // A new file is written beside and renamed over, as editors and builds do.
     std::fs::write(dir.join("colour.tmp"), test_guest("colour_b")).unwrap();
     std::fs::rename(dir.join("colour.tmp"), dir.join("colour.wasm")).unwrap();
@@ -696,5 +698,66 @@ async fn watched_template_files_are_hot_swapped() {
         &player.settled_after(Instant::now()).await,
         &[(160, 90, BLUE)],
         "swapped on air",
+    );
+}
+
+#[tokio::test]
+async fn templates_draw_uploaded_images_and_an_unknown_one_is_a_fault() {
+    let (server, player) = live().await;
+    upload(&server, "hostile").await;
+    let dir = TempDir::new("template-image");
+    let png = crate::assets::solid(&dir, "magenta.png", "0xff00ff", (32, 32), &[]);
+    let req = server
+        .request(Method::POST, "/api/assets")
+        .header("content-type", "image/png")
+        .body(png);
+    let (status, asset) = server.send(req).await;
+    assert_eq!(status, 201, "{asset}");
+    let id = asset["id"].as_str().unwrap();
+    let layer = template_layer(
+        "img",
+        "hostile",
+        (40, 40, 120, 80),
+        json!({"mode": "image", "asset": id}),
+    );
+    add_on_air(
+        &server,
+        &player,
+        &layer,
+        &[(100, 80, loose::MAGENTA)],
+        "the uploaded image drawn by the template",
+    )
+    .await;
+
+    let mut ws = Ws::open(&server).await;
+    let patch =
+        json!({"template": {"id": "hostile", "params": {"mode": "image", "asset": "nope"}}});
+    call(
+        &server,
+        Method::PATCH,
+        "/api/scene/layers/img",
+        Some(&patch),
+        200,
+    )
+    .await;
+    let m = ws
+        .wait_for(
+            "template_fault",
+            secs(10.0),
+            |_| {},
+            |m| m["type"] == "error" && m["payload"]["code"] == "template_fault",
+        )
+        .await;
+    assert!(
+        m["payload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no uploaded image"),
+        "{m}"
+    );
+    assert_looks(
+        &player.settled_after(Instant::now()).await,
+        &[(100, 80, loose::MAGENTA)],
+        "the last good picture stays",
     );
 }

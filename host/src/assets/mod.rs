@@ -525,6 +525,25 @@ impl AssetManager {
     /// The resources to draw with: `images` at the given drawn sizes (device pixels), and
     /// every uploaded font. Resizes what is not cached yet; blocking (call it from a
     /// blocking worker).
+    /// Every image of the scene's template layers' reach: all uploaded images, at their own
+    /// size, added to `images` when `scene` has a template layer (templates draw images by
+    /// id, decided at run time).
+    pub fn with_template_images(
+        &self,
+        scene: &crate::scene::Scene,
+        mut images: Vec<(String, u32, u32)>,
+    ) -> Vec<(String, u32, u32)> {
+        if scene.layers.iter().any(|l| l.template.is_some()) {
+            images.extend(
+                self.lock()
+                    .values()
+                    .filter(|a| a.pixmap.is_some())
+                    .map(|a| (a.info.id.clone(), 0, 0)),
+            );
+        }
+        images
+    }
+
     pub fn resources(&self, images: &[(String, u32, u32)]) -> Resources {
         let mut out = Resources::default();
         let assets: Vec<Arc<Asset>> = self.lock().values().cloned().collect();

@@ -595,6 +595,7 @@ impl Runtime {
     ) -> Result<Instance, Fault> {
         let mut instance = Instance::start(self, &build.pre, &build.info.name, resources)?;
         instance.build = Some(build.clone());
+        instance.known_images = true;
         Ok(instance)
     }
 }
@@ -666,6 +667,9 @@ pub struct Instance {
     build: Option<Arc<Build>>,
     name: String,
     broken: bool,
+    /// Image commands must name images of its resources (not while test-rendering an
+    /// upload, which has none).
+    known_images: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -728,6 +732,7 @@ impl Instance {
             build: None,
             name: name.to_string(),
             broken: false,
+            known_images: false,
         })
     }
 
@@ -814,6 +819,19 @@ impl Instance {
         }
         let commands: Vec<DrawCommand> = list.into_iter().map(v1::command).collect();
         validate(&commands, limits).map_err(|e| Fault::invalid(e.to_string()))?;
+        if self.known_images {
+            let resources = &self.store.data().resources;
+            if let Some((i, asset)) = commands.iter().enumerate().find_map(|(i, c)| match c {
+                DrawCommand::Image { asset, .. } if resources.image_size(asset).is_none() => {
+                    Some((i, asset))
+                }
+                _ => None,
+            }) {
+                return Err(Fault::invalid(format!(
+                    "command {i}: no uploaded image {asset:?}"
+                )));
+            }
+        }
         Ok(Some(commands))
     }
 

@@ -416,7 +416,8 @@ impl SceneManager {
                     .get(id)
                     .and_then(|a| a.pixmap.as_ref().map(|p| (p.width(), p.height())))
             };
-            assets.resources(&for_worker.drawn_images(w, h, &size_of))
+            let images = for_worker.drawn_images(w, h, &size_of);
+            assets.resources(&assets.with_template_images(&for_worker, images))
         })
         .await
         .unwrap_or_default();

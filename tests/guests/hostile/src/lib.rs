@@ -17,7 +17,9 @@ use std::io::Write as _;
 
 use exports::stream_manager::plugin::template::{FrameInfo, Guest, Info, RenderOutput};
 use stream_manager::plugin::host::{self, LogLevel};
-use stream_manager::plugin::types::{DrawCommand, Fill, Rect, RectCommand, Size, TextCommand};
+use stream_manager::plugin::types::{
+    DrawCommand, Fill, ImageCommand, Rect, RectCommand, Size, TextCommand,
+};
 
 use common::{GREEN, RED};
 
@@ -37,6 +39,7 @@ const MODES: &[&str] = &[
     "log-flood",
     "unchanged",
     "configure-error",
+    "image",
 ];
 
 const SCHEMA: &str = r##"{
@@ -161,6 +164,24 @@ fn nan_rect(frame: &FrameInfo) -> RenderOutput {
         },
         radius: 0.0,
         fill: Fill::Solid(GREEN),
+    })])
+}
+
+/// The image asset named by the `asset` param, filling the layer.
+fn image(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let asset = params
+        .get("asset")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("no-such-image")
+        .to_string();
+    RenderOutput::Commands(vec![DrawCommand::Image(ImageCommand {
+        asset,
+        bounds: Rect {
+            x: 0.0,
+            y: 0.0,
+            width: frame.width as f32,
+            height: frame.height as f32,
+        },
     })])
 }
 
@@ -291,6 +312,7 @@ impl Guest for Hostile {
             }
             "million" => many_rects(u64_param(&params, "count", 1_000_000)),
             "nan" => nan_rect(&frame),
+            "image" => image(&params, &frame),
             "huge-string" => huge_text(u64_param(&params, "bytes", 10 << 20)),
             "file" => try_files(&frame),
             "env" => try_env(&frame),
