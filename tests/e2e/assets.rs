@@ -46,6 +46,16 @@ async fn upload(
 /// before an answer arrives: a body refused before it is read makes the server close the
 /// connection (without `Connection: close`), sometimes while the client is still writing.
 async fn upload_alone(server: &Server, content_type: Option<&str>, body: &[u8]) -> Reply {
+    post_alone(server, "/api/assets", content_type, body).await
+}
+
+/// A POST to `path` on a connection of its own, retried like [`upload_alone`].
+pub async fn post_alone(
+    server: &Server,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -54,7 +64,7 @@ async fn upload_alone(server: &Server, content_type: Option<&str>, body: &[u8]) 
         .expect("http client");
     let mut errors = Vec::new();
     for _ in 0..3 {
-        let mut req = client.post(server.url("/api/assets")).body(body.to_vec());
+        let mut req = client.post(server.url(path)).body(body.to_vec());
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }

@@ -2,13 +2,13 @@
 //! its clock, and what its faults cost.
 //!
 //! Everything here runs at a frame boundary on the render thread, each guest call under its
-//! budget. A fault costs the layer that frame (the compositor keeps its last good raster),
-//! is reported as a [`TemplateEvent`], and after [`PluginLimits::quarantine_after`] faulty
-//! frames in a row the layer is quarantined: not called again until the operator changes
-//! its params or the template gets a new version. A new version (a hot swap) is
-//! instantiated here, configured with the layer's params and handed the old instance's
-//! state; when it faults within [`SWAP_PROBATION`] of the swap, an automatic rollback is
-//! asked for.
+//! budget (a fraction of the frame interval, setup calls included). A fault costs the layer
+//! that frame (the compositor keeps its last good raster), is reported as a
+//! [`TemplateEvent`], and after [`PluginLimits::quarantine_after`] faulty frames in a row
+//! the layer is quarantined: not called again until the operator changes its params or the
+//! template gets a new version. A new version (a hot swap) is instantiated here, configured
+//! with the layer's params and handed the old instance's state; when it faults within
+//! [`SWAP_PROBATION`] of the swap, an automatic rollback is asked for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +148,8 @@ impl TemplateLayer {
         params: &str,
         state: Option<&str>,
     ) -> Result<Instance, Fault> {
-        let budget = ctx.runtime.limits().setup_budget;
+        // On the render thread every call gets the frame budget, setup calls included.
+        let budget = ctx.runtime.limits().render_budget(ctx.fps);
         let mut instance = ctx.runtime.instantiate(ctx.build, ctx.resources.clone())?;
         if let Err(refusal) = instance.configure(params, budget)? {
             tracing::warn!(template = %ctx.build.info.name, "params refused: {refusal}");
@@ -171,7 +172,8 @@ impl TemplateLayer {
         layer: &str,
         report: &mut dyn FnMut(TemplateEvent),
     ) -> Option<Vec<DrawCommand>> {
-        let budget = ctx.runtime.limits().setup_budget;
+        // On the render thread every call gets the frame budget, setup calls included.
+        let budget = ctx.runtime.limits().render_budget(ctx.fps);
         let new_build = self.hash != ctx.build.hash;
         let new_params = self.applied.as_ref() != Some(spec);
         if new_build || new_params || self.instance.as_ref().is_none_or(Instance::is_broken) {
