@@ -192,9 +192,12 @@ impl TemplateLayer {
                 }
                 self.hash.clone_from(&ctx.build.hash);
                 let started = self.start(ctx, &params, state.as_deref());
-                if swap && started.is_ok() {
+                if swap {
+                    // On probation even when it fails to start: that rolls it back too.
                     self.swapped_at = Some(ctx.tick);
-                    report(self.event(&spec.id, layer, TemplateEventKind::Swapped));
+                    if started.is_ok() {
+                        report(self.event(&spec.id, layer, TemplateEventKind::Swapped));
+                    }
                 }
                 started
             } else {
