@@ -56,9 +56,27 @@ fn template_layer(
     })
 }
 
+/// Waits until template `id`'s current version is `version`.
+async fn wait_version(server: &Server, id: &str, version: u64, what: &str) {
+    wait_until(what, secs(10.0), async || {
+        let t = server.get_json(&format!("/api/templates/{id}")).await;
+        if t["version"] == version {
+            Ok(())
+        } else {
+            Err(t.to_string())
+        }
+    })
+    .await;
+}
+
 /// A live server whose canvas is the output size, with an empty scene.
 async fn live() -> (Server, Player) {
-    let (server, player) = live_server(Server::builder()).await;
+    live_with(Server::builder()).await
+}
+
+/// [`live`] from `builder`.
+async fn live_with(builder: ServerBuilder) -> (Server, Player) {
+    let (server, player) = live_server(builder).await;
     let canvas = json!({"width": W, "height": H, "background": "#000000"});
     call(
         &server,
@@ -465,15 +483,7 @@ async fn a_version_that_faults_after_its_swap_is_rolled_back() {
         m["payload"]["message"].as_str().unwrap().contains("colour"),
         "{m}"
     );
-    wait_until("version 1 current again", secs(10.0), async || {
-        let t = server.get_json("/api/templates/colour").await;
-        if t["version"] == 1 {
-            Ok(())
-        } else {
-            Err(t.to_string())
-        }
-    })
-    .await;
+    wait_version(&server, "colour", 1, "version 1 current again").await;
     assert_looks(
         &player.settled_after(Instant::now()).await,
         &[(160, 90, RED)],
@@ -664,16 +674,7 @@ async fn watched_template_files_are_hot_swapped() {
         dir.path().display().to_string(),
         "--watch-templates".to_string(),
     ]);
-    let (server, player) = live_server(builder).await;
-    let canvas = json!({"width": W, "height": H, "background": "#000000"});
-    call(
-        &server,
-        Method::PATCH,
-        "/api/scene/canvas",
-        Some(&canvas),
-        200,
-    )
-    .await;
+    let (server, player) = live_with(builder).await;
     let layer = template_layer("c", "colour", (40, 40, 240, 100), json!({}));
     add_on_air(
         &server,
@@ -686,15 +687,7 @@ async fn watched_template_files_are_hot_swapped() {
     // A new file is written beside and renamed over, as editors and builds do.
     std::fs::write(dir.join("colour.tmp"), test_guest("colour_b")).unwrap();
     std::fs::rename(dir.join("colour.tmp"), dir.join("colour.wasm")).unwrap();
-    wait_until("version 2 from the changed file", secs(10.0), async || {
-        let t = server.get_json("/api/templates/colour").await;
-        if t["version"] == 2 {
-            Ok(())
-        } else {
-            Err(t.to_string())
-        }
-    })
-    .await;
+    wait_version(&server, "colour", 2, "version 2 from the changed file").await;
     assert_looks(
         &player.settled_after(Instant::now()).await,
         &[(160, 90, BLUE)],
