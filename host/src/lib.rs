@@ -17,6 +17,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod render;
+pub mod scaffold;
 pub mod scene;
 pub mod server;
 pub mod state;

@@ -366,6 +366,9 @@ pub enum TemplateCommand {
     Check(TemplateCheckArgs),
     /// Render a template offline into PNG files or an MP4.
     Render(TemplateRenderArgs),
+    /// Create a template crate, ready to build with `cargo build --release --target
+    /// wasm32-wasip2` and to check with `template check`.
+    New(crate::scaffold::NewArgs),
 }
 
 /// Arguments of `template check`.
@@ -418,6 +421,7 @@ pub fn run_template(command: &TemplateCommand) -> anyhow::Result<()> {
     match command {
         TemplateCommand::Check(args) => check_template(args),
         TemplateCommand::Render(args) => render_template(args),
+        TemplateCommand::New(args) => crate::scaffold::run(args),
     }
 }
 

@@ -257,7 +257,10 @@ async fn watch_templates(
 }
 
 /// Turns what template layers report into statistics, WS `error` events and automatic
-/// rollbacks, on a thread of its own (the render thread only queues the events).
+/// rollbacks, on a thread of its own (the render thread only queues the events). Recording
+/// a fault on a swap's probation ([`TemplateRegistry::record`]) is also what a hot swap
+/// still waiting for its answer learns its outcome from
+/// ([`TemplateRegistry::swap_outcome`]).
 fn report_template_events(
     templates: &Arc<TemplateRegistry>,
     scenes: &Arc<SceneManager>,

@@ -9,6 +9,7 @@
 
 mod api;
 mod assets;
+mod authoring;
 mod common;
 mod destinations;
 mod golden;
@@ -22,4 +23,5 @@ mod scene;
 mod scenes;
 mod stream;
 mod templates;
+mod uploads;
 mod ws;

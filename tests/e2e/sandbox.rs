@@ -131,12 +131,14 @@ fn panics_and_stack_overflows_are_faults() {
     let build = hostile(&rt);
     let mut p = instance(&rt, &build, r#"{"mode":"panic"}"#);
     assert_eq!(render(&mut p, 0).unwrap_err().kind, FaultKind::Panic);
-    // Rust keeps its stack in linear memory: running off it is an out-of-bounds access
-    // (a trap), or a stack overflow when the wasm call stack runs out first.
+    // Rust keeps its stack in linear memory: running off it is an out-of-bounds access,
+    // told from other traps by the recursion in its backtrace (or a stack overflow proper
+    // when the wasm call stack runs out first).
     let mut s = instance(&rt, &build, r#"{"mode":"stack"}"#);
     let fault = render(&mut s, 0).unwrap_err();
-    assert!(
-        matches!(fault.kind, FaultKind::StackOverflow | FaultKind::Trap),
+    assert_eq!(fault.kind, FaultKind::StackOverflow, "{fault}");
+    assert_eq!(
+        fault.message, "stack overflow (deep or unbounded recursion)",
         "{fault}"
     );
     assert!(s.is_broken());
@@ -254,6 +256,18 @@ fn bad_components_are_refused_with_a_reason() {
         (test_guest("loader_stub"), "asset loader"),
         (test_guest("trap_init"), "describe"),
         (test_guest("slow_default"), "test render"),
+        (
+            test_guest("big_memory"),
+            "declares 4 GiB of initial memory; templates get 64 MiB",
+        ),
+        (
+            test_guest("external_ref"),
+            "external `$ref` is not supported",
+        ),
+        (
+            test_guest("deep_stack"),
+            "test render: stackOverflow: stack overflow (deep or unbounded recursion)",
+        ),
     ];
     for (bytes, expected) in cases {
         let err = rt.prepare(Bytes::from(bytes), 30).unwrap_err();

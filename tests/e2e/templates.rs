@@ -369,7 +369,8 @@ async fn hostile_templates_cost_their_layer_not_the_stream() {
         .to_string();
     // (The hog runs out of time before it fills 64 MiB: the memory limit itself is shown by
     // the sandbox tests.)
-    for kind in ["budget", "panic", "trap", "invalidOutput"] {
+    // (The stack mode's out-of-bounds access is told apart as a stack overflow.)
+    for kind in ["budget", "panic", "stackOverflow", "invalidOutput"] {
         assert!(
             metrics.contains(&format!("kind=\"{kind}\"")),
             "no {kind} faults in the metrics:\n{metrics}"
@@ -452,13 +453,59 @@ async fn hot_swap_then_rollback_without_a_dropped_frame() {
 }
 
 #[tokio::test]
+async fn a_version_that_faults_at_its_swap_is_refused_and_rolled_back() {
+    let (server, player) = live().await;
+    // colour ignores the params the hostile version will act on: its first frame panics.
+    colour_on_air(&server, &player, json!({"mode": "panic"})).await;
+    let mut ws = Ws::open(&server).await;
+    let reply = send_component(
+        &server,
+        Method::PUT,
+        "/api/templates/colour",
+        "application/wasm",
+        test_guest("hostile"),
+    )
+    .await;
+    assert_api_error(
+        &reply,
+        422,
+        "template_failed",
+        "swap to a panicking version",
+    );
+    let message = reply.1["error"]["message"].as_str().unwrap().to_string();
+    for words in [
+        "version 2 faulted on layer c at its swap (panic: ",
+        "; rolled back to version 1",
+    ] {
+        assert!(message.contains(words), "{words:?} not in {message:?}");
+    }
+    // Already done when the answer comes: version 1 is current and on air.
+    let t = server.get_json("/api/templates/colour").await;
+    assert_eq!(t["version"], 1, "{t}");
+    assert_looks(
+        &player.settled_after(Instant::now()).await,
+        &[(160, 90, RED)],
+        "the old version is back",
+    );
+    // Operators still hear of it as of any automatic rollback.
+    ws.wait_for(
+        "template_rolled_back",
+        secs(10.0),
+        |_| {},
+        |m| m["type"] == "error" && m["payload"]["code"] == "template_rolled_back",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_version_that_faults_after_its_swap_is_rolled_back() {
     let (server, player) = live().await;
-    // colour ignores the params the hostile version will act on.
+    // colour ignores the params the hostile version will act on. Its first second on air
+    // is fine (the swap is answered 200), then it faults within its probation.
     colour_on_air(
         &server,
         &player,
-        json!({"mode": "fault-after", "frames": 5}),
+        json!({"mode": "fault-after", "frames": 30}),
     )
     .await;
     let mut ws = Ws::open(&server).await;

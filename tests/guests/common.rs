@@ -1,10 +1,12 @@
-//! Helpers shared by the scene-template test guests: colours, a full-layer rectangle and a
-//! render counter that survives a hot swap through `snapshot`/`restore`.
+//! Helpers shared by the scene-template test guests: colours, a full-layer rectangle, a
+//! render counter that survives a hot swap through `snapshot`/`restore`, and a stack
+//! overflow.
 //!
 //! Included by each template crate with `#[path = "../../common.rs"] mod common;` after its
 //! own `wit_bindgen::generate!`, so the binding types below are that crate's.
 
 use std::cell::Cell;
+use std::hint::black_box;
 
 use crate::exports::stream_manager::plugin::template::RenderOutput;
 use crate::stream_manager::plugin::types::{DrawCommand, Fill, Rect, RectCommand, Rgba};
@@ -130,4 +132,19 @@ pub fn parse_object(params: &str) -> Result<serde_json::Value, String> {
     } else {
         Err("params must be a JSON object".to_string())
     }
+}
+
+/// Recursion the optimiser can neither turn into a loop nor shrink: each frame keeps a
+/// 4 KiB array alive across the call, and the caller uses the result. Overflows the stack
+/// (a trap) long before `depth` gets anywhere near `u64::MAX`.
+#[inline(never)]
+pub fn dive(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let mut pad = [0_u8; 4096];
+    pad[(depth % 4096) as usize] = depth as u8;
+    black_box(&mut pad);
+    let below = dive(black_box(depth + 1));
+    below.wrapping_add(u64::from(pad[(below % 4096) as usize]))
 }

@@ -16,7 +16,9 @@ use super::AppState;
 use super::assets::read_limited;
 use super::error::{ApiError, ErrorBody};
 use crate::plugin::PluginError;
-use crate::plugin::registry::{RegistryError, TemplateRegistry, TemplateView};
+use crate::plugin::registry::{
+    RegistryError, SWAP_SETTLE_FRAMES, TemplateRegistry, TemplateView, Uploaded,
+};
 use crate::scene::manager::TemplateDeleteError;
 
 impl From<RegistryError> for ApiError {
@@ -26,6 +28,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::NoPrevious(_) | RegistryError::Full(_) => {
                 (StatusCode::CONFLICT, "conflict")
             }
+            RegistryError::SwapFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "template_failed"),
             RegistryError::Plugin(p) => match p {
                 PluginError::Runtime(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 PluginError::NotWasm | PluginError::CoreModule | PluginError::Invalid(_) => {
@@ -37,7 +40,10 @@ impl From<RegistryError> for ApiError {
                 PluginError::UnsupportedVersion(_) => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_version")
                 }
-                PluginError::Info(_) | PluginError::Rejected(_) | PluginError::Fault { .. } => {
+                PluginError::Info(_)
+                | PluginError::Rejected(_)
+                | PluginError::Fault { .. }
+                | PluginError::TooMuchMemory { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "template_failed")
                 }
             },
@@ -116,11 +122,15 @@ async fn component(
 
 /// Uploads a scene-template component (`application/wasm`). It is checked, compiled,
 /// described, configured with its default params and test-rendered under the limits before
-/// the answer; its id is its name.
+/// the answer; its id is its name. Bytes identical to a version of a template already held
+/// (current or kept) add nothing: 200 with that template.
 #[utoipa::path(post, path = "/api/templates", tag = "templates",
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "the component"),
-    responses((status = 201, body = TemplateView), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = TemplateView, description = "a new template"),
+        (status = 200, body = TemplateView,
+            description = "the same bytes (SHA-256) are a version of this template already: nothing changed"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn upload(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let data = match component(&s, &headers, body).await {
         Ok(d) => d,
@@ -130,10 +140,11 @@ pub async fn upload(State(s): State<AppState>, headers: HeaderMap, body: Body) -
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     match registry.upload(data).await {
-        Ok(view) => {
+        Ok(Uploaded::Created(view)) => {
             s.scenes.templates_changed().await;
             (StatusCode::CREATED, Json(view)).into_response()
         }
+        Ok(Uploaded::Existing(view)) => Json(view).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -160,11 +171,16 @@ pub async fn get(
 
 /// Hot swap: a new version of the template. It is prepared exactly like an upload; then
 /// every layer using the template switches to it at one frame boundary, with its params and
-/// the state the old version hands over. The previous version stays for a rollback.
+/// the state the old version hands over. The previous version stays for a rollback. When a
+/// layer on air faults with the new version at its swap or in its first frames, the
+/// version is rolled back automatically and the answer is 422 `template_failed`, naming
+/// the layer, the fault and the version now current.
 #[utoipa::path(put, path = "/api/templates/{id}", tag = "templates", params(("id" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "the new version"),
     responses((status = 200, body = TemplateChange), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody,
+            description = "refused like an upload, or faulted on a layer at its swap and rolled back")))]
 pub async fn put(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -178,17 +194,42 @@ pub async fn put(
     let Ok(registry) = registry(&s) else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    match registry.replace(&id, data).await {
-        Ok(template) => {
-            let applied_at_frame = s.scenes.templates_changed().await;
-            Json(TemplateChange {
-                template,
-                applied_at_frame,
-            })
-            .into_response()
-        }
-        Err(e) => ApiError::from(e).into_response(),
+    let (template, new_hash) = match registry.replace(&id, data).await {
+        Ok(replaced) => replaced,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let applied_at_frame = s.scenes.templates_changed().await;
+    if let (Some(_), Some(hash)) = (applied_at_frame, &new_hash)
+        && on_air_uses(&s, &id)
+        && let Err(e) = registry.swap_outcome(&id, hash, swap_settle(&s)).await
+    {
+        // The rolled-back version is on air before the answer, as after a rollback.
+        s.scenes.templates_changed().await;
+        return ApiError::from(e).into_response();
     }
+    Json(TemplateChange {
+        template,
+        applied_at_frame,
+    })
+    .into_response()
+}
+
+/// Whether a visible layer of the scene on air runs template `id`.
+fn on_air_uses(s: &AppState, id: &str) -> bool {
+    s.scenes
+        .scene()
+        .layers
+        .iter()
+        .any(|l| l.visible && l.template.as_ref().is_some_and(|t| t.id == id))
+}
+
+/// How long after its frame is on air a swap is watched for faults: the swap frame's
+/// events are queued by then, so this covers the next few frames (bounded, so a low frame
+/// rate does not hold the answer long), plus time for the events thread.
+fn swap_settle(s: &AppState) -> std::time::Duration {
+    let fps = s.state.config().target_fps.max(1);
+    let frames = std::time::Duration::from_secs_f64(f64::from(SWAP_SETTLE_FRAMES) / f64::from(fps));
+    frames.min(std::time::Duration::from_millis(300)) + std::time::Duration::from_millis(50)
 }
 
 /// Makes the previous version current again (on air at the next frame boundary).

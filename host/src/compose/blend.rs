@@ -262,9 +262,9 @@ pub enum Ramp {
     Radial([f32; 3], [f32; 3], f32),
 }
 
-/// Paints through a coverage mask the size of the canvas, inside `bounds` (`x0, y0, x1,
-/// y1`, canvas pixels, exclusive end): each covered pixel takes the `lut` colour at its
-/// gradient position (0..=1) scaled by its coverage.
+/// Paints through a coverage mask covering exactly `bounds` (`x0, y0, x1, y1`, canvas
+/// pixels, exclusive end; the mask is `x1 - x0` wide): each covered pixel takes the `lut`
+/// colour at its gradient position (0..=1) scaled by its coverage.
 pub fn shade(
     canvas: &mut PixmapMut<'_>,
     mask: &Mask,
@@ -283,7 +283,8 @@ pub fn shade(
     let mut colors = [0u32; BLOCK];
     for y in y0..y1 {
         let row = y as usize * cw;
-        let cov_row = &coverage[row + xa..row + xb];
+        let mrow = (y - y0) as usize * (xb - xa);
+        let cov_row = &coverage[mrow..mrow + (xb - xa)];
         let px_row = &mut data[(row + xa) * 4..(row + xb) * 4];
         let (fx, fy) = (x0 as f32 + 0.5, y as f32 + 0.5);
         // Gradient coordinates at the start of each block of the row.

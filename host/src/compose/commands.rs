@@ -8,6 +8,9 @@
 //! counts and text lengths capped, save/restore balanced. Rasterizing a validated list
 //! cannot panic.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 use tiny_skia::{
     Color, FillRule, FilterQuality, GradientStop, LinearGradient, Mask, Paint, PathBuilder, Pixmap,
@@ -15,7 +18,10 @@ use tiny_skia::{
 };
 
 use super::blend;
-use super::text::FontBook;
+use super::text::{FontBook, MAX_MASK_SIZE};
+
+// The numbers shared with the guest SDK: `MAX_COMMANDS`, `MAX_TEXT_SIZE`, … (see the file).
+include!("../../../wit/limits.rs");
 
 /// A colour as `[r, g, b, a]`, straight (not premultiplied), 0–255.
 pub type Rgba = [u8; 4];
@@ -187,9 +193,9 @@ pub enum DrawCommand {
         x: f32,
         /// Baseline y.
         y: f32,
-        /// The text (at most 4096 bytes).
+        /// The text (at most [`MAX_TEXT_BYTES`] bytes).
         text: String,
-        /// Size in pixels per em.
+        /// Size in pixels per em, above 0 and at most [`MAX_TEXT_SIZE`].
         size: f32,
         /// The fill.
         fill: Fill,
@@ -217,7 +223,7 @@ pub enum DrawCommand {
 pub struct StrokeSpec {
     /// Colour.
     pub color: Rgba,
-    /// Width in pixels, 0..=1000.
+    /// Width in pixels, 0..=[`MAX_STROKE_WIDTH`].
     pub width: f32,
 }
 
@@ -230,6 +236,8 @@ pub struct Limits {
     pub max_segments: usize,
     /// Most bytes of text in the whole list.
     pub max_text_bytes: usize,
+    /// Most bytes of text in one run.
+    pub max_run_bytes: usize,
     /// Deepest save nesting.
     pub max_depth: usize,
     /// Largest absolute coordinate or size.
@@ -239,11 +247,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_commands: 10_000,
-            max_segments: 100_000,
-            max_text_bytes: 64 * 1024,
-            max_depth: 64,
-            max_coordinate: 100_000.0,
+            max_commands: MAX_COMMANDS,
+            max_segments: MAX_PATH_SEGMENTS,
+            max_text_bytes: MAX_FRAME_TEXT_BYTES,
+            max_run_bytes: MAX_TEXT_BYTES,
+            max_depth: MAX_SAVE_DEPTH,
+            max_coordinate: MAX_COORDINATE,
         }
     }
 }
@@ -313,8 +322,11 @@ fn check_fill(index: usize, limits: &Limits, fill: &Fill) -> Result<(), DrawErro
             stops
         }
     };
-    if !(2..=16).contains(&stops.len()) {
-        return Err(invalid(index, "a gradient has 2 to 16 stops"));
+    if !(MIN_GRADIENT_STOPS..=MAX_GRADIENT_STOPS).contains(&stops.len()) {
+        return Err(invalid(
+            index,
+            format!("a gradient has {MIN_GRADIENT_STOPS} to {MAX_GRADIENT_STOPS} stops"),
+        ));
     }
     if stops.iter().any(|s| !(0.0..=1.0).contains(&s.offset)) {
         return Err(invalid(index, "gradient stop offsets are within 0..=1"));
@@ -432,9 +444,12 @@ pub fn validate(commands: &[DrawCommand], limits: &Limits) -> Result<(), DrawErr
                     check_fill(i, limits, f)?;
                 }
                 if let Some(s) = stroke
-                    && !(s.width.is_finite() && (0.0..=1000.0).contains(&s.width))
+                    && !(s.width.is_finite() && (0.0..=MAX_STROKE_WIDTH).contains(&s.width))
                 {
-                    return Err(invalid(i, "stroke width is within 0..=1000"));
+                    return Err(invalid(
+                        i,
+                        format!("stroke width is within 0..={MAX_STROKE_WIDTH}"),
+                    ));
                 }
             }
             DrawCommand::Text {
@@ -446,11 +461,27 @@ pub fn validate(commands: &[DrawCommand], limits: &Limits) -> Result<(), DrawErr
                 font,
             } => {
                 check_numbers(i, limits, &[*x, *y, *size])?;
-                if font.as_ref().is_some_and(|f| f.len() > 256) {
-                    return Err(invalid(i, "font family names are at most 256 bytes"));
+                if font.as_ref().is_some_and(|f| f.len() > MAX_FONT_NAME_BYTES) {
+                    return Err(invalid(
+                        i,
+                        format!("font family names are at most {MAX_FONT_NAME_BYTES} bytes"),
+                    ));
                 }
-                if !(*size > 0.0 && *size <= 2000.0) {
-                    return Err(invalid(i, "text size is within 0..=2000"));
+                if !(*size > 0.0 && *size <= MAX_TEXT_SIZE) {
+                    return Err(invalid(
+                        i,
+                        format!("text size is above 0 and at most {MAX_TEXT_SIZE}"),
+                    ));
+                }
+                if text.len() > limits.max_run_bytes {
+                    return Err(invalid(
+                        i,
+                        format!(
+                            "{} bytes of text in one run; at most {}",
+                            text.len(),
+                            limits.max_run_bytes
+                        ),
+                    ));
                 }
                 text_bytes += text.len();
                 if text_bytes > limits.max_text_bytes {
@@ -469,8 +500,11 @@ pub fn validate(commands: &[DrawCommand], limits: &Limits) -> Result<(), DrawErr
                 height,
             } => {
                 check_numbers(i, limits, &[*x, *y, *width, *height])?;
-                if asset.is_empty() || asset.len() > 128 {
-                    return Err(invalid(i, "asset ids are 1 to 128 bytes"));
+                if asset.is_empty() || asset.len() > MAX_ASSET_ID_BYTES {
+                    return Err(invalid(
+                        i,
+                        format!("asset ids are 1 to {MAX_ASSET_ID_BYTES} bytes"),
+                    ));
                 }
             }
         }
@@ -555,6 +589,37 @@ struct State {
     clip: Option<Mask>,
 }
 
+/// When rasterizing must stop between two commands: at a deadline (the list ran over its
+/// time budget) or when a flag is raised (the pipeline stops).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Interrupt<'a> {
+    /// Stop once this instant has passed.
+    pub deadline: Option<Instant>,
+    /// Stop once this is true.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Interrupt<'_> {
+    /// Never interrupts.
+    pub const NONE: Interrupt<'static> = Interrupt {
+        deadline: None,
+        stop: None,
+    };
+
+    fn due(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Rasterizing stopped before the end of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rasterizing was interrupted before command {index}")]
+pub struct Interrupted {
+    /// The first command not drawn.
+    pub index: usize,
+}
+
 /// Rasterizes a validated command list onto `canvas`. Degenerate shapes (empty
 /// rectangles, zero-length gradients) draw nothing; unknown image assets are skipped.
 pub fn rasterize(
@@ -563,13 +628,29 @@ pub fn rasterize(
     fonts: &mut FontBook,
     images: &dyn ImageSource,
 ) {
+    let _ = rasterize_within(commands, canvas, fonts, images, Interrupt::NONE);
+}
+
+/// [`rasterize`], checking `interrupt` before each command; what was drawn before it fired
+/// stays on `canvas`.
+pub fn rasterize_within(
+    commands: &[DrawCommand],
+    canvas: &mut PixmapMut<'_>,
+    fonts: &mut FontBook,
+    images: &dyn ImageSource,
+    interrupt: Interrupt<'_>,
+) -> Result<(), Interrupted> {
     let mut stack: Vec<State> = Vec::new();
     let mut s = State {
         transform: Transform::identity(),
         opacity: 1.0,
         clip: None,
     };
-    for c in commands {
+    let watch = interrupt.deadline.is_some() || interrupt.stop.is_some();
+    for (index, c) in commands.iter().enumerate() {
+        if watch && interrupt.due() {
+            return Err(Interrupted { index });
+        }
         match c {
             DrawCommand::Save => stack.push(s.clone()),
             DrawCommand::Restore => {
@@ -677,8 +758,12 @@ pub fn rasterize(
                     && t.ky == 0.0
                     && t.sx > 0.0
                     && (t.sx - t.sy).abs() < 1e-6
+                    && size * t.sx <= MAX_MASK_SIZE
                 {
-                    // Upright, unclipped, one colour: cached glyph masks, no path filling.
+                    // Upright, unclipped, one colour, not huge: cached glyph masks, no path
+                    // filling. Larger glyphs are filled as outlines below (clipped to the
+                    // canvas by the rasterizer), so no mask is ever larger than
+                    // MAX_MASK_SIZE pixels per em.
                     let (dx, dy) = (x * t.sx + t.tx, y * t.sy + t.ty);
                     let alpha = (f32::from(c[3]) * s.opacity.clamp(0.0, 1.0)).round() as u8;
                     let color = [c[0], c[1], c[2], alpha];
@@ -709,6 +794,7 @@ pub fn rasterize(
             }
         }
     }
+    Ok(())
 }
 
 /// Fills a path. Solid colours go through tiny-skia; gradients are shaded here, through the
@@ -750,13 +836,20 @@ fn fill_shape(canvas: &mut PixmapMut<'_>, s: &State, path: &tiny_skia::Path, fil
     if x0 >= x1 || y0 >= y1 {
         return;
     }
-    let Some(mut mask) = Mask::new(cw, ch) else {
+    // The coverage mask spans the shape's bounds only, not the canvas.
+    let (mw, mh) = (x1 - x0, y1 - y0);
+    let Some(mut mask) = Mask::new(mw, mh) else {
         return;
     };
-    mask.fill_path(path, FillRule::Winding, true, s.transform);
+    let to_mask = s.transform.post_translate(-(x0 as f32), -(y0 as f32));
+    mask.fill_path(path, FillRule::Winding, true, to_mask);
     if let Some(clip) = &s.clip {
-        for (m, c) in mask.data_mut().iter_mut().zip(clip.data()) {
-            *m = ((u16::from(*m) * u16::from(*c) + 127) / 255) as u8;
+        let (mw, cw) = (mw as usize, cw as usize);
+        for (y, row) in mask.data_mut().chunks_exact_mut(mw).enumerate() {
+            let start = (y0 as usize + y) * cw + x0 as usize;
+            for (m, c) in row.iter_mut().zip(&clip.data()[start..start + mw]) {
+                *m = ((u16::from(*m) * u16::from(*c) + 127) / 255) as u8;
+            }
         }
     }
     let mut sorted: Vec<(f32, Rgba)> = stops.iter().map(|g| (g.offset, g.color)).collect();
@@ -1087,7 +1180,22 @@ mod tests {
             font: None,
         };
         assert!(matches!(
-            validate(&[huge], &limits),
+            validate(std::slice::from_ref(&huge), &limits),
+            Err(DrawError::Invalid { index: 0, .. })
+        ));
+        let DrawCommand::Text { text, .. } = &huge else {
+            unreachable!()
+        };
+        let run = DrawCommand::Text {
+            x: 0.0,
+            y: 0.0,
+            text: text[..MAX_TEXT_BYTES].to_string(),
+            size: 10.0,
+            fill: solid([0; 4]),
+            font: None,
+        };
+        assert!(matches!(
+            validate(&vec![run; 17], &limits),
             Err(DrawError::TooLarge(_))
         ));
         let flood = vec![DrawCommand::Opacity { value: 1.0 }; 10_001];

@@ -2,5 +2,6 @@
 
 pub mod blend;
 pub mod commands;
+pub mod cost;
 mod simd;
 pub mod text;

@@ -17,8 +17,14 @@ use super::blend;
 /// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
 pub static DEFAULT_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
-/// Most glyph masks kept per font.
-const MAX_MASKS: usize = 8192;
+/// Most bytes of glyph masks kept per font. Sizes come and go (animations, many layers):
+/// past this the cache starts afresh.
+pub const MAX_MASK_BYTES: usize = 16 << 20;
+
+/// Largest glyph drawn from a cached coverage mask, in device pixels per em. Larger text
+/// is filled as vector outlines (clipped to the canvas by the rasterizer), so a mask never
+/// exceeds about this size squared and a template cannot grow the cache with huge glyphs.
+pub const MAX_MASK_SIZE: f32 = 384.0;
 
 /// Family name of the embedded default font.
 pub const DEFAULT_FAMILY: &str = "DejaVu Sans";
@@ -60,6 +66,8 @@ pub struct Font {
     units_per_em: f32,
     outlines: HashMap<u16, Option<Path>>,
     masks: HashMap<(u16, u32), GlyphMask>,
+    /// Bytes of coverage held in `masks`.
+    mask_bytes: usize,
     /// The last shaped run (reused between calls).
     run: Vec<Placed>,
     buffer: Option<rustybuzz::UnicodeBuffer>,
@@ -159,6 +167,7 @@ impl Font {
             units_per_em,
             outlines: HashMap::new(),
             masks: HashMap::new(),
+            mask_bytes: 0,
             run: Vec::new(),
             buffer: None,
             plans: Vec::new(),
@@ -253,14 +262,19 @@ impl Font {
     }
 
     fn mask(&mut self, id: u16, size: f32) -> &GlyphMask {
-        let key = (id, (size * 4.0).round() as u32);
+        let key = (id, (size.min(MAX_MASK_SIZE) * 4.0).round() as u32);
         if !self.masks.contains_key(&key) {
-            if self.masks.len() >= MAX_MASKS {
-                // Bounded: sizes come and go (animations, many layers); start afresh.
-                self.masks.clear();
-            }
             let scale = key.1 as f32 / 4.0 / self.units_per_em;
             let mask = self.outline(id).and_then(|path| rasterize(path, scale));
+            let bytes = mask
+                .as_ref()
+                .and_then(|m| m.mask.as_ref())
+                .map_or(0, |m| m.data().len())
+                + std::mem::size_of::<GlyphMask>();
+            if self.mask_bytes + bytes > MAX_MASK_BYTES {
+                self.trim();
+            }
+            self.mask_bytes += bytes;
             self.masks.insert(
                 key,
                 mask.unwrap_or(GlyphMask {
@@ -271,6 +285,17 @@ impl Font {
             );
         }
         &self.masks[&key]
+    }
+
+    /// Drops the cached glyph masks (they are made again when drawn) and their memory.
+    pub fn trim(&mut self) {
+        self.masks = HashMap::new();
+        self.mask_bytes = 0;
+    }
+
+    /// Bytes of glyph masks held.
+    pub fn mask_bytes(&self) -> usize {
+        self.mask_bytes
     }
 
     /// Paints `text` in `color` (straight RGBA) with its baseline starting at (`x`,
@@ -367,6 +392,18 @@ impl FontBook {
         &mut self.fonts[i]
     }
 
+    /// Drops every font's cached glyph masks (when layers went away).
+    pub fn trim(&mut self) {
+        for f in &mut self.fonts {
+            f.trim();
+        }
+    }
+
+    /// Bytes of glyph masks held by every font.
+    pub fn mask_bytes(&self) -> usize {
+        self.fonts.iter().map(Font::mask_bytes).sum()
+    }
+
     /// Whether `family` names a font in the book.
     pub fn has(&self, family: &str) -> bool {
         self.fonts
@@ -439,6 +476,35 @@ mod tests {
             joined.iter().all(|&g| g != isolated && g != 0),
             "{joined:?}"
         );
+    }
+
+    #[test]
+    fn glyph_masks_are_bounded_in_bytes_and_size() {
+        let mut font = Font::default_font();
+        let mut buf = vec![0u8; 400 * 400 * 4];
+        let mut pm = PixmapMut::from_bytes(&mut buf, 400, 400).unwrap();
+        // Every size from 1 to 384 px per em of a whole alphabet: far more than the cap.
+        for size in 1..=384 {
+            font.draw(
+                &mut pm,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                0.0,
+                300.0,
+                size as f32,
+                [255; 4],
+            );
+            assert!(font.mask_bytes() <= MAX_MASK_BYTES, "{}", font.mask_bytes());
+        }
+        assert!(font.mask_bytes() > 0);
+        // A huge size is capped: its mask is no larger than one at MAX_MASK_SIZE.
+        font.trim();
+        font.draw(&mut pm, "W", 0.0, 300.0, 30_000.0, [255; 4]);
+        let capped = font.mask_bytes();
+        font.trim();
+        font.draw(&mut pm, "W", 0.0, 300.0, MAX_MASK_SIZE, [255; 4]);
+        assert_eq!(capped, font.mask_bytes());
+        font.trim();
+        assert_eq!(font.mask_bytes(), 0);
     }
 
     #[test]

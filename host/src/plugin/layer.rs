@@ -1,21 +1,31 @@
 //! A template layer on the render thread: its instance, the params it was configured with,
 //! its clock, and what its faults cost.
 //!
-//! Everything here runs at a frame boundary on the render thread, each guest call under its
-//! budget (a fraction of the frame interval, setup calls included). A fault costs the layer
-//! that frame (the compositor keeps its last good raster), is reported as a
-//! [`TemplateEvent`], and after [`PluginLimits::quarantine_after`] faulty frames in a row
-//! the layer is quarantined: not called again until the operator changes its params or the
-//! template gets a new version. A new version (a hot swap) is instantiated here, configured
-//! with the layer's params and handed the old instance's state; when it faults within
-//! [`SWAP_PROBATION`] of the swap, an automatic rollback is asked for.
+//! Everything here runs at a frame boundary on the render thread. All template layers
+//! together get [`PluginLimits::frame_budget`] per frame, split evenly: a layer's *share*
+//! bounds its guest calls (setup calls included, and never more than the per-call budget)
+//! plus the host's rasterizing of its picture, estimated before drawing
+//! ([`crate::compose::cost`]) and enforced by a deadline while drawing. So N slow but legal
+//! templates cannot starve the render clock: the layer over its share is the one that
+//! faults.
+//!
+//! A fault costs the layer that frame (the compositor keeps its last good raster), is
+//! reported as a [`TemplateEvent`], and the layer is quarantined (not called again until
+//! the operator changes its params or the template gets a new version) after
+//! [`PluginLimits::quarantine_after`] faulty frames in a row or
+//! [`PluginLimits::fault_limit`] faults within [`PluginLimits::fault_window`] frames. A
+//! new version (a hot swap) is instantiated here, configured with the layer's params and
+//! handed the old instance's state; when it faults within [`SWAP_PROBATION`] of the swap,
+//! an automatic rollback is asked for.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{Build, Fault, FrameInfo, Instance, PluginLimits, Runtime};
+use super::faults::FaultWindow;
+use super::{Build, Fault, FaultKind, FrameInfo, Instance, PluginLimits, Runtime};
 use crate::assets::Resources;
 use crate::compose::commands::DrawCommand;
+use crate::compose::cost;
 use crate::scene::TemplateSpec;
 
 /// How long after a hot swap a fault rolls the template back.
@@ -65,6 +75,25 @@ pub struct LayerContext<'a> {
     pub size: (u32, u32),
     /// Wall clock, ms since the Unix epoch.
     pub wall_clock_ms: i64,
+    /// This layer's share of the templates' frame budget.
+    pub share: Duration,
+}
+
+/// What a template layer cost in its last frame (for `template check` and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerTiming {
+    /// Time in guest calls.
+    pub guest: Duration,
+    /// Estimated rasterizing time of its new picture (zero when none).
+    pub estimate: Duration,
+    /// Measured rasterizing time of its new picture (zero when none).
+    pub raster: Duration,
+    /// Its share of the frame budget.
+    pub share: Duration,
+    /// It drew a new picture.
+    pub drew: bool,
+    /// It faulted.
+    pub faulted: bool,
 }
 
 /// A template layer's instance and its state.
@@ -77,8 +106,12 @@ pub struct TemplateLayer {
     /// Layer time carried over from before a swap.
     offset_ms: f64,
     faults_in_row: u32,
+    window: Option<FaultWindow>,
     quarantined: bool,
     swapped_at: Option<u64>,
+    /// Time left of this frame's share for rasterizing the new picture.
+    raster_allowance: Duration,
+    timing: LayerTiming,
 }
 
 impl TemplateLayer {
@@ -92,9 +125,28 @@ impl TemplateLayer {
             start_tick: tick,
             offset_ms: 0.0,
             faults_in_row: 0,
+            window: None,
             quarantined: false,
             swapped_at: None,
+            raster_allowance: Duration::ZERO,
+            timing: LayerTiming::default(),
         }
+    }
+
+    /// What the layer cost in its last frame.
+    pub fn timing(&self) -> LayerTiming {
+        self.timing
+    }
+
+    /// The time the compositor may spend rasterizing the picture [`Self::frame`] just
+    /// returned.
+    pub fn raster_allowance(&self) -> Duration {
+        self.raster_allowance
+    }
+
+    /// Records how long rasterizing the new picture took.
+    pub fn rasterized(&mut self, took: Duration) {
+        self.timing.raster = took;
     }
 
     /// Whether the layer is quarantined.
@@ -111,19 +163,24 @@ impl TemplateLayer {
         }
     }
 
-    /// Counts a fault; quarantines after too many in a row.
-    fn fault(
+    /// Counts a fault; quarantines after too many in a row or in the window.
+    pub fn fault(
         &mut self,
-        ctx: &LayerContext<'_>,
+        (runtime, tick, fps): (&Runtime, u64, u32),
         spec: &TemplateSpec,
         layer: &str,
         fault: Fault,
         report: &mut dyn FnMut(TemplateEvent),
     ) {
         self.faults_in_row += 1;
-        let limits: &PluginLimits = ctx.runtime.limits();
+        self.timing.faulted = true;
+        let limits: &PluginLimits = runtime.limits();
+        let window = self
+            .window
+            .get_or_insert_with(|| FaultWindow::new(limits.fault_limit, limits.fault_window));
+        let too_many = window.record(tick);
         let on_probation = self.swapped_at.is_some_and(|t| {
-            (ctx.tick - t) as f64 / f64::from(ctx.fps.max(1)) < SWAP_PROBATION.as_secs_f64()
+            (tick - t) as f64 / f64::from(fps.max(1)) < SWAP_PROBATION.as_secs_f64()
         });
         if on_probation {
             self.swapped_at = None;
@@ -133,7 +190,7 @@ impl TemplateLayer {
                 TemplateEventKind::RollbackWanted(fault.clone()),
             ));
         }
-        if self.faults_in_row >= limits.quarantine_after.max(1) {
+        if self.faults_in_row >= limits.quarantine_after.max(1) || too_many {
             self.quarantined = true;
             report(self.event(&spec.id, layer, TemplateEventKind::Quarantined(fault)));
         } else {
@@ -148,8 +205,8 @@ impl TemplateLayer {
         params: &str,
         state: Option<&str>,
     ) -> Result<Instance, Fault> {
-        // On the render thread every call gets the frame budget, setup calls included.
-        let budget = ctx.runtime.limits().render_budget(ctx.fps);
+        // On the render thread every call gets the layer's budget, setup calls included.
+        let budget = call_budget(ctx);
         let mut instance = ctx.runtime.instantiate(ctx.build, ctx.resources.clone())?;
         if let Err(refusal) = instance.configure(params, budget)? {
             tracing::warn!(template = %ctx.build.info.name, "params refused: {refusal}");
@@ -172,8 +229,53 @@ impl TemplateLayer {
         layer: &str,
         report: &mut dyn FnMut(TemplateEvent),
     ) -> Option<Vec<DrawCommand>> {
-        // On the render thread every call gets the frame budget, setup calls included.
-        let budget = ctx.runtime.limits().render_budget(ctx.fps);
+        let started = Instant::now();
+        self.timing = LayerTiming {
+            share: ctx.share,
+            ..LayerTiming::default()
+        };
+        let picture = self.frame_inner(ctx, spec, layer, report);
+        self.timing.guest = started.elapsed();
+        let picture = picture?;
+        // The host's own cost of the picture counts against the layer's share too.
+        let estimate = cost::estimate(&picture, ctx.size.0, ctx.size.1);
+        self.timing.estimate = estimate.time();
+        let left = ctx.share.saturating_sub(self.timing.guest);
+        if self.timing.estimate > left {
+            let message = format!(
+                "its draw commands would take about {:.1} ms to rasterize (most: command {}, \
+                 {}), {:.1} ms more than is left of its {:.1} ms share of the frame after \
+                 {:.1} ms in the template",
+                ms(self.timing.estimate),
+                estimate.worst,
+                picture
+                    .get(estimate.worst)
+                    .map_or_else(String::new, cost::describe),
+                ms(self.timing.estimate - left),
+                ms(ctx.share),
+                ms(self.timing.guest),
+            );
+            let fault = Fault {
+                kind: FaultKind::RasterBudget,
+                message,
+            };
+            self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
+            return None;
+        }
+        self.timing.drew = true;
+        self.raster_allowance = left;
+        Some(picture)
+    }
+
+    fn frame_inner(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        spec: &TemplateSpec,
+        layer: &str,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) -> Option<Vec<DrawCommand>> {
+        // On the render thread every call gets the layer's budget, setup calls included.
+        let budget = call_budget(ctx);
         let new_build = self.hash != ctx.build.hash;
         let new_params = self.applied.as_ref() != Some(spec);
         if new_build || new_params || self.instance.as_ref().is_none_or(Instance::is_broken) {
@@ -219,11 +321,14 @@ impl TemplateLayer {
                 }
                 self.quarantined = false;
                 self.faults_in_row = 0;
+                if let Some(w) = &mut self.window {
+                    w.clear();
+                }
             }
             match started {
                 Ok(instance) => self.instance = Some(instance),
                 Err(fault) => {
-                    self.fault(ctx, spec, layer, fault, report);
+                    self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
                     return None;
                 }
             }
@@ -245,13 +350,13 @@ impl TemplateLayer {
         };
         self.frames += 1;
         let limits = ctx.runtime.limits();
-        match instance.render(&frame, limits.render_budget(ctx.fps), &limits.commands) {
+        match instance.render(&frame, budget, &limits.commands) {
             Ok(picture) => {
                 self.faults_in_row = 0;
                 picture
             }
             Err(fault) => {
-                self.fault(ctx, spec, layer, fault, report);
+                self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
                 None
             }
         }
@@ -260,4 +365,14 @@ impl TemplateLayer {
     fn elapsed_ms(&self, ctx: &LayerContext<'_>) -> f64 {
         (ctx.tick.saturating_sub(self.start_tick)) as f64 * 1000.0 / f64::from(ctx.fps.max(1))
     }
+}
+
+/// A guest call's budget on the render thread: the per-call budget, or the layer's share
+/// of the frame when that is smaller.
+fn call_budget(ctx: &LayerContext<'_>) -> Duration {
+    ctx.runtime.limits().render_budget(ctx.fps).min(ctx.share)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

@@ -14,6 +14,7 @@
 //! trapped is marked broken and must be replaced. The caller decides what a fault costs
 //! (the compositor keeps the layer's last good picture).
 
+pub mod faults;
 pub mod layer;
 pub mod output;
 pub mod registry;
@@ -58,8 +59,17 @@ pub struct PluginLimits {
     pub budget_fraction: f64,
     /// Budget of `describe`, `configure`, `snapshot` and `restore`. Default 100 ms.
     pub setup_budget: Duration,
+    /// Share of the frame interval that all template layers together may take per frame,
+    /// their guest calls and the host's rasterizing of their pictures. Each layer gets an
+    /// equal part of it (at most [`Self::budget_fraction`] for its call). Default 0.5.
+    pub frame_fraction: f64,
     /// Consecutive faulty frames after which a layer's instance is quarantined. Default 5.
     pub quarantine_after: u32,
+    /// Faults within [`Self::fault_window`] frames after which a layer is quarantined
+    /// (intermittent faults). Default 10.
+    pub fault_limit: u32,
+    /// The sliding window of [`Self::fault_limit`], in frames. Default 300 (10 s at 30 fps).
+    pub fault_window: u32,
     /// Largest component accepted, bytes. Default 16 MiB.
     pub max_component_bytes: usize,
     /// Bounds on the draw commands of one frame.
@@ -72,7 +82,10 @@ impl Default for PluginLimits {
             memory_bytes: 64 << 20,
             budget_fraction: 0.25,
             setup_budget: Duration::from_millis(100),
+            frame_fraction: 0.5,
             quarantine_after: 5,
+            fault_limit: 10,
+            fault_window: 300,
             max_component_bytes: 16 << 20,
             commands: Limits::default(),
         }
@@ -83,6 +96,17 @@ impl PluginLimits {
     /// The budget of one `render` call at `fps`.
     pub fn render_budget(&self, fps: u32) -> Duration {
         Duration::from_secs_f64(self.budget_fraction.clamp(0.01, 1.0) / f64::from(fps.max(1)))
+    }
+
+    /// What all template layers together may take per frame at `fps` (guest calls and
+    /// rasterizing).
+    pub fn frame_budget(&self, fps: u32) -> Duration {
+        Duration::from_secs_f64(self.frame_fraction.clamp(0.01, 1.0) / f64::from(fps.max(1)))
+    }
+
+    /// One layer's fair share of [`Self::frame_budget`] when `layers` template layers run.
+    pub fn share(&self, fps: u32, layers: usize) -> Duration {
+        self.frame_budget(fps) / u32::try_from(layers.max(1)).unwrap_or(u32::MAX)
     }
 }
 
@@ -110,6 +134,18 @@ pub enum PluginError {
     /// Imports the host does not provide.
     #[error("the component imports what the host does not provide: {0}")]
     Imports(String),
+    /// A core module declares more initial linear memory than a template may have.
+    #[error(
+        "declares {} of initial memory; templates get {} (`--template-memory-mib`)",
+        readable_size(*.declared),
+        readable_size(*.limit)
+    )]
+    TooMuchMemory {
+        /// The largest initial memory declared, bytes.
+        declared: u64,
+        /// The memory limit, bytes.
+        limit: u64,
+    },
     /// `describe` answered something unusable.
     #[error("describe: {0}")]
     Info(String),
@@ -145,6 +181,9 @@ pub enum FaultKind {
     StackOverflow,
     /// Returned draw commands that failed validation.
     InvalidOutput,
+    /// Returned draw commands whose rasterizing would take (or took) the host longer than
+    /// the layer's share of the frame.
+    RasterBudget,
 }
 
 impl FaultKind {
@@ -157,6 +196,7 @@ impl FaultKind {
             Self::Memory => "memory",
             Self::StackOverflow => "stackOverflow",
             Self::InvalidOutput => "invalidOutput",
+            Self::RasterBudget => "rasterBudget",
         }
     }
 }
@@ -196,7 +236,12 @@ impl Fault {
                 FaultKind::Budget,
                 format!("ran over its time budget of {budget:?}"),
             ),
-            Some(Trap::StackOverflow) => (FaultKind::StackOverflow, "stack overflow".into()),
+            Some(Trap::StackOverflow) => (FaultKind::StackOverflow, STACK_OVERFLOW.into()),
+            // A Rust guest keeps its stack in linear memory below its data: running off it
+            // wraps the stack pointer and the next access is out of bounds.
+            Some(Trap::MemoryOutOfBounds) if deep_recursion(err) => {
+                (FaultKind::StackOverflow, STACK_OVERFLOW.into())
+            }
             Some(Trap::UnreachableCodeReached) => (
                 FaultKind::Panic,
                 "panicked (its stderr is in the server log)".into(),
@@ -206,6 +251,72 @@ impl Fault {
         };
         Self { kind, message }
     }
+}
+
+/// The message of a [`FaultKind::StackOverflow`].
+const STACK_OVERFLOW: &str = "stack overflow (deep or unbounded recursion)";
+
+/// Whether the wasm backtrace of `err` shows deep recursion: a full backtrace (wasmtime
+/// keeps the innermost 20 frames, the default `wasm_backtrace_max_frames`) made of a few
+/// functions called again and again. An out-of-bounds access in a shallow or varied stack
+/// stays a plain trap.
+fn deep_recursion(err: &wasmtime::Error) -> bool {
+    /// Fewer frames than this is not deep.
+    const MIN_FRAMES: usize = 16;
+    let Some(trace) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    if frames.len() < MIN_FRAMES {
+        return false;
+    }
+    let mut distinct: Vec<(&wasmtime::Module, u32)> = Vec::new();
+    for f in frames {
+        if !distinct
+            .iter()
+            .any(|(m, i)| *i == f.func_index() && wasmtime::Module::same(m, f.module()))
+        {
+            distinct.push((f.module(), f.func_index()));
+        }
+    }
+    distinct.len() * 4 <= frames.len()
+}
+
+/// The initial memory that a failed instantiation (or compilation) was refused, from
+/// wasmtime's error: the pooling allocator's slot limit, or the store's memory limit (while
+/// instantiating, the only memory that grows is a new one, from nothing to its minimum).
+fn refused_initial_memory(err: &wasmtime::Error) -> Option<u64> {
+    err.chain().find_map(|e| {
+        let text = e.to_string();
+        let number_after = |prefix: &str| {
+            let rest = &text[text.find(prefix)? + prefix.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        };
+        number_after("minimum byte size of ")
+            .or_else(|| number_after("forcing trap when growing memory to "))
+            .or_else(|| number_after("memory minimum size of ").map(|p| p.saturating_mul(64 << 10)))
+    })
+}
+
+/// `bytes` for people: `300 bytes`, `64 KiB`, `1.5 MiB`, `4 GiB`.
+pub fn readable_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    format!(
+        "{} {}",
+        text.strip_suffix(".0").unwrap_or(&text),
+        UNITS[unit]
+    )
 }
 
 /// The first line of `s`, at most 300 bytes.
@@ -461,8 +572,16 @@ impl Runtime {
         let component = match cached {
             Some(c) => c,
             None => {
-                let c = Component::new(&self.engine, bytes)
-                    .map_err(|e| PluginError::Invalid(first_line(&format!("{e:#}"))))?;
+                let c = Component::new(&self.engine, bytes).map_err(|e| {
+                    // A memory that escaped `initial_memory` is refused by the pool here.
+                    match refused_initial_memory(&e) {
+                        Some(declared) => PluginError::TooMuchMemory {
+                            declared,
+                            limit: self.limits.memory_bytes as u64,
+                        },
+                        None => PluginError::Invalid(first_line(&format!("{e:#}"))),
+                    }
+                })?;
                 if let Some(f) = &file {
                     match c.serialize() {
                         Ok(data) => {
@@ -503,6 +622,12 @@ impl Runtime {
                 "built against plugin API {v}; this server supports {}",
                 wit::SUPPORTED_VERSIONS.join(", ")
             )));
+        }
+        // Refused before compiling: wasmtime would only say that a pool slot is too small.
+        let limit = self.limits.memory_bytes as u64;
+        let declared = initial_memory(&bytes)?;
+        if declared > limit {
+            return Err(PluginError::TooMuchMemory { declared, limit });
         }
         let hash = hex(&Sha256::digest(&bytes));
         let component = self.compile(&hash, &bytes)?;
@@ -618,6 +743,14 @@ fn parse_info(
         .map_err(|e| PluginError::Info(format!("paramsSchema is not JSON: {e}")))?;
     let default_params: serde_json::Value = serde_json::from_str(&info.default_params)
         .map_err(|e| PluginError::Info(format!("defaultParams is not JSON: {e}")))?;
+    // Checked before compiling: the compiler would try to resolve it (and fail, or fetch).
+    if let Some((at, target)) = external_ref(&schema, "") {
+        let at = if at.is_empty() { "/".into() } else { at };
+        return Err(PluginError::Info(format!(
+            "paramsSchema at {at}: external `$ref` is not supported ({target:?}); put the \
+             schema under `$defs` and refer to it as `#/$defs/...`"
+        )));
+    }
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .build(&schema)
@@ -642,6 +775,39 @@ fn parse_info(
     ))
 }
 
+/// The first `$ref` or `$dynamicRef` of `schema` (a schema at JSON pointer `at`) that
+/// leaves the schema, i.e. does not start with `#`: its JSON pointer and its target. Values
+/// of `const`, `enum`, `default` and `examples` are data, not schemas, and are skipped.
+fn external_ref(schema: &serde_json::Value, at: &str) -> Option<(String, String)> {
+    use serde_json::Value;
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    let pointer = |key: &str| format!("{at}/{}", escape(key));
+    match schema {
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, value)| match (key.as_str(), value) {
+                ("$ref" | "$dynamicRef", Value::String(target)) if !target.starts_with('#') => {
+                    Some((pointer(key), target.clone()))
+                }
+                ("const" | "enum" | "default" | "examples", _) => None,
+                // Maps of names to schemas: the names are not keywords.
+                (
+                    "properties" | "patternProperties" | "$defs" | "definitions"
+                    | "dependentSchemas",
+                    Value::Object(named),
+                ) => named.iter().find_map(|(name, sub)| {
+                    external_ref(sub, &format!("{}/{}", pointer(key), escape(name)))
+                }),
+                _ => external_ref(value, &pointer(key)),
+            }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, sub)| external_ref(sub, &format!("{at}/{i}"))),
+        _ => None,
+    }
+}
+
 /// The API version recorded by the SDK in [`API_VERSION_SECTION`], if any.
 fn api_version(bytes: &[u8]) -> Result<Option<String>, PluginError> {
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
@@ -654,6 +820,24 @@ fn api_version(bytes: &[u8]) -> Result<Option<String>, PluginError> {
         }
     }
     Ok(None)
+}
+
+/// The largest initial linear memory that a core module of the component (nested modules
+/// included) defines, in bytes (imported memories are another module's).
+fn initial_memory(bytes: &[u8]) -> Result<u64, PluginError> {
+    let mut largest = 0_u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PluginError::Invalid(e.message().to_string()))?;
+        if let wasmparser::Payload::MemorySection(memories) = payload {
+            for memory in memories {
+                let memory = memory.map_err(|e| PluginError::Invalid(e.message().to_string()))?;
+                let page = 1_u128 << memory.page_size_log2.unwrap_or(16).min(64);
+                let size = u128::from(memory.initial).saturating_mul(page);
+                largest = largest.max(u64::try_from(size).unwrap_or(u64::MAX));
+            }
+        }
+    }
+    Ok(largest)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -723,9 +907,19 @@ impl Instance {
         store.epoch_deadline_trap();
         let budget = runtime.limits.setup_budget;
         store.set_epoch_deadline(ticks(budget));
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| Fault::from_call(&e, budget))?;
+        let bindings =
+            pre.instantiate(&mut store)
+                .map_err(|e| match refused_initial_memory(&e) {
+                    Some(declared) => Fault {
+                        kind: FaultKind::Memory,
+                        message: PluginError::TooMuchMemory {
+                            declared,
+                            limit: runtime.limits.memory_bytes as u64,
+                        }
+                        .to_string(),
+                    },
+                    None => Fault::from_call(&e, budget),
+                })?;
         Ok(Self {
             store,
             bindings,
@@ -772,9 +966,20 @@ impl Instance {
             });
         }
         self.store.set_epoch_deadline(ticks(budget));
+        if let Ok(mut log) = self.store.data().log.lock() {
+            log.clear_recent();
+        }
         f(&self.bindings, &mut self.store).map_err(|e| {
             self.broken = true;
-            Fault::from_call(&e, budget)
+            let mut fault = Fault::from_call(&e, budget);
+            if fault.kind == FaultKind::Panic
+                && let Ok(log) = self.store.data().log.lock()
+                && let Some(panic) = log.panic_message()
+            {
+                // What the guest printed on stderr as it panicked: message and location.
+                fault.message = panic;
+            }
+            fault
         })
     }
 
@@ -853,4 +1058,70 @@ impl Instance {
 /// Epoch ticks for a budget (at least one whole tick past the current one).
 fn ticks(budget: Duration) -> u64 {
     (budget.as_micros().div_ceil(TICK.as_micros()) as u64).max(1) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(readable_size(300), "300 bytes");
+        assert_eq!(readable_size(64 << 10), "64 KiB");
+        assert_eq!(readable_size(64 << 20), "64 MiB");
+        assert_eq!(readable_size(3 << 19), "1.5 MiB");
+        assert_eq!(readable_size(4 << 30), "4 GiB");
+        assert_eq!(readable_size(u64::MAX), "16 EiB");
+    }
+
+    #[test]
+    fn external_refs_are_found_where_they_are_and_local_ones_pass() {
+        let local = json!({
+            "$defs": {"x": {"type": "string"}},
+            "properties": {"a": {"$ref": "#/$defs/x"}, "$ref": {"type": "string"}},
+            "default": {"$ref": "https://example.com/data-not-schema"},
+            "examples": [{"$ref": "urn:example"}]
+        });
+        assert_eq!(external_ref(&local, ""), None);
+        let far = json!({
+            "properties": {"a/b": {"anyOf": [{"type": "null"}, {"$dynamicRef": "other.json"}]}}
+        });
+        assert_eq!(
+            external_ref(&far, ""),
+            Some((
+                "/properties/a~1b/anyOf/1/$dynamicRef".to_string(),
+                "other.json".to_string()
+            ))
+        );
+        let top = json!({"$ref": "https://example.com/x.json"});
+        assert_eq!(external_ref(&top, "").unwrap().0, "/$ref");
+    }
+
+    #[test]
+    fn wasmtime_memory_minimum_errors_give_the_declared_size() {
+        for (text, bytes) in [
+            (
+                "memory has a minimum byte size of 4294967296 which exceeds the limit of \
+                 67108864 bytes",
+                4 << 30,
+            ),
+            (
+                "forcing trap when growing memory to 134217728 bytes",
+                128 << 20,
+            ),
+            (
+                "memory minimum size of 2048 pages exceeds memory limits",
+                128 << 20,
+            ),
+        ] {
+            let err = wasmtime::Error::msg(text).context("instantiating");
+            assert_eq!(refused_initial_memory(&err), Some(bytes), "{text}");
+        }
+        assert_eq!(
+            refused_initial_memory(&wasmtime::Error::msg("out of bounds")),
+            None
+        );
+    }
 }

@@ -41,6 +41,9 @@ pub struct PluginLog {
     last: Instant,
     suppressed: u64,
     partial: [Vec<u8>; 2],
+    /// Stderr lines of the current call (rate limit or not), at most [`MAX_LINE`] bytes:
+    /// where a panic's message and location are found.
+    recent: String,
 }
 
 impl PluginLog {
@@ -52,7 +55,38 @@ impl PluginLog {
             last: Instant::now(),
             suppressed: 0,
             partial: [Vec::new(), Vec::new()],
+            recent: String::new(),
         }
+    }
+
+    /// Forgets the stderr of the previous call.
+    pub fn clear_recent(&mut self) {
+        self.recent.clear();
+        self.partial[1].clear();
+    }
+
+    /// The message of a Rust panic printed on stderr during the current call: `panicked at
+    /// FILE:LINE:COL: MESSAGE`.
+    pub fn panic_message(&self) -> Option<String> {
+        let mut text = self.recent.clone();
+        text.push_str(&String::from_utf8_lossy(&self.partial[1]));
+        let start = text.find("panicked at ")?;
+        let mut lines = text[start..].lines();
+        let head = lines.next()?.trim_end_matches(':').to_string();
+        let message: Vec<&str> = lines
+            .take_while(|l| !l.starts_with("note: ") && !l.starts_with("stack backtrace"))
+            .collect();
+        let mut out = if message.is_empty() {
+            head
+        } else {
+            format!("{head}: {}", message.join(" "))
+        };
+        let mut end = out.len().min(300);
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        Some(out)
     }
 
     /// Logs one line if the rate allows, else counts it.
@@ -89,7 +123,12 @@ impl PluginLog {
         while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
             let mut line = std::mem::take(&mut self.partial[stream]);
             line.extend_from_slice(&bytes[..nl.min(MAX_LINE)]);
-            self.line(level, &String::from_utf8_lossy(&line));
+            let text = String::from_utf8_lossy(&line);
+            if stream == 1 && self.recent.len() + text.len() < MAX_LINE {
+                self.recent.push_str(&text);
+                self.recent.push('\n');
+            }
+            self.line(level, &text);
             line.clear();
             self.partial[stream] = line;
             bytes = &bytes[nl + 1..];
@@ -192,6 +231,18 @@ mod tests {
             "{}",
             log.suppressed
         );
+        let mut log = PluginLog::new("panics");
+        log.write(
+            1,
+            b"\nthread '<unnamed>' panicked at src/lib.rs:12:5:\nhostile panic on call 7\n\
+              note: run with `RUST_BACKTRACE=1`\n",
+        );
+        assert_eq!(
+            log.panic_message().as_deref(),
+            Some("panicked at src/lib.rs:12:5: hostile panic on call 7")
+        );
+        log.clear_recent();
+        assert_eq!(log.panic_message(), None);
         let mut log = PluginLog::new("lines");
         log.write(0, b"hello\nwor");
         assert_eq!(log.partial[0], b"wor");

@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use super::{Build, PluginError, Runtime, TemplateInfo};
+use super::{Build, Fault, PluginError, Runtime, TemplateInfo};
 use crate::state::StateManager;
 
 /// Store key of the template index.
@@ -20,6 +22,12 @@ pub const KEY_TEMPLATES: &str = "templates";
 const MAX_TEMPLATES: usize = 256;
 /// Most versions kept per template (the oldest beyond are forgotten).
 const MAX_VERSIONS: usize = 8;
+/// Frames after a hot swap's first frame on air in which a fault makes the swap's answer
+/// a refusal (the swap frame itself always counts); later faults within the probation are
+/// rolled back all the same, reported on the WebSocket only.
+pub const SWAP_SETTLE_FRAMES: u32 = 3;
+/// How long a hot swap that faulted waits for its automatic rollback before answering.
+const ROLLBACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Store key of a component's bytes.
 fn bytes_key(hash: &str) -> String {
@@ -41,6 +49,52 @@ pub enum RegistryError {
     /// The registry is full.
     #[error("at most {0} templates")]
     Full(usize),
+    /// A new version faulted on a layer on air at its swap and was rolled back.
+    #[error(transparent)]
+    SwapFailed(#[from] SwapFailure),
+}
+
+/// A hot swap whose new version faulted on a layer at the swap (or in its first frames).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "version {version} faulted on layer {layer} at its swap ({fault}); {}",
+    after_swap(.version, .now)
+)]
+pub struct SwapFailure {
+    /// The version that faulted.
+    pub version: u32,
+    /// The layer it faulted on (the first to report).
+    pub layer: String,
+    /// The fault.
+    pub fault: Fault,
+    /// The current version now (`None` while the rollback has not happened).
+    pub now: Option<u32>,
+}
+
+/// The end of a [`SwapFailure`]'s message: what is current now.
+fn after_swap(faulted: &u32, now: &Option<u32>) -> String {
+    match now {
+        Some(n) if n < faulted => format!("rolled back to version {n}"),
+        Some(n) => format!("version {n} is current"),
+        None => "its automatic rollback is still under way".into(),
+    }
+}
+
+/// What an upload did.
+#[derive(Debug)]
+pub enum Uploaded {
+    /// A new template.
+    Created(TemplateView),
+    /// The bytes are a version of this template already: nothing changed.
+    Existing(TemplateView),
+}
+
+/// The first fault of a template's newest swap, as reported by a layer.
+#[derive(Debug, Clone)]
+struct SwapFault {
+    hash: String,
+    layer: String,
+    fault: Fault,
 }
 
 /// One version of a template, as the API shows it.
@@ -79,6 +133,8 @@ struct Version {
 struct Entry {
     versions: Vec<Version>,
     current: usize,
+    /// The first fault reported on probation of the current version's swap.
+    swap_fault: Option<SwapFault>,
 }
 
 impl Entry {
@@ -140,6 +196,8 @@ pub struct TemplateRegistry {
     current: Mutex<Arc<HashMap<String, Arc<Build>>>>,
     /// Serializes changes, so persistence follows their order.
     edits: tokio::sync::Mutex<()>,
+    /// Bumped whenever current versions or swap faults change (hot swaps wait on it).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for TemplateRegistry {
@@ -158,6 +216,7 @@ impl TemplateRegistry {
             entries: Mutex::default(),
             current: Mutex::default(),
             edits: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -189,6 +248,7 @@ impl TemplateRegistry {
             .map(|(id, e)| (id.clone(), e.current().build.clone()))
             .collect();
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Every template.
@@ -226,7 +286,81 @@ impl TemplateRegistry {
             K::Swapped | K::Resumed => {
                 stats.quarantined.remove(&event.layer);
             }
-            K::RollbackWanted(_) => {}
+            K::RollbackWanted(f) => {
+                drop(stats);
+                self.swap_faulted(event, f);
+            }
+        }
+    }
+
+    /// Records the first fault of the current version's swap (for [`Self::swap_outcome`]).
+    fn swap_faulted(&self, event: &super::layer::TemplateEvent, fault: &Fault) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&event.template) else {
+            return;
+        };
+        // A fault of a version no longer current is moot; a later one adds nothing.
+        if entry.current().build.hash != event.hash
+            || entry
+                .swap_fault
+                .as_ref()
+                .is_some_and(|f| f.hash == event.hash)
+        {
+            return;
+        }
+        entry.swap_fault = Some(SwapFault {
+            hash: event.hash.clone(),
+            layer: event.layer.clone(),
+            fault: fault.clone(),
+        });
+        drop(entries);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// What became of the swap of `id` to the version whose build is `hash`, once it is on
+    /// air: waits `settle` for a layer to report a fault on probation, then (if one did)
+    /// for the automatic rollback, and answers [`RegistryError::SwapFailed`]. `Ok` when no
+    /// layer faulted within `settle`.
+    pub async fn swap_outcome(
+        &self,
+        id: &str,
+        hash: &str,
+        settle: Duration,
+    ) -> Result<(), RegistryError> {
+        let mut changes = self.changes.subscribe();
+        let settled = tokio::time::Instant::now() + settle;
+        let mut deadline = settled;
+        loop {
+            let failure = {
+                let entries = self.lock();
+                let entry = entries
+                    .get(id)
+                    .ok_or_else(|| RegistryError::NotFound(id.into()))?;
+                entry
+                    .swap_fault
+                    .as_ref()
+                    .filter(|f| f.hash == hash)
+                    .map(|f| SwapFailure {
+                        version: entry
+                            .versions
+                            .iter()
+                            .find(|v| v.build.hash == hash)
+                            .map_or(0, |v| v.number),
+                        layer: f.layer.clone(),
+                        fault: f.fault.clone(),
+                        now: (entry.current().build.hash != hash).then(|| entry.current().number),
+                    })
+            };
+            let now = tokio::time::Instant::now();
+            match failure {
+                Some(f) if f.now.is_some() || now >= deadline => return Err(f.into()),
+                // Faulted: the rollback is under way; wait for it a while longer.
+                Some(_) if deadline == settled => deadline = settled.max(now + ROLLBACK_WAIT),
+                None if now >= deadline => return Ok(()),
+                Some(_) | None => {}
+            }
+            // A timeout comes back round to the checks above.
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
         }
     }
 
@@ -239,13 +373,35 @@ impl TemplateRegistry {
             .map_err(RegistryError::from)
     }
 
+    /// The template holding a version whose component has SHA-256 `hash` (one whose current
+    /// version it is first).
+    fn holding(entries: &BTreeMap<String, Entry>, hash: &str) -> Option<TemplateView> {
+        let current = entries.iter().find(|(_, e)| e.current().build.hash == hash);
+        current
+            .or_else(|| {
+                entries
+                    .iter()
+                    .find(|(_, e)| e.versions.iter().any(|v| v.build.hash == hash))
+            })
+            .map(|(id, e)| e.view(id))
+    }
+
     /// Adds a new template from a component; its id is its name (or the name with a number
-    /// when taken).
-    pub async fn upload(&self, bytes: Bytes) -> Result<TemplateView, RegistryError> {
+    /// when taken). A component identical to a version of any template (current or kept)
+    /// adds nothing: the answer is that template.
+    pub async fn upload(&self, bytes: Bytes) -> Result<Uploaded, RegistryError> {
+        let hash = super::hex(&Sha256::digest(&bytes));
+        if let Some(view) = Self::holding(&self.lock(), &hash) {
+            return Ok(Uploaded::Existing(view));
+        }
         let build = self.prepare(bytes).await?;
         let _serial = self.edits.lock().await;
         let view = {
             let mut entries = self.lock();
+            // The same bytes may have come in meanwhile.
+            if let Some(view) = Self::holding(&entries, &hash) {
+                return Ok(Uploaded::Existing(view));
+            }
             if entries.len() >= MAX_TEMPLATES {
                 return Err(RegistryError::Full(MAX_TEMPLATES));
             }
@@ -269,20 +425,21 @@ impl TemplateRegistry {
                 Entry {
                     versions: vec![Version { number: 1, build }],
                     current: 0,
+                    swap_fault: None,
                 },
             );
             self.republish(&entries);
             entries[&id].view(&id)
         };
         self.persist().await;
-        Ok(view)
+        Ok(Uploaded::Created(view))
     }
 
     /// Adds a template under a chosen id, or a new version of it when it exists (templates
     /// loaded from a directory at start).
     pub async fn install(&self, id: &str, bytes: Bytes) -> Result<TemplateView, RegistryError> {
         if self.lock().contains_key(id) {
-            self.replace(id, bytes).await
+            self.replace(id, bytes).await.map(|(view, _)| view)
         } else {
             let build = self.prepare(bytes).await?;
             let _serial = self.edits.lock().await;
@@ -293,6 +450,7 @@ impl TemplateRegistry {
                     Entry {
                         versions: vec![Version { number: 1, build }],
                         current: 0,
+                        swap_fault: None,
                     },
                 );
                 self.republish(&entries);
@@ -304,8 +462,13 @@ impl TemplateRegistry {
     }
 
     /// Makes `bytes` the new current version of `id` (the previous one is kept for a
-    /// rollback). A component identical to the current version changes nothing.
-    pub async fn replace(&self, id: &str, bytes: Bytes) -> Result<TemplateView, RegistryError> {
+    /// rollback). A component identical to the current version changes nothing. Also
+    /// returns the new version's hash, `None` when nothing changed.
+    pub async fn replace(
+        &self,
+        id: &str,
+        bytes: Bytes,
+    ) -> Result<(TemplateView, Option<String>), RegistryError> {
         if !self.lock().contains_key(id) {
             return Err(RegistryError::NotFound(id.into()));
         }
@@ -316,7 +479,8 @@ impl TemplateRegistry {
             let entry = entries
                 .get_mut(id)
                 .ok_or_else(|| RegistryError::NotFound(id.into()))?;
-            if entry.current().build.hash != build.hash {
+            let new = (entry.current().build.hash != build.hash).then(|| build.hash.clone());
+            if new.is_some() {
                 let number = entry.versions.iter().map(|v| v.number).max().unwrap_or(0) + 1;
                 // Versions after the current one (rolled back from) are dropped.
                 entry.versions.truncate(entry.current + 1);
@@ -325,10 +489,11 @@ impl TemplateRegistry {
                     entry.versions.remove(0);
                 }
                 entry.current = entry.versions.len() - 1;
+                entry.swap_fault = None;
             }
             let view = entry.view(id);
             self.republish(&entries);
-            view
+            (view, new)
         };
         self.persist().await;
         Ok(view)
@@ -336,13 +501,26 @@ impl TemplateRegistry {
 
     /// Makes the version before the current one current again.
     pub async fn rollback(&self, id: &str) -> Result<TemplateView, RegistryError> {
+        self.step_back(id, None).await
+    }
+
+    /// Rolls `id` back from the version whose build is `hash`, if that is still current
+    /// (the automatic rollback of a version that faults right after its swap; several
+    /// layers may ask for it, and it is done once).
+    pub async fn rollback_from(&self, id: &str, hash: &str) -> Option<TemplateView> {
+        self.step_back(id, Some(hash)).await.ok()
+    }
+
+    /// Makes the version before the current one current again, if the current one is
+    /// `from` (when given), checked under the edit lock.
+    async fn step_back(&self, id: &str, from: Option<&str>) -> Result<TemplateView, RegistryError> {
         let _serial = self.edits.lock().await;
         let view = {
             let mut entries = self.lock();
             let entry = entries
                 .get_mut(id)
                 .ok_or_else(|| RegistryError::NotFound(id.into()))?;
-            if entry.current == 0 {
+            if entry.current == 0 || from.is_some_and(|h| entry.current().build.hash != h) {
                 return Err(RegistryError::NoPrevious(id.into()));
             }
             entry.current -= 1;
@@ -352,16 +530,6 @@ impl TemplateRegistry {
         };
         self.persist().await;
         Ok(view)
-    }
-
-    /// Rolls `id` back from the version whose build is `hash`, if that is still current
-    /// (the automatic rollback of a version that faults right after its swap).
-    pub async fn rollback_from(&self, id: &str, hash: &str) -> Option<TemplateView> {
-        let current = self.build(id)?;
-        if current.hash != hash {
-            return None;
-        }
-        self.rollback(id).await.ok()
     }
 
     /// Forgets `id` (the caller checks that no scene uses it).
@@ -467,7 +635,14 @@ impl TemplateRegistry {
                 .unwrap_or(versions.len() - 1);
             tracing::info!(template = %t.id, versions = versions.len(), "template restored");
             let mut entries = self.lock();
-            entries.insert(t.id, Entry { versions, current });
+            entries.insert(
+                t.id,
+                Entry {
+                    versions,
+                    current,
+                    swap_fault: None,
+                },
+            );
             self.republish(&entries);
         }
     }

@@ -184,6 +184,17 @@ impl SceneRender {
         let Some(runtime) = &self.on_air.templates.runtime else {
             return;
         };
+        // Every running template layer gets an equal share of the templates' frame budget.
+        let running = self
+            .live
+            .iter()
+            .filter(|l| {
+                l.visible
+                    && l.template.is_some()
+                    && self.runners.get(&l.id).is_none_or(|r| !r.is_quarantined())
+            })
+            .count();
+        let share = runtime.limits().share(fps, running);
         for (i, layer) in self.live.iter().enumerate() {
             let Some(spec) = &layer.template else {
                 continue;
@@ -213,6 +224,7 @@ impl SceneRender {
                     (p.height * scale.1).ceil().max(1.0) as u32,
                 ),
                 wall_clock_ms,
+                share,
             };
             if let Some(picture) = runner.frame(&ctx, spec, &layer.id, &mut |e| runtime.report(e)) {
                 self.pictures.push((i, picture));

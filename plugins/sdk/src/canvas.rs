@@ -2,31 +2,45 @@
 //!
 //! [`Canvas`] records the host's draw commands (the composition engine's own command set)
 //! and keeps every frame valid by construction, so a slip in a template costs detail
-//! rather than the whole frame (which the host would refuse):
+//! rather than the whole frame (which the host would refuse). The numbers are the host's
+//! own, from `wit/limits.rs` (see [`limits`](crate::limits)):
 //!
-//! - numbers that are not finite become 0 and all numbers are clamped to ±100 000;
-//! - widths and heights below 0 become 0, opacity is clamped to 0.0–1.0;
-//! - `save` nests at most 64 deep and unmatched `restore`s are ignored; saves still open at
-//!   the end of the frame are closed;
-//! - past 10 000 commands, 100 000 path segments or 64 KiB of text in a frame, further
-//!   drawing is dropped (and the SDK logs one warning per instance);
-//! - a run of text longer than 4096 bytes is cut at a character boundary.
+//! - numbers that are not finite become 0 and all numbers are clamped to ±[`MAX_COORDINATE`];
+//! - widths, heights and radii below 0 become 0, opacity is clamped to 0.0–1.0, stroke
+//!   widths to 0–[`MAX_STROKE_WIDTH`];
+//! - text sizes above [`MAX_TEXT_SIZE`] become [`MAX_TEXT_SIZE`]; a run of text whose size
+//!   is 0, negative or not finite is not drawn;
+//! - a gradient keeps its first [`MAX_GRADIENT_STOPS`] stops, with offsets clamped to
+//!   0.0–1.0; with fewer than [`MIN_GRADIENT_STOPS`] it is drawn solid;
+//! - a font family name longer than [`MAX_FONT_NAME_BYTES`] is dropped (the text is drawn in
+//!   the default font, as for a family the host does not know); an image whose asset id is
+//!   empty or longer than [`MAX_ASSET_ID_BYTES`] is not drawn;
+//! - a transform that is not invertible (it flattens the plane onto a line or a point:
+//!   |determinant| < 1e-9, what the host refuses) is not sent, and what follows it until
+//!   the matching [`restore`](Canvas::restore) is not drawn, as it would not be visible;
+//! - `save` nests at most [`MAX_SAVE_DEPTH`] deep and unmatched `restore`s are ignored;
+//!   saves still open at the end of the frame are closed;
+//! - past [`MAX_COMMANDS`] commands, [`MAX_PATH_SEGMENTS`] path segments or
+//!   [`MAX_FRAME_TEXT_BYTES`] bytes of text in a frame, further drawing is dropped;
+//! - a run of text longer than [`MAX_TEXT_BYTES`] bytes is cut at a character boundary.
+//!
+//! Whatever is dropped is counted ([`Canvas::dropped`]) and the SDK logs one warning per
+//! instance.
 
 use crate::bindings::stream_manager::plugin::types as wit;
 use crate::color::{Fill, Stroke};
 
-/// Most draw commands in one frame.
-pub const MAX_COMMANDS: usize = 10_000;
-/// Deepest nesting of `save`.
-pub const MAX_SAVE_DEPTH: u32 = 64;
-/// Most bytes (UTF-8) in one run of text.
-pub const MAX_TEXT_BYTES: usize = 4096;
-/// Most bytes of text in one frame.
-pub const MAX_FRAME_TEXT_BYTES: usize = 64 * 1024;
-/// Most path segments in one frame.
-pub const MAX_PATH_SEGMENTS: usize = 100_000;
-/// Largest magnitude of any number in a draw command.
-pub const MAX_COORDINATE: f32 = 100_000.0;
+pub use crate::limits::{
+    MAX_ASSET_ID_BYTES, MAX_COMMANDS, MAX_COORDINATE, MAX_FONT_NAME_BYTES, MAX_FRAME_TEXT_BYTES,
+    MAX_GRADIENT_STOPS, MAX_PATH_SEGMENTS, MAX_SAVE_DEPTH, MAX_STROKE_WIDTH, MAX_TEXT_BYTES,
+    MAX_TEXT_SIZE, MIN_GRADIENT_STOPS,
+};
+
+/// Smallest magnitude of the determinant of a transform the host accepts: below it the
+/// transform is taken as not invertible. (With entries within ±[`MAX_COORDINATE`], a
+/// determinant this large also keeps every entry of the inverse finite, the host's other
+/// test.)
+const MIN_DETERMINANT: f64 = 1e-9;
 
 /// A number made valid for the host: finite and within ±100 000.
 pub(crate) fn coord(v: f32) -> f32 {
@@ -251,10 +265,13 @@ impl Path {
 pub struct Canvas {
     commands: Vec<wit::DrawCommand>,
     /// `save`s sent and not yet restored.
-    depth: u32,
+    depth: usize,
     /// `save`s dropped (too deep, or no room) whose `restore`s must be dropped too. They
     /// are always the innermost open ones.
     skipped_saves: u32,
+    /// Set by a transform that is not invertible: the depth it was given at. Nothing is
+    /// drawn until a `restore` takes the depth below it.
+    flattened_at: Option<usize>,
     text_bytes: usize,
     segments: usize,
     dropped: usize,
@@ -267,6 +284,7 @@ impl Canvas {
             commands: Vec::new(),
             depth: 0,
             skipped_saves: 0,
+            flattened_at: None,
             text_bytes: 0,
             segments: 0,
             dropped: 0,
@@ -291,10 +309,14 @@ impl Canvas {
     /// Whether there is room for one more command plus the restores that will close the
     /// open saves.
     fn has_room(&self, extra: usize) -> bool {
-        self.commands.len() + extra + self.depth as usize <= MAX_COMMANDS
+        self.commands.len() + extra + self.depth <= MAX_COMMANDS
     }
 
     fn push(&mut self, command: wit::DrawCommand) {
+        if self.flattened_at.is_some() {
+            // Under a transform that flattens the plane: nothing would be visible.
+            return;
+        }
         if self.skipped_saves == 0 && self.has_room(1) {
             self.commands.push(command);
         } else {
@@ -324,13 +346,29 @@ impl Canvas {
         } else if self.depth > 0 {
             self.depth -= 1;
             self.commands.push(wit::DrawCommand::Restore);
+            if self.flattened_at.is_some_and(|d| self.depth < d) {
+                self.flattened_at = None;
+            }
         }
     }
 
     /// Post-multiplies the current transform by `matrix`: `matrix` applies to what follows
     /// before the transforms already in place.
+    ///
+    /// A matrix that is not invertible (a scale by 0, say: its determinant is within
+    /// ±1e-9) flattens what follows onto a line or a point. The host refuses such a
+    /// transform, so it is not sent and nothing is drawn until the matching
+    /// [`restore`](Canvas::restore) (or the end of the frame, without one).
     pub fn transform(&mut self, matrix: Matrix) {
-        self.push(wit::DrawCommand::Transform(matrix.to_wit()));
+        let m = matrix.to_wit();
+        let det = f64::from(m.sx) * f64::from(m.sy) - f64::from(m.kx) * f64::from(m.ky);
+        if det.abs() < MIN_DETERMINANT {
+            if self.flattened_at.is_none() {
+                self.flattened_at = Some(self.depth);
+            }
+            return;
+        }
+        self.push(wit::DrawCommand::Transform(m));
     }
 
     /// Moves the origin by (dx, dy).
@@ -439,14 +477,15 @@ impl Canvas {
     }
 
     /// Draws a run of text on one line in the default font: the pen starts at `x`, the
-    /// baseline is at `y`, `size` is pixels per em. Use [`measure_text`](crate::measure_text)
-    /// to centre or right-align it.
+    /// baseline is at `y`, `size` is pixels per em (above 0, at most [`MAX_TEXT_SIZE`]). Use
+    /// [`measure_text`](crate::measure_text) to centre or right-align it.
     pub fn text(&mut self, x: f32, y: f32, text: &str, size: f32, fill: impl Into<Fill>) {
         self.text_with_font(x, y, text, size, fill, None);
     }
 
     /// Like [`text`](Canvas::text), in the font family of an uploaded font (`None`, or a
-    /// family the host does not know, means the default font).
+    /// family the host does not know, means the default font). `size` is clamped to
+    /// [`MAX_TEXT_SIZE`].
     pub fn text_with_font(
         &mut self,
         x: f32,
@@ -459,6 +498,15 @@ impl Canvas {
         if text.is_empty() || !(size.is_finite() && size > 0.0) {
             return;
         }
+        // A name longer than the host takes cannot be a family it knows: the default font
+        // is what the host would draw.
+        let font = match font {
+            Some(f) if f.len() > MAX_FONT_NAME_BYTES => {
+                self.dropped += 1;
+                None
+            }
+            f => f,
+        };
         let text = truncate(text, MAX_TEXT_BYTES);
         if self.text_bytes + text.len() > MAX_FRAME_TEXT_BYTES {
             self.dropped += 1;
@@ -469,7 +517,7 @@ impl Canvas {
             x: coord(x),
             y: coord(y),
             text: text.to_owned(),
-            size: coord(size),
+            size: size.min(MAX_TEXT_SIZE),
             fill: fill.into().to_wit(),
             font: font.map(str::to_owned),
         }));
@@ -479,8 +527,14 @@ impl Canvas {
     }
 
     /// Draws an uploaded image (by asset id, as in `GET /api/assets`) scaled into a
-    /// rectangle. See [`asset_info`](crate::asset_info) for its natural size.
+    /// rectangle. See [`asset_info`](crate::asset_info) for its natural size. Nothing is
+    /// drawn for an id that is empty or longer than [`MAX_ASSET_ID_BYTES`] (no asset has
+    /// one).
     pub fn image(&mut self, asset: &str, x: f32, y: f32, width: f32, height: f32) {
+        if asset.is_empty() || asset.len() > MAX_ASSET_ID_BYTES {
+            self.dropped += 1;
+            return;
+        }
         self.push(wit::DrawCommand::Image(wit::ImageCommand {
             asset: asset.to_owned(),
             bounds: rect(x, y, width, height),
@@ -508,6 +562,7 @@ impl Canvas {
     fn reset(&mut self) {
         self.depth = 0;
         self.skipped_saves = 0;
+        self.flattened_at = None;
         self.text_bytes = 0;
         self.segments = 0;
         self.dropped = 0;
@@ -609,6 +664,123 @@ mod tests {
             }
             _ => panic!("unexpected commands"),
         }
+    }
+
+    #[test]
+    fn limits_are_the_hosts() {
+        // One file, `wit/limits.rs`, for the host and the SDK: these are its numbers.
+        assert_eq!(MAX_COMMANDS, crate::limits::MAX_COMMANDS);
+        assert_eq!(MAX_TEXT_SIZE, 2000.0);
+        assert_eq!(MAX_STROKE_WIDTH, 1000.0);
+        assert_eq!((MIN_GRADIENT_STOPS, MAX_GRADIENT_STOPS), (2, 16));
+        assert_eq!((MAX_FONT_NAME_BYTES, MAX_ASSET_ID_BYTES), (256, 128));
+    }
+
+    fn texts(canvas: &Canvas) -> Vec<&wit::TextCommand> {
+        canvas
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                wit::DrawCommand::Text(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_sizes_are_clamped_to_the_host_limit() {
+        let mut c = Canvas::new();
+        c.text(0.0, 0.0, "big", 5000.0, Color::WHITE);
+        c.text(0.0, 0.0, "max", MAX_TEXT_SIZE, Color::WHITE);
+        c.text(0.0, 0.0, "tiny", 1e-6, Color::WHITE);
+        let sizes: Vec<f32> = texts(&c).iter().map(|t| t.size).collect();
+        assert_eq!(sizes, [MAX_TEXT_SIZE, MAX_TEXT_SIZE, 1e-6]);
+    }
+
+    #[test]
+    fn text_of_no_size_is_skipped() {
+        let mut c = Canvas::new();
+        for size in [0.0, -0.0, -12.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            c.text(0.0, 0.0, "x", size, Color::WHITE);
+        }
+        assert!(c.is_empty());
+        c.text(0.0, 0.0, "x", 12.0, Color::WHITE);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn long_font_names_are_dropped_not_the_text() {
+        let mut c = Canvas::new();
+        let longest = "f".repeat(MAX_FONT_NAME_BYTES);
+        let too_long = "f".repeat(MAX_FONT_NAME_BYTES + 1);
+        c.text_with_font(0.0, 0.0, "a", 10.0, Color::WHITE, Some(&longest));
+        assert_eq!(c.dropped(), 0);
+        c.text_with_font(0.0, 0.0, "b", 10.0, Color::WHITE, Some(&too_long));
+        assert_eq!(c.dropped(), 1);
+        let t = texts(&c);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].font.as_deref(), Some(longest.as_str()));
+        assert_eq!((t[1].text.as_str(), t[1].font.as_deref()), ("b", None));
+    }
+
+    #[test]
+    fn images_with_bad_asset_ids_are_skipped() {
+        let mut c = Canvas::new();
+        c.image("", 0.0, 0.0, 10.0, 10.0);
+        c.image(&"a".repeat(MAX_ASSET_ID_BYTES + 1), 0.0, 0.0, 10.0, 10.0);
+        assert!(c.is_empty());
+        assert_eq!(c.dropped(), 2);
+        c.image(&"a".repeat(MAX_ASSET_ID_BYTES), 0.0, 0.0, 10.0, 10.0);
+        c.image("logo", 0.0, 0.0, 10.0, 10.0);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn transforms_that_are_not_invertible_are_skipped_with_what_they_flatten() {
+        let is_transform = |c: &wit::DrawCommand| matches!(c, wit::DrawCommand::Transform(_));
+        let is_rect = |c: &wit::DrawCommand| matches!(c, wit::DrawCommand::Rect(_));
+        let mut c = Canvas::new();
+        c.scale(1e-4, 1e-4); // determinant 1e-8: the host takes it
+        assert_eq!(count(&c, is_transform), 1);
+        for m in [
+            Matrix::scale(0.0, 1.0),
+            Matrix::scale(1e-5, 1e-5), // determinant 1e-10
+            Matrix::scale(f32::NAN, 1.0),
+            Matrix {
+                sx: 2.0,
+                ky: 4.0,
+                kx: 1.0,
+                sy: 2.0,
+                tx: 5.0,
+                ty: 5.0,
+            },
+        ] {
+            c.save();
+            c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+            c.transform(m);
+            // Flattened onto a line: nothing of this is visible, so none of it is sent.
+            c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+            c.save();
+            c.opacity(0.5);
+            c.restore();
+            c.restore();
+        }
+        assert_eq!(count(&c, is_transform), 1);
+        assert_eq!(count(&c, is_rect), 4);
+        // Drawing comes back after the restore; without a save, not for the rest of the
+        // frame.
+        c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+        assert_eq!(count(&c, is_rect), 5);
+        c.scale(0.0, 0.0);
+        c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+        c.restore();
+        c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+        assert_eq!(count(&c, is_rect), 5);
+        assert_eq!(c.dropped(), 0, "an invisible drawing is not a dropped one");
+        // A new frame starts unflattened.
+        c.clear();
+        c.rect(0.0, 0.0, 1.0, 1.0, Color::WHITE);
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Colours, fills and strokes.
 //!
 //! [`Color`] is the type to put in a template's params: it deserializes from and
-//! serializes to `"#rrggbb"` / `"#rrggbbaa"`, so a params schema can declare colours as
-//! strings with the pattern [`Color::SCHEMA_PATTERN`].
+//! serializes to `"#rrggbb"` / `"#rrggbbaa"`, and its [`JsonSchema`] is a string with the
+//! pattern [`Color::SCHEMA_PATTERN`], inlined where it is used, so a derived params schema
+//! refuses exactly what deserializing refuses.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bindings::stream_manager::plugin::types as wit;
@@ -167,6 +170,29 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
+impl JsonSchema for Color {
+    /// Inlined: each colour property reads `{"type": "string", "pattern": …}` with its own
+    /// default and description, no `$ref`.
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Color".into()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        "stream_manager_sdk::Color".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": Color::SCHEMA_PATTERN,
+        })
+    }
+}
+
 /// How an area or a run of text is painted.
 ///
 /// A [`Color`] converts into a solid fill, so drawing methods accept either.
@@ -184,9 +210,10 @@ pub enum Fill {
         x1: f32,
         /// End y.
         y1: f32,
-        /// The stops: (offset 0.0–1.0, colour). The host takes 2 to 16; with fewer than
-        /// two the fill is drawn solid in the one colour (or transparent), extra stops are
-        /// dropped.
+        /// The stops: (offset 0.0–1.0, colour). The host takes
+        /// [`MIN_GRADIENT_STOPS`](crate::limits::MIN_GRADIENT_STOPS) (2) to
+        /// [`MAX_GRADIENT_STOPS`] (16); with fewer the fill is drawn solid in the one
+        /// colour (or transparent), stops past the 16th are dropped.
         stops: Vec<(f32, Color)>,
     },
     /// A radial gradient around (cx, cy).
@@ -202,8 +229,8 @@ pub enum Fill {
     },
 }
 
-/// The most stops a gradient may have.
-pub const MAX_GRADIENT_STOPS: usize = 16;
+pub use crate::limits::MAX_GRADIENT_STOPS;
+use crate::limits::{MAX_STROKE_WIDTH, MIN_GRADIENT_STOPS};
 
 impl Fill {
     /// One colour.
@@ -243,26 +270,27 @@ impl Fill {
         }
     }
 
-    /// Converts to the host's type, making it valid: numbers clamped, stops clamped to
-    /// 0.0–1.0 and at most 16, fewer than two stops turned into a solid fill.
+    /// Converts to the host's type, making it valid: numbers clamped, stop offsets clamped
+    /// to 0.0–1.0, the first [`MAX_GRADIENT_STOPS`] stops kept, fewer than
+    /// [`MIN_GRADIENT_STOPS`] turned into a solid fill (of the one colour, or transparent).
     pub(crate) fn to_wit(&self) -> wit::Fill {
         fn stops(stops: &[(f32, Color)]) -> Result<Vec<wit::GradientStop>, wit::Fill> {
-            match stops {
-                [] => Err(wit::Fill::Solid(Color::TRANSPARENT.to_wit())),
-                [(_, c)] => Err(wit::Fill::Solid(c.to_wit())),
-                _ => Ok(stops
-                    .iter()
-                    .take(MAX_GRADIENT_STOPS)
-                    .map(|&(offset, color)| wit::GradientStop {
-                        offset: if offset.is_finite() {
-                            offset.clamp(0.0, 1.0)
-                        } else {
-                            0.0
-                        },
-                        color: color.to_wit(),
-                    })
-                    .collect()),
+            if stops.len() < MIN_GRADIENT_STOPS {
+                let color = stops.first().map_or(Color::TRANSPARENT, |&(_, c)| c);
+                return Err(wit::Fill::Solid(color.to_wit()));
             }
+            Ok(stops
+                .iter()
+                .take(MAX_GRADIENT_STOPS)
+                .map(|&(offset, color)| wit::GradientStop {
+                    offset: if offset.is_finite() {
+                        offset.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    color: color.to_wit(),
+                })
+                .collect())
         }
         match self {
             Fill::Solid(c) => wit::Fill::Solid(c.to_wit()),
@@ -311,7 +339,7 @@ impl From<Color> for Fill {
 pub struct Stroke {
     /// Colour.
     pub color: Color,
-    /// Width in pixels, 0–1000.
+    /// Width in pixels, 0–[`MAX_STROKE_WIDTH`] (1000).
     pub width: f32,
 }
 
@@ -325,7 +353,7 @@ impl Stroke {
         wit::Stroke {
             color: self.color.to_wit(),
             width: if self.width.is_finite() {
-                self.width.clamp(0.0, 1000.0)
+                self.width.clamp(0.0, MAX_STROKE_WIDTH)
             } else {
                 0.0
             },
@@ -372,6 +400,63 @@ mod tests {
         assert_eq!(serde_json::to_string(&c).unwrap(), "\"#ff000080\"");
         let e = serde_json::from_str::<Color>("\"red\"").unwrap_err();
         assert!(e.to_string().contains("invalid colour"));
+    }
+
+    #[test]
+    fn stroke_widths_are_clamped_to_the_host_limit() {
+        let width = |w: f32| Stroke::new(Color::BLACK, w).to_wit().width;
+        assert_eq!(width(2.5), 2.5);
+        assert_eq!(width(MAX_STROKE_WIDTH + 1.0), MAX_STROKE_WIDTH);
+        assert_eq!(width(1e9), MAX_STROKE_WIDTH);
+        assert_eq!(width(-3.0), 0.0);
+        assert_eq!(width(f32::NAN), 0.0);
+        assert_eq!(width(f32::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn gradient_stops_are_clamped_to_the_host_limits() {
+        let stops = |n: usize| {
+            let fill = Fill::linear(0.0, 0.0, 1.0, 0.0, (0..n).map(|i| (i as f32, Color::WHITE)));
+            match fill.to_wit() {
+                wit::Fill::Linear(g) => g.stops.iter().map(|s| s.offset).collect(),
+                wit::Fill::Solid(_) => Vec::new(),
+                wit::Fill::Radial(_) => panic!("expected a linear gradient"),
+            }
+        };
+        assert!(
+            stops(0).is_empty() && stops(1).is_empty(),
+            "solid below 2 stops"
+        );
+        assert_eq!(stops(MIN_GRADIENT_STOPS), [0.0, 1.0]);
+        assert_eq!(stops(MAX_GRADIENT_STOPS).len(), MAX_GRADIENT_STOPS);
+        assert_eq!(stops(MAX_GRADIENT_STOPS + 1).len(), MAX_GRADIENT_STOPS);
+        let odd = Fill::linear(
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+            [
+                (-0.5, Color::WHITE),
+                (f32::NAN, Color::WHITE),
+                (7.0, Color::BLACK),
+            ],
+        );
+        match odd.to_wit() {
+            wit::Fill::Linear(g) => {
+                let offsets: Vec<f32> = g.stops.iter().map(|s| s.offset).collect();
+                assert_eq!(offsets, [0.0, 0.0, 1.0]);
+            }
+            _ => panic!("expected a linear gradient"),
+        }
+    }
+
+    #[test]
+    fn colour_schema_matches_what_deserializes() {
+        let schema = crate::params_schema::<Color>();
+        assert_eq!(schema["type"], "string");
+        assert_eq!(schema["pattern"], Color::SCHEMA_PATTERN);
+        // `from_hex` takes exactly "#" and 6 or 8 hex digits, which is the pattern.
+        assert_eq!(Color::SCHEMA_PATTERN, "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$");
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //!
 //! # Lifecycle
 //!
-//! 1. [`Template::info`] (`describe`): name, version, params schema, default params and
-//!    default size. Called once after loading; must not depend on params.
+//! 1. [`Template::info`] (`describe`): name, version, default params and default size,
+//!    plus the params schema, which the SDK derives from [`Template::Params`] (see
+//!    [Params schema](#params-schema)). Called once after loading; must not depend on
+//!    params.
 //! 2. [`Template::new`] on the first `configure`, then [`Template::configure`] on every
 //!    live update. Params arrive already checked against the schema and are deserialized
 //!    into [`Template::Params`]; a deserialize error refuses the update, naming the error.
@@ -29,16 +31,43 @@
 //! The first answer of an instance is always sent as a picture, even if the template
 //! said `Unchanged`.
 //!
+//! # Params schema
+//!
+//! The host checks params against a JSON Schema (draft 2020-12) before
+//! [`Template::configure`] sees them. You do not write it: derive [`JsonSchema`] (from
+//! [`schemars`], re-exported here) next to serde's `Deserialize` on your params type, and
+//! the SDK sends [`params_schema::<Params>()`](params_schema) in `describe`, with the
+//! template's name as its `title`. The derive follows the serde attributes, so
+//! `#[serde(default, deny_unknown_fields, rename_all = "camelCase")]` gives an object with
+//! camel-case properties, each with its default, none required, and
+//! `"additionalProperties": false`. Say what serde cannot know with `#[schemars(...)]`:
+//! `range(min = 0, max = 5000)` on a number, `length(max = 200)` on a string or a list,
+//! `inner(length(max = 100))` on the strings of a list. [`Color`] is a `"#rrggbb"` /
+//! `"#rrggbbaa"` string with a pattern. Doc comments on fields become descriptions for
+//! operators. See [`params_schema`] for what the generated schema looks like.
+//!
 //! # Limits
 //!
 //! A template is untrusted: no files, network, environment or arguments; memory is
 //! capped (64 MiB by default); each call has a time budget (by default a quarter of the
-//! frame interval); a frame holds at most 10 000 commands, 100 000 path segments and
-//! 64 KiB of text (4096 bytes per run), `save` nests at most 64 deep and every number is
-//! finite and within ±100 000. [`Canvas`] keeps frames within these limits by
-//! construction (see its module docs). A call that traps or runs over budget costs the
-//! layer that frame; repeated faults quarantine the instance. A panic is written to the
-//! server log before the instance traps.
+//! frame interval). Its draw commands must keep the limits of `wit/limits.rs`, one file
+//! that the host's validator and this SDK both include (re-exported here as [`limits`];
+//! a frame outside them is refused whole): at most [`MAX_COMMANDS`](limits::MAX_COMMANDS)
+//! (10 000) commands, [`MAX_PATH_SEGMENTS`](limits::MAX_PATH_SEGMENTS) (100 000) path
+//! segments and [`MAX_FRAME_TEXT_BYTES`](limits::MAX_FRAME_TEXT_BYTES) (64 KiB) of text
+//! per frame, [`MAX_TEXT_BYTES`](limits::MAX_TEXT_BYTES) (4096) per run of text;
+//! [`MAX_SAVE_DEPTH`](limits::MAX_SAVE_DEPTH) (64) nested saves; every number finite and
+//! within ±[`MAX_COORDINATE`](limits::MAX_COORDINATE) (100 000); text sizes above 0 and at
+//! most [`MAX_TEXT_SIZE`](limits::MAX_TEXT_SIZE) (2000); stroke widths at most
+//! [`MAX_STROKE_WIDTH`](limits::MAX_STROKE_WIDTH) (1000); gradients of
+//! [`MIN_GRADIENT_STOPS`](limits::MIN_GRADIENT_STOPS) (2) to
+//! [`MAX_GRADIENT_STOPS`] (16) stops; font family names of at
+//! most [`MAX_FONT_NAME_BYTES`](limits::MAX_FONT_NAME_BYTES) (256) bytes; asset ids of 1 to
+//! [`MAX_ASSET_ID_BYTES`](limits::MAX_ASSET_ID_BYTES) (128) bytes; transforms invertible.
+//! [`Canvas`] clamps to exactly these limits by construction (see its
+//! [module docs](canvas)), so a slip costs a detail, not the frame. A call that traps or
+//! runs over budget costs the layer that frame; repeated faults quarantine the instance.
+//! A panic is written to the server log before the instance traps.
 //!
 //! # Example
 //!
@@ -46,13 +75,17 @@
 //! use serde::{Deserialize, Serialize};
 //! use stream_manager_sdk::anim::progress;
 //! use stream_manager_sdk::{
-//!     Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+//!     Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template,
+//!     fit_text,
 //! };
 //!
-//! /// The params: every field has a default, so a layer may give any of them.
-//! #[derive(Clone, PartialEq, Serialize, Deserialize)]
+//! /// The params: every field has a default, so a layer may give any of them. The
+//! /// schema the host checks them against is derived from this type.
+//! #[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 //! #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 //! struct Params {
+//!     /// The line of text.
+//!     #[schemars(length(max = 200))]
 //!     text: String,
 //!     text_color: Color,
 //! }
@@ -76,21 +109,11 @@
 //!     type Params = Params;
 //!
 //!     fn info() -> Info {
-//!         let d = Params::default();
 //!         Info {
 //!             name: "hello".into(),
 //!             version: env!("CARGO_PKG_VERSION").into(),
 //!             description: "A line of text that fades in".into(),
-//!             params_schema: serde_json::json!({
-//!                 "$schema": "https://json-schema.org/draft/2020-12/schema",
-//!                 "type": "object",
-//!                 "properties": {
-//!                     "text": { "type": "string", "maxLength": 200, "default": d.text },
-//!                     "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color }
-//!                 },
-//!                 "additionalProperties": false
-//!             }),
-//!             default_params: serde_json::to_value(&d).unwrap_or_default(),
+//!             default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
 //!             default_size: Size::new(640, 120),
 //!         }
 //!     }
@@ -139,8 +162,10 @@ pub mod anim;
 pub mod canvas;
 mod color;
 mod host;
+pub mod limits;
 #[doc(hidden)]
 pub mod runtime;
+mod schema;
 pub mod testing;
 
 #[doc(hidden)]
@@ -159,6 +184,13 @@ pub mod bindings {
 pub use canvas::{Canvas, Matrix, Path};
 pub use color::{Color, ColorError, Fill, MAX_GRADIENT_STOPS, Stroke};
 pub use host::{AssetInfo, AssetKind, TextMetrics, asset_info, fit_text, log, measure_text};
+pub use schema::params_schema;
+/// The crate that derives params schemas, for `#[schemars(...)]` attributes and hand-written
+/// [`JsonSchema`] impls.
+pub use schemars;
+/// Derive it on [`Template::Params`] (and the types of its fields): the SDK sends the
+/// schema it generates as the params schema. See [Params schema](crate#params-schema).
+pub use schemars::JsonSchema;
 
 /// The version of the plugin API (`wit/since_v0.1.0`, package
 /// `stream-manager:plugin@0.1.0`) this SDK builds against. It is embedded in every
@@ -190,11 +222,9 @@ pub struct Info {
     pub version: String,
     /// One line for operators.
     pub description: String,
-    /// JSON Schema (draft 2020-12) of the params object. The host validates params
-    /// against it before [`Template::configure`] sees them, so be precise: types, ranges,
-    /// string lengths and `"additionalProperties": false`.
-    pub params_schema: serde_json::Value,
-    /// The params used when a layer gives none: a JSON object valid against the schema.
+    /// The params used when a layer gives none: a JSON object valid against the params
+    /// schema (`serde_json::to_value(Params::default())` is handy). The schema itself is
+    /// derived from [`Template::Params`]; see [Params schema](crate#params-schema).
     pub default_params: serde_json::Value,
     /// The size the template is designed for, used when a layer gives none.
     pub default_size: Size,
@@ -254,11 +284,13 @@ pub enum Render {
 /// One instance lives per layer; all calls come from one thread, one at a time.
 pub trait Template: Sized + 'static {
     /// The params, deserialized from the JSON object the host hands to `configure`.
-    /// Use `#[serde(default)]` so a layer may give only some of them.
-    type Params: serde::de::DeserializeOwned;
+    /// Use `#[serde(default)]` so a layer may give only some of them. Its [`JsonSchema`]
+    /// (derived next to `Deserialize`) is the params schema the host checks params
+    /// against, so make it precise: ranges, string lengths, `deny_unknown_fields`.
+    type Params: serde::de::DeserializeOwned + JsonSchema;
 
-    /// Name, version, description, params schema, default params and default size. Must
-    /// not depend on params.
+    /// Name, version, description, default params and default size. Must not depend on
+    /// params. (The params schema comes from [`Template::Params`].)
     fn info() -> Info;
 
     /// Creates the instance from its first params.

@@ -86,14 +86,14 @@ fn install_panic_hook() {
     });
 }
 
-/// Converts what the template says about itself.
+/// Converts what the template says about itself, with its params schema.
 #[inline(never)]
-fn info_to_wit(info: Info) -> InfoWit {
+fn info_to_wit(info: Info, params_schema: serde_json::Value) -> InfoWit {
     InfoWit {
         name: info.name,
         version: info.version,
         description: info.description,
-        params_schema: info.params_schema.to_string(),
+        params_schema: params_schema.to_string(),
         default_params: info.default_params.to_string(),
         default_size: wit::Size {
             width: info.default_size.width,
@@ -102,10 +102,12 @@ fn info_to_wit(info: Info) -> InfoWit {
     }
 }
 
-/// `describe`.
+/// `describe`: the params schema is derived from `T::Params`.
 pub fn describe<T: Template>() -> InfoWit {
     install_panic_hook();
-    info_to_wit(T::info())
+    let info = T::info();
+    let schema = crate::schema::titled_params_schema::<T::Params>(&info.name);
+    info_to_wit(info, schema)
 }
 
 fn parse_params<T: Template>(params: &str) -> Result<T::Params, String> {

@@ -2,12 +2,21 @@
 //! machine's target): pure logic only, since the host functions exist only inside the
 //! server.
 
+use serde_json::Value;
+
 use crate::Template;
 
-/// Checks what [`Template::info`] says for consistency: the schema is a draft 2020-12
-/// object schema with `"additionalProperties": false`, every default param is a declared
-/// property, and both the default params and `{}` deserialize into
-/// [`Template::Params`] (so a layer may give only some params: use `#[serde(default)]`).
+/// Checks what [`Template::info`] says, and the params schema derived from
+/// [`Template::Params`], for consistency:
+///
+/// - the schema is a draft 2020-12 object schema with `"additionalProperties": false`
+///   (derive `JsonSchema` on a struct with `#[serde(deny_unknown_fields)]`);
+/// - every `$ref` in it points into its own `$defs` (the host resolves nothing else);
+/// - every default param is a declared property, and equals the `default` the schema
+///   gives that property, if any (both come from `Default` when the default params are
+///   `serde_json::to_value(Params::default())`);
+/// - both the default params and `{}` deserialize into [`Template::Params`] (so a layer
+///   may give only some params: use `#[serde(default)]`).
 ///
 /// ```ignore
 /// #[test]
@@ -23,8 +32,8 @@ pub fn check_info<T: Template>() -> Result<(), String> {
     if info.default_size.width == 0 || info.default_size.height == 0 {
         return Err("the default size must not be empty".into());
     }
-    let schema = info
-        .params_schema
+    let schema_value = crate::schema::titled_params_schema::<T::Params>(&info.name);
+    let schema = schema_value
         .as_object()
         .ok_or("the params schema is not a JSON object")?;
     match schema.get("$schema").and_then(|s| s.as_str()) {
@@ -34,9 +43,14 @@ pub fn check_info<T: Template>() -> Result<(), String> {
     if schema.get("type").and_then(|t| t.as_str()) != Some("object") {
         return Err("the params schema must have \"type\": \"object\"".into());
     }
-    if schema.get("additionalProperties") != Some(&serde_json::Value::Bool(false)) {
-        return Err("the params schema must have \"additionalProperties\": false".into());
+    if schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+        return Err(
+            "the params schema must have \"additionalProperties\": false \
+             (#[serde(deny_unknown_fields)] on the params struct)"
+                .into(),
+        );
     }
+    check_refs(&schema_value, &schema_value)?;
     let properties = schema
         .get("properties")
         .and_then(|p| p.as_object())
@@ -45,9 +59,16 @@ pub fn check_info<T: Template>() -> Result<(), String> {
         .default_params
         .as_object()
         .ok_or("the default params are not a JSON object")?;
-    for key in defaults.keys() {
-        if !properties.contains_key(key) {
-            return Err(format!("default param {key:?} is not in the schema"));
+    for (key, value) in defaults {
+        let property = properties
+            .get(key)
+            .ok_or_else(|| format!("default param {key:?} is not in the schema"))?;
+        if let Some(default) = property.get("default")
+            && default != value
+        {
+            return Err(format!(
+                "default param {key:?} is {value}, but the schema's default is {default}"
+            ));
         }
     }
     serde_json::from_value::<T::Params>(info.default_params.clone())
@@ -55,4 +76,28 @@ pub fn check_info<T: Template>() -> Result<(), String> {
     serde_json::from_str::<T::Params>("{}")
         .map_err(|e| format!("empty params do not deserialize: {e}"))?;
     Ok(())
+}
+
+/// Checks that every `$ref` under `value` is `#` or `#/$defs/NAME` with NAME defined in
+/// `root`: the host compiles the schema without resolving anything outside it.
+fn check_refs(root: &Value, value: &Value) -> Result<(), String> {
+    match value {
+        Value::Object(object) => {
+            if let Some(reference) = object.get("$ref") {
+                let reference = reference.as_str().unwrap_or_default();
+                let resolves = reference == "#"
+                    || reference
+                        .strip_prefix("#/$defs/")
+                        .is_some_and(|name| root["$defs"].get(name).is_some());
+                if !resolves {
+                    return Err(format!(
+                        "the params schema refers to {reference:?}, not to one of its own $defs"
+                    ));
+                }
+            }
+            object.values().try_for_each(|v| check_refs(root, v))
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| check_refs(root, v)),
+        _ => Ok(()),
+    }
 }

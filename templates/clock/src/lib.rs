@@ -6,11 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 use stream_manager_sdk::{
-    Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+    Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
 
 /// What the clock shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     /// The time of day.
@@ -20,20 +20,29 @@ enum Mode {
     Countdown,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The params; the schema the host checks them against is derived from this type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct Params {
+    /// "time": the time of day; "countdown": the time left until target.
     mode: Mode,
-    /// Countdown target, milliseconds since the Unix epoch.
+    /// Countdown target, milliseconds since the Unix epoch (UTC).
+    #[schemars(range(min = 0, max = 8_640_000_000_000_000_i64))]
     target: i64,
     show_seconds: bool,
-    /// Offset from UTC for the time of day; none means the server's local time.
+    /// Time zone of the time of day as an offset from UTC in minutes; null for the
+    /// server's local time.
+    #[schemars(range(min = -1080, max = 1080))]
     #[serde(skip_serializing_if = "Option::is_none")]
     utc_offset_minutes: Option<i32>,
+    /// A line above the time, e.g. "Starts in"; empty for none.
+    #[schemars(length(max = 200))]
     label: String,
     text_color: Color,
     label_color: Color,
     background_color: Color,
+    /// Family of an uploaded font; null for the default font.
+    #[schemars(length(max = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font: Option<String>,
 }
@@ -117,55 +126,11 @@ impl Template for Clock {
     type Params = Params;
 
     fn info() -> Info {
-        let d = Params::default();
         Info {
             name: "clock".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "The time of day or a countdown to a moment".into(),
-            params_schema: serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": "clock",
-                "type": "object",
-                "properties": {
-                    "mode": {
-                        "description": "\"time\": the time of day; \"countdown\": the time left until target",
-                        "enum": ["time", "countdown"],
-                        "default": "time"
-                    },
-                    "target": {
-                        "description": "Countdown target, milliseconds since the Unix epoch (UTC)",
-                        "type": "integer",
-                        "minimum": 0,
-                        "maximum": 8_640_000_000_000_000_i64,
-                        "default": d.target
-                    },
-                    "showSeconds": { "type": "boolean", "default": d.show_seconds },
-                    "utcOffsetMinutes": {
-                        "description": "Time zone of the time of day as an offset from UTC in minutes; null for the server's local time",
-                        "type": ["integer", "null"],
-                        "minimum": -1080,
-                        "maximum": 1080,
-                        "default": null
-                    },
-                    "label": {
-                        "description": "A line above the time, e.g. \"Starts in\"; empty for none",
-                        "type": "string",
-                        "maxLength": 200,
-                        "default": d.label
-                    },
-                    "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color },
-                    "labelColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.label_color },
-                    "backgroundColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.background_color },
-                    "font": {
-                        "description": "Family of an uploaded font; null for the default font",
-                        "type": ["string", "null"],
-                        "maxLength": 200,
-                        "default": null
-                    }
-                },
-                "additionalProperties": false
-            }),
-            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
             default_size: Size::new(480, 160),
         }
     }

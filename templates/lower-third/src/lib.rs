@@ -10,21 +10,31 @@
 use serde::{Deserialize, Serialize};
 use stream_manager_sdk::anim::{clamp01, ease_out_cubic};
 use stream_manager_sdk::{
-    Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+    Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
 
 /// How long a full slide in or out takes.
 const DURATION_MS: f64 = 500.0;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The params. The schema the host checks them against is derived from this type: the
+// serde attributes, `#[schemars(...)]` for lengths and ranges, doc comments as the
+// descriptions operators see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct Params {
+    /// First line, large.
+    #[schemars(length(max = 200))]
     name: String,
+    /// Second line, smaller; empty for none.
+    #[schemars(length(max = 200))]
     title: String,
+    /// Slides in when it becomes true and out when it becomes false.
     visible: bool,
     accent_color: Color,
     background_color: Color,
     text_color: Color,
+    /// Family of an uploaded font; null for the default font.
+    #[schemars(length(max = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font: Option<String>,
 }
@@ -121,36 +131,11 @@ impl Template for LowerThird {
     type Params = Params;
 
     fn info() -> Info {
-        let d = Params::default();
         Info {
             name: "lower-third".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "A name and a title that slide and fade in and out".into(),
-            params_schema: serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": "lower-third",
-                "type": "object",
-                "properties": {
-                    "name": { "description": "First line, large", "type": "string", "maxLength": 200, "default": d.name },
-                    "title": { "description": "Second line, smaller; empty for none", "type": "string", "maxLength": 200, "default": d.title },
-                    "visible": {
-                        "description": "Slides in when it becomes true and out when it becomes false",
-                        "type": "boolean",
-                        "default": d.visible
-                    },
-                    "accentColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.accent_color },
-                    "backgroundColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.background_color },
-                    "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color },
-                    "font": {
-                        "description": "Family of an uploaded font; null for the default font",
-                        "type": ["string", "null"],
-                        "maxLength": 200,
-                        "default": null
-                    }
-                },
-                "additionalProperties": false
-            }),
-            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
             default_size: Size::new(1280, 200),
         }
     }

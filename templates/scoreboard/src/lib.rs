@@ -10,8 +10,9 @@
 //! version carries on where the old one was.
 
 use serde::{Deserialize, Serialize};
+use stream_manager_sdk::schemars::Schema;
 use stream_manager_sdk::{
-    Canvas, Color, Frame, Info, Render, Size, Template, export_template, fit_text,
+    Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -23,11 +24,22 @@ struct Team {
 
 /// A team as given in params: what is left out takes that side's default, so
 /// `{"score": 2}` keeps the home team's name and colour defaults.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Its schema is inlined in `home` and `away`, each with that side's defaults (see
+/// [`team_defaults`]). A field may be left out but not be `null`: the schema says the
+/// plain type, and the fields have no default of their own.
+#[derive(Default, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[schemars(inline)]
 struct TeamParams {
+    #[schemars(with = "String", length(max = 64))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[schemars(with = "u32", range(max = 99_999))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<u32>,
+    #[schemars(with = "Color")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     color: Option<Color>,
 }
 
@@ -49,7 +61,7 @@ fn away_team<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Team, D::Error> {
     Ok(TeamParams::deserialize(d)?.or(Params::default().away))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Direction {
     #[default]
@@ -57,10 +69,11 @@ enum Direction {
     Up,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 struct ClockParams {
     /// Seconds on the clock when these params are set.
+    #[schemars(range(min = 0, max = MAX_SECONDS))]
     seconds: f64,
     running: bool,
     direction: Direction,
@@ -76,20 +89,55 @@ impl Default for ClockParams {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The params; the schema the host checks them against is derived from this type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(transform = team_defaults)]
 struct Params {
     #[serde(deserialize_with = "home_team")]
+    #[schemars(with = "TeamParams")]
     home: Team,
     #[serde(deserialize_with = "away_team")]
+    #[schemars(with = "TeamParams")]
     away: Team,
+    /// e.g. "1st", "HT"; empty for none.
+    #[schemars(length(max = 32))]
     period: String,
+    /// The game clock. Changing seconds sets it; changing only running pauses or resumes
+    /// it where it is.
     clock: ClockParams,
     show_clock: bool,
     background_color: Color,
     text_color: Color,
+    /// Family of an uploaded font; null for the default font.
+    #[schemars(length(max = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font: Option<String>,
+}
+
+/// Gives the fields of `home` and `away` in the schema that side's defaults (the two
+/// share the type `TeamParams`, whose fields have none), from the team's own default.
+fn team_defaults(schema: &mut Schema) {
+    for side in ["home", "away"] {
+        let Some(team) = schema
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(side))
+            .and_then(|t| t.as_object_mut())
+        else {
+            continue;
+        };
+        let Some(serde_json::Value::Object(default)) = team.get("default").cloned() else {
+            continue;
+        };
+        let Some(fields) = team.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+            continue;
+        };
+        for (name, value) in default {
+            if let Some(field) = fields.get_mut(&name).and_then(|f| f.as_object_mut()) {
+                field.insert("default".into(), value);
+            }
+        }
+    }
 }
 
 impl Default for Params {
@@ -246,56 +294,11 @@ impl Template for Scoreboard {
     type Params = Params;
 
     fn info() -> Info {
-        let d = Params::default();
-        let color = serde_json::json!({ "type": "string", "pattern": Color::SCHEMA_PATTERN });
-        let team = |t: &Team| {
-            serde_json::json!({
-                "type": "object",
-                "properties": {
-                    "name": { "type": "string", "maxLength": 64, "default": t.name },
-                    "score": { "type": "integer", "minimum": 0, "maximum": 99_999, "default": t.score },
-                    "color": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": t.color }
-                },
-                "additionalProperties": false,
-                "default": t
-            })
-        };
         Info {
             name: "scoreboard".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Two teams, their scores, the period and a running game clock".into(),
-            params_schema: serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": "scoreboard",
-                "type": "object",
-                "properties": {
-                    "home": team(&d.home),
-                    "away": team(&d.away),
-                    "period": { "description": "e.g. \"1st\", \"HT\"; empty for none", "type": "string", "maxLength": 32, "default": d.period },
-                    "clock": {
-                        "description": "The game clock. Changing seconds sets it; changing only running pauses or resumes it where it is",
-                        "type": "object",
-                        "properties": {
-                            "seconds": { "type": "number", "minimum": 0, "maximum": MAX_SECONDS, "default": d.clock.seconds },
-                            "running": { "type": "boolean", "default": d.clock.running },
-                            "direction": { "enum": ["down", "up"], "default": "down" }
-                        },
-                        "additionalProperties": false,
-                        "default": d.clock
-                    },
-                    "showClock": { "type": "boolean", "default": d.show_clock },
-                    "backgroundColor": merge(&color, "default", &d.background_color),
-                    "textColor": merge(&color, "default", &d.text_color),
-                    "font": {
-                        "description": "Family of an uploaded font; null for the default font",
-                        "type": ["string", "null"],
-                        "maxLength": 200,
-                        "default": null
-                    }
-                },
-                "additionalProperties": false
-            }),
-            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
             default_size: Size::new(960, 120),
         }
     }
@@ -394,15 +397,6 @@ fn check_clock(c: &ClockParams) -> Result<(), String> {
             c.seconds
         ))
     }
-}
-
-/// `base` with `key` set to `value`.
-fn merge(base: &serde_json::Value, key: &str, value: &impl Serialize) -> serde_json::Value {
-    let mut v = base.clone();
-    if let (Some(obj), Ok(value)) = (v.as_object_mut(), serde_json::to_value(value)) {
-        obj.insert(key.to_owned(), value);
-    }
-    v
 }
 
 fn draw(p: &Params, clock: &str, frame: &Frame, canvas: &mut Canvas) {
@@ -545,6 +539,20 @@ mod tests {
     #[test]
     fn info_is_consistent() {
         stream_manager_sdk::testing::check_info::<Scoreboard>().unwrap();
+    }
+
+    #[test]
+    fn the_schema_gives_each_side_its_defaults() {
+        let schema = stream_manager_sdk::params_schema::<Params>();
+        let (home, away) = (&schema["properties"]["home"], &schema["properties"]["away"]);
+        assert_eq!(home["default"]["name"], "HOME");
+        assert_eq!(home["properties"]["name"]["default"], "HOME");
+        assert_eq!(away["properties"]["name"]["default"], "AWAY");
+        assert_eq!(away["properties"]["color"]["default"], "#dc2626");
+        assert_eq!(home["additionalProperties"], false);
+        // Left out is fine, null is not.
+        assert_eq!(home["properties"]["name"]["type"], "string");
+        assert!(home.get("required").is_none(), "{home}");
     }
 
     #[test]

@@ -8,18 +8,26 @@
 use serde::{Deserialize, Serialize};
 use stream_manager_sdk::anim::pulse;
 use stream_manager_sdk::{
-    Canvas, Color, Fill, Frame, Info, Render, Size, Template, export_template, fit_text,
+    Canvas, Color, Fill, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The params; the schema the host checks them against is derived from this type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct Params {
+    #[schemars(length(max = 200))]
     message: String,
+    /// A smaller line under the message; empty for none.
+    #[schemars(length(max = 400))]
     submessage: String,
+    /// Whether the dots pulse.
     animate: bool,
     background_color: Color,
+    /// Colour of the rule and the dots.
     accent_color: Color,
     text_color: Color,
+    /// Family of an uploaded font; null for the default font.
+    #[schemars(length(max = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font: Option<String>,
 }
@@ -64,32 +72,11 @@ impl Template for Slate {
     type Params = Params;
 
     fn info() -> Info {
-        let d = Params::default();
         Info {
             name: "slate".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "A full-frame \"We'll be right back\" card with a gentle animation".into(),
-            params_schema: serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": "slate",
-                "type": "object",
-                "properties": {
-                    "message": { "type": "string", "maxLength": 200, "default": d.message },
-                    "submessage": { "description": "A smaller line under the message; empty for none", "type": "string", "maxLength": 400, "default": d.submessage },
-                    "animate": { "description": "Whether the dots pulse", "type": "boolean", "default": d.animate },
-                    "backgroundColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.background_color },
-                    "accentColor": { "description": "Colour of the rule and the dots", "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.accent_color },
-                    "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color },
-                    "font": {
-                        "description": "Family of an uploaded font; null for the default font",
-                        "type": ["string", "null"],
-                        "maxLength": 200,
-                        "default": null
-                    }
-                },
-                "additionalProperties": false
-            }),
-            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
             default_size: Size::new(1920, 1080),
         }
     }

@@ -10,26 +10,39 @@
 use serde::{Deserialize, Serialize};
 use stream_manager_sdk::canvas::{MAX_FRAME_TEXT_BYTES, MAX_TEXT_BYTES, truncate};
 use stream_manager_sdk::{
-    Canvas, Color, Frame, Info, Render, Size, Template, TextMetrics, export_template, fit_text,
-    measure_text,
+    Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, TextMetrics, export_template,
+    fit_text, measure_text,
 };
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The params; the schema the host checks them against is derived from this type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct Params {
+    /// The text, used when items is empty.
+    #[schemars(length(max = 4000))]
     text: String,
+    /// Headlines, joined by the separator; overrides text when not empty.
+    #[schemars(length(max = 100), inner(length(max = 1000)))]
     items: Vec<String>,
+    #[schemars(length(max = 32))]
     separator: String,
-    /// Pixels per second; 0 stands still.
+    /// Scroll speed in pixels per second; 0 stands still.
+    #[schemars(range(min = 0, max = 5000))]
     speed: f64,
+    /// Text of the box at the left; empty for none.
+    #[schemars(length(max = 64))]
     label: String,
-    /// Text size in pixels; none for 55 % of the layer height.
+    /// Text size in pixels; null for 55 % of the layer height.
+    #[schemars(range(max = 1000), extend("exclusiveMinimum" = 0))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font_size: Option<f32>,
     text_color: Color,
     background_color: Color,
+    /// Colour of the label box.
     accent_color: Color,
     label_color: Color,
+    /// Family of an uploaded font; null for the default font.
+    #[schemars(length(max = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     font: Option<String>,
 }
@@ -156,48 +169,11 @@ impl Template for Ticker {
     type Params = Params;
 
     fn info() -> Info {
-        let d = Params::default();
         Info {
             name: "ticker".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "A line of text scrolling right to left in a seamless loop".into(),
-            params_schema: serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "title": "ticker",
-                "type": "object",
-                "properties": {
-                    "text": { "description": "The text, used when items is empty", "type": "string", "maxLength": 4000, "default": d.text },
-                    "items": {
-                        "description": "Headlines, joined by the separator; overrides text when not empty",
-                        "type": "array",
-                        "items": { "type": "string", "maxLength": 1000 },
-                        "maxItems": 100,
-                        "default": []
-                    },
-                    "separator": { "type": "string", "maxLength": 32, "default": d.separator },
-                    "speed": { "description": "Scroll speed in pixels per second", "type": "number", "minimum": 0, "maximum": 5000, "default": d.speed },
-                    "label": { "description": "Text of the box at the left; empty for none", "type": "string", "maxLength": 64, "default": d.label },
-                    "fontSize": {
-                        "description": "Text size in pixels; null for 55 % of the layer height",
-                        "type": ["number", "null"],
-                        "exclusiveMinimum": 0,
-                        "maximum": 1000,
-                        "default": null
-                    },
-                    "textColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.text_color },
-                    "backgroundColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.background_color },
-                    "accentColor": { "description": "Colour of the label box", "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.accent_color },
-                    "labelColor": { "type": "string", "pattern": Color::SCHEMA_PATTERN, "default": d.label_color },
-                    "font": {
-                        "description": "Family of an uploaded font; null for the default font",
-                        "type": ["string", "null"],
-                        "maxLength": 200,
-                        "default": null
-                    }
-                },
-                "additionalProperties": false
-            }),
-            default_params: serde_json::to_value(&d).unwrap_or_default(),
+            default_params: serde_json::to_value(Params::default()).unwrap_or_default(),
             default_size: Size::new(1920, 64),
         }
     }
@@ -369,6 +345,20 @@ mod tests {
     #[test]
     fn info_is_consistent() {
         stream_manager_sdk::testing::check_info::<Ticker>().unwrap();
+    }
+
+    #[test]
+    fn the_schema_bounds_what_check_bounds() {
+        let schema = stream_manager_sdk::params_schema::<Params>();
+        let p = &schema["properties"];
+        assert_eq!(
+            (&p["speed"]["minimum"], &p["speed"]["maximum"]),
+            (&0.into(), &5000.into())
+        );
+        assert_eq!(p["fontSize"]["exclusiveMinimum"], 0);
+        assert_eq!(p["fontSize"]["maximum"], 1000);
+        assert_eq!(p["items"]["maxItems"], 100);
+        assert_eq!(p["items"]["items"]["maxLength"], 1000);
     }
 
     #[test]

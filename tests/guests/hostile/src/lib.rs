@@ -14,11 +14,13 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
 use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use exports::stream_manager::plugin::template::{FrameInfo, Guest, Info, RenderOutput};
 use stream_manager::plugin::host::{self, LogLevel};
 use stream_manager::plugin::types::{
-    DrawCommand, Fill, ImageCommand, Rect, RectCommand, Size, TextCommand,
+    CubicSegment, DrawCommand, Fill, GradientStop, ImageCommand, Matrix, PathCommand, Point,
+    RadialGradient, Rect, RectCommand, Rgba, Segment, Size, Stroke, TextCommand,
 };
 
 use common::{GREEN, RED};
@@ -40,6 +42,14 @@ const MODES: &[&str] = &[
     "unchanged",
     "configure-error",
     "image",
+    "glyph-bomb",
+    "gradient-flood",
+    "stroke-bomb",
+    "spin",
+    "panic-every",
+    "leak",
+    "clip-flood",
+    "many-layers-text",
 ];
 
 const SCHEMA: &str = r##"{
@@ -55,7 +65,10 @@ const SCHEMA: &str = r##"{
     "port": { "type": "integer", "minimum": 0, "maximum": 65535 },
     "count": { "type": "integer", "minimum": 0 },
     "bytes": { "type": "integer", "minimum": 0 },
-    "lines": { "type": "integer", "minimum": 0 }
+    "lines": { "type": "integer", "minimum": 0 },
+    "animate": { "type": "boolean" },
+    "ms": { "type": "number", "minimum": 0 },
+    "every": { "type": "integer", "minimum": 1 }
   },
   "additionalProperties": true
 }"##;
@@ -65,7 +78,7 @@ thread_local! {
     static PARAMS: RefCell<serde_json::Value> = RefCell::new(serde_json::json!({ "mode": "ok" }));
     /// Render calls made on this instance (not carried over by `restore`).
     static CALLS: Cell<u64> = const { Cell::new(0) };
-    /// Where `hog` keeps what it allocates, so nothing is freed.
+    /// Where `hog` and `leak` keep what they allocate, so nothing is freed.
     static HOARD: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -129,20 +142,6 @@ fn hog() -> ! {
         let block = vec![0xA5_u8; 1 << 20];
         HOARD.with(|h| h.borrow_mut().push(black_box(block)));
     }
-}
-
-/// Recursion the optimiser can neither turn into a loop nor shrink: each frame keeps a
-/// 4 KiB array alive across the call, and the caller uses the result.
-#[inline(never)]
-fn dive(depth: u64) -> u64 {
-    if depth == u64::MAX {
-        return 0;
-    }
-    let mut pad = [0_u8; 4096];
-    pad[(depth % 4096) as usize] = depth as u8;
-    black_box(&mut pad);
-    let below = dive(black_box(depth + 1));
-    below.wrapping_add(u64::from(pad[(below % 4096) as usize]))
 }
 
 fn many_rects(count: u64) -> RenderOutput {
@@ -246,6 +245,215 @@ fn flood(lines: u64) {
     }
 }
 
+// Raster bombs: output that passes every documented validation limit (wit/limits.rs) but
+// costs the host a lot to draw. Each varies a little with the frame number, so a host
+// cannot reuse the previous raster.
+
+/// Opaque white.
+const WHITE: Rgba = Rgba {
+    r: 255,
+    g: 255,
+    b: 255,
+    a: 255,
+};
+
+fn bool_param(params: &serde_json::Value, key: &str) -> bool {
+    params
+        .get(key)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn count_param(params: &serde_json::Value, default: u64) -> usize {
+    usize::try_from(u64_param(params, "count", default)).unwrap_or(usize::MAX)
+}
+
+/// A uniform scale by `s`.
+fn scale(s: f32) -> DrawCommand {
+    DrawCommand::Transform(Matrix {
+        sx: s,
+        ky: 0.0,
+        kx: 0.0,
+        sy: s,
+        tx: 0.0,
+        ty: 0.0,
+    })
+}
+
+/// `glyph-bomb`: scale 15 (or 10–19.75 changing every frame with `animate`), then the
+/// alphabet at the largest text size, so glyphs are 30 000 px per em on the layer.
+fn glyph_bomb(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let s = if bool_param(params, "animate") {
+        10.0 + (frame.frame % 40) as f32 * 0.25
+    } else {
+        15.0
+    };
+    RenderOutput::Commands(vec![
+        scale(s),
+        DrawCommand::Text(TextCommand {
+            x: 0.0,
+            y: 100.0,
+            text: "ABCDEFGHIJKLMNOPQRSTUVWXYZ".to_string(),
+            size: 2000.0,
+            fill: Fill::Solid(WHITE),
+            font: None,
+        }),
+    ])
+}
+
+/// `gradient-flood`: `count` full-layer rounded rects, each with a translucent radial
+/// gradient whose radius (half the layer width, plus up to 9 %) changes every frame.
+fn gradient_flood(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let radius = (w / 2.0).max(1.0) * (1.0 + (frame.frame % 10) as f32 * 0.01);
+    let stop = |offset: f32, r: u8, g: u8, b: u8| GradientStop {
+        offset,
+        color: Rgba { r, g, b, a: 128 },
+    };
+    let fill = Fill::Radial(RadialGradient {
+        cx: w / 2.0,
+        cy: h / 2.0,
+        radius,
+        stops: vec![
+            stop(0.0, 255, 255, 255),
+            stop(0.5, 0, 255, 0),
+            stop(1.0, 0, 0, 255),
+        ],
+    });
+    let count = count_param(params, 5000);
+    let mut commands = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        commands.push(DrawCommand::Rect(RectCommand {
+            bounds: Rect {
+                x: 0.0,
+                y: 0.0,
+                width: w,
+                height: h,
+            },
+            radius: 40.0,
+            fill: fill.clone(),
+        }));
+    }
+    RenderOutput::Commands(commands)
+}
+
+/// `stroke-bomb`: one path, a move-to and `count` cubics zig-zagging between the left and
+/// right edges while stepping down the layer, stroked 1000 px wide, not filled. The bulge
+/// of the curves changes every frame.
+fn stroke_bomb(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let count = count_param(params, 99_999);
+    let bulge = h * (0.1 + (frame.frame % 10) as f32 * 0.01);
+    let mut segments = Vec::with_capacity(count.saturating_add(1).min(1 << 20));
+    segments.push(Segment::MoveTo(Point { x: 0.0, y: 0.0 }));
+    let step = h / count.max(1) as f32;
+    let mut y0 = 0.0_f32;
+    for i in 0..count {
+        let (x0, x) = if i % 2 == 0 { (0.0, w) } else { (w, 0.0) };
+        let y = (i + 1) as f32 * step;
+        segments.push(Segment::CubicTo(CubicSegment {
+            x1: x0 + (x - x0) / 3.0,
+            y1: y0 - bulge,
+            x2: x0 + (x - x0) * 2.0 / 3.0,
+            y2: y + bulge,
+            x,
+            y,
+        }));
+        y0 = y;
+    }
+    RenderOutput::Commands(vec![DrawCommand::Path(PathCommand {
+        segments,
+        fill: None,
+        stroke: Some(Stroke {
+            color: Rgba {
+                r: 255,
+                g: 255,
+                b: 255,
+                a: 200,
+            },
+            width: 1000.0,
+        }),
+    })])
+}
+
+/// `clip-flood`: a clip over the layer, then `count` of `save`, a 4×4 rect, `restore`
+/// (3 commands each), the rects spread over the layer and moving 1 px a frame.
+fn clip_flood(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let (w, h) = (frame.width.max(1) as u64, frame.height.max(1) as u64);
+    let count = count_param(params, 3333);
+    let mut commands = Vec::with_capacity(count.saturating_mul(3).saturating_add(1).min(1 << 20));
+    commands.push(DrawCommand::ClipRect(Rect {
+        x: 0.0,
+        y: 0.0,
+        width: frame.width as f32,
+        height: frame.height as f32,
+    }));
+    for i in 0..count as u64 {
+        let x = (i * 7 + frame.frame) % w;
+        let y = (i * 13) % h;
+        commands.push(DrawCommand::Save);
+        commands.push(common::solid_rect(x as f32, y as f32, 4.0, 4.0, GREEN));
+        commands.push(DrawCommand::Restore);
+    }
+    RenderOutput::Commands(commands)
+}
+
+/// `many-layers-text`: `count` runs of "WWWWWWWW" at size 300, spread over the layer and
+/// moving 1 px a frame.
+fn many_texts(params: &serde_json::Value, frame: &FrameInfo) -> RenderOutput {
+    let (w, h) = (frame.width.max(1) as u64, frame.height.max(1) as u64);
+    let count = count_param(params, 2000);
+    let mut commands = Vec::with_capacity(count.min(1 << 20));
+    for i in 0..count as u64 {
+        let x = (i * 37 + frame.frame) % w;
+        let y = (i * 53) % h;
+        commands.push(DrawCommand::Text(TextCommand {
+            // Start up to a run's width left of the layer so the layer is covered.
+            x: x as f32 - 1200.0 * ((i % 2) as f32),
+            // A baseline 300 px down: the glyphs' tops at `y`.
+            y: y as f32 + 300.0,
+            text: "WWWWWWWW".to_string(),
+            size: 300.0,
+            fill: Fill::Solid(Rgba {
+                r: 255,
+                g: 255,
+                b: 255,
+                a: 64,
+            }),
+            font: None,
+        }));
+    }
+    RenderOutput::Commands(commands)
+}
+
+/// `spin`: busy-waits `ms` milliseconds of wall time on the WASI monotonic clock.
+fn spin_for(params: &serde_json::Value) {
+    let ms = params
+        .get("ms")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(7.5)
+        .max(0.0);
+    // Too long to represent: as good as forever.
+    let wait = Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX);
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < wait {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// `leak`: allocates `bytes` that are never freed, writing one byte in every 4 KiB so the
+/// pages are really committed.
+fn leak(bytes: u64) {
+    let len = usize::try_from(bytes).unwrap_or(usize::MAX);
+    // Zeroed memory fresh from `memory.grow` may not be written by the allocator at all.
+    let mut block = vec![0_u8; len];
+    for i in (0..len).step_by(4096) {
+        block[i] = 0xA5;
+    }
+    HOARD.with(|h| h.borrow_mut().push(black_box(block)));
+}
+
 struct Hostile;
 
 impl Guest for Hostile {
@@ -306,7 +514,7 @@ impl Guest for Hostile {
             "hog" => hog(),
             "panic" => panic!("hostile panic"),
             "stack" => {
-                let depth = dive(0);
+                let depth = common::dive(0);
                 // Unreachable in practice; keeps the result observable.
                 common::fill_width(depth as f32, frame.width, frame.height, RED)
             }
@@ -329,6 +537,32 @@ impl Guest for Hostile {
                 ok_picture(&params, &frame, renders)
             }
             "unchanged" if calls > 1 => RenderOutput::Unchanged,
+            "glyph-bomb" => glyph_bomb(&params, &frame),
+            "gradient-flood" => gradient_flood(&params, &frame),
+            "stroke-bomb" => stroke_bomb(&params, &frame),
+            "clip-flood" => clip_flood(&params, &frame),
+            "many-layers-text" => many_texts(&params, &frame),
+            "spin" => {
+                spin_for(&params);
+                ok_picture(&params, &frame, renders)
+            }
+            "panic-every" => {
+                // Counted by the host's frame number: a trapped instance is replaced with
+                // fresh memory, so no counter of ours would survive the panic.
+                let every = u64_param(&params, "every", 7).max(1);
+                if frame.frame % every == every - 1 {
+                    panic!(
+                        "hostile panic on call {} (frame {}, every {every})",
+                        frame.frame + 1,
+                        frame.frame
+                    );
+                }
+                ok_picture(&params, &frame, renders)
+            }
+            "leak" => {
+                leak(u64_param(&params, "bytes", 4 << 20));
+                ok_picture(&params, &frame, renders)
+            }
             // "ok", "unchanged" (first call), "configure-error".
             _ => ok_picture(&params, &frame, renders),
         }
