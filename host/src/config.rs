@@ -105,6 +105,17 @@ pub struct ServeArgs {
     /// Share of the frame interval a template's render call may take. Default 0.25.
     #[arg(long)]
     pub template_budget: Option<f64>,
+    /// Share of the frame interval all template layers together may take per frame (their
+    /// calls and the rasterizing of their pictures), split evenly between them. Default 0.5.
+    #[arg(long)]
+    pub template_frame_budget: Option<f64>,
+    /// Faults within `--template-fault-window` frames that quarantine a template layer.
+    /// Default 10.
+    #[arg(long)]
+    pub template_fault_limit: Option<u32>,
+    /// The sliding window of `--template-fault-limit`, in frames. Default 300.
+    #[arg(long)]
+    pub template_fault_window: Option<u32>,
     /// Linear memory per template instance in MiB. Default 64.
     #[arg(long)]
     pub template_memory_mib: Option<usize>,
@@ -134,6 +145,9 @@ struct FileConfig {
     watch_templates: Option<bool>,
     cache_dir: Option<PathBuf>,
     template_budget: Option<f64>,
+    template_frame_budget: Option<f64>,
+    template_fault_limit: Option<u32>,
+    template_fault_window: Option<u32>,
     template_memory_mib: Option<usize>,
     max_template_bytes: Option<usize>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
@@ -325,6 +339,21 @@ impl Settings {
                         .or(env_value(env, &var("TEMPLATE_BUDGET"))?)
                         .or(file.template_budget)
                         .unwrap_or(d.budget_fraction),
+                    frame_fraction: args
+                        .template_frame_budget
+                        .or(env_value(env, &var("TEMPLATE_FRAME_BUDGET"))?)
+                        .or(file.template_frame_budget)
+                        .unwrap_or(d.frame_fraction),
+                    fault_limit: args
+                        .template_fault_limit
+                        .or(env_value(env, &var("TEMPLATE_FAULT_LIMIT"))?)
+                        .or(file.template_fault_limit)
+                        .unwrap_or(d.fault_limit),
+                    fault_window: args
+                        .template_fault_window
+                        .or(env_value(env, &var("TEMPLATE_FAULT_WINDOW"))?)
+                        .or(file.template_fault_window)
+                        .unwrap_or(d.fault_window),
                     memory_bytes: args
                         .template_memory_mib
                         .or(env_value(env, &var("TEMPLATE_MEMORY_MIB"))?)
@@ -360,6 +389,21 @@ impl Settings {
         let l = &self.plugin_limits;
         if !(0.01..=1.0).contains(&l.budget_fraction) {
             return Err(SettingsError("template-budget: must be 0.01..=1.0".into()));
+        }
+        if !(0.01..=1.0).contains(&l.frame_fraction) {
+            return Err(SettingsError(
+                "template-frame-budget: must be 0.01..=1.0".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&l.fault_limit) {
+            return Err(SettingsError(
+                "template-fault-limit: must be 1..=100000".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&l.fault_window) {
+            return Err(SettingsError(
+                "template-fault-window: must be 1..=1000000 frames".into(),
+            ));
         }
         if !(1..=4096).contains(&(l.memory_bytes >> 20)) {
             return Err(SettingsError(

@@ -331,7 +331,14 @@ impl StreamController {
         }
         let error = match (&c.pipeline, stalled) {
             (None, _) => "the pipeline is not running".to_string(),
-            (Some(_), true) => format!("no frame encoded for {} s", STALL_TIMEOUT.as_secs()),
+            (Some(_), true) => match self.stats.busy() {
+                // The render thread is stuck in a template layer: name it.
+                Some(busy) => format!(
+                    "no frame encoded for {} s: the render thread is stuck in {busy}",
+                    STALL_TIMEOUT.as_secs()
+                ),
+                None => format!("no frame encoded for {} s", STALL_TIMEOUT.as_secs()),
+            },
             (Some(_), false) => self
                 .stats
                 .error()

@@ -14,7 +14,7 @@ use tiny_skia::Pixmap;
 use crate::assets::{AssetLimits, AssetManager};
 use crate::output::encoder::{open_video, rgba_to_frame};
 use crate::plugin::layer::TemplateEventKind;
-use crate::plugin::{Build, FrameInfo, PluginLimits, Runtime};
+use crate::plugin::{Build, PluginLimits, Runtime};
 use crate::scene::compositor::Compositor;
 use crate::scene::{AssetLookup, OnAir, Scene, Templates, Transition, TransitionKind};
 use crate::state::store::MemoryStore;
@@ -274,6 +274,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
             compositor.set(on_air);
         }
         compositor.render(&mut pixmap.as_mut(), u64::from(i));
+        Ok(())
     };
     write_frames(&mut pixmap, (args.frames, args.fps), &args.out, &mut next)
 }
@@ -283,7 +284,7 @@ fn write_frames(
     pixmap: &mut Pixmap,
     (frames, fps): (u32, u32),
     out: &Path,
-    next: &mut dyn FnMut(u32, &mut Pixmap),
+    next: &mut dyn FnMut(u32, &mut Pixmap) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if out
         .extension()
@@ -293,7 +294,7 @@ fn write_frames(
     }
     std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
     for i in 0..frames {
-        next(i, pixmap);
+        next(i, pixmap)?;
         let path = out.join(format!("frame-{i:05}.png"));
         pixmap
             .save_png(&path)
@@ -306,7 +307,7 @@ fn write_mp4(
     pixmap: &mut Pixmap,
     (frames, fps): (u32, u32),
     path: &Path,
-    next: &mut dyn FnMut(u32, &mut Pixmap),
+    next: &mut dyn FnMut(u32, &mut Pixmap) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     ffmpeg::init()?;
     let (w, h) = (pixmap.width(), pixmap.height());
@@ -346,7 +347,12 @@ fn write_mp4(
     };
     for i in 0..frames {
         // The compositor's frames are opaque (the canvas lies over black).
-        next(i, pixmap);
+        if let Err(e) = next(i, pixmap) {
+            // No half-written video is left behind.
+            drop(octx);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         rgba_to_frame(pixmap.data(), &mut frame)?;
         frame.set_pts(Some(i64::from(i)));
         encoder.send_frame(&frame)?;
@@ -454,6 +460,75 @@ fn template_params(build: &Build, params: Option<&str>) -> anyhow::Result<serde_
     Ok(params)
 }
 
+/// One template layer filling a `w` × `h` canvas, as `template check` and `template render`
+/// run it: the same compositor, limits and budgets as the stream.
+fn single_template_on_air(
+    (runtime, build): (&Arc<Runtime>, &Arc<Build>),
+    params: serde_json::Value,
+    (w, h): (u32, u32),
+    background: &str,
+    assets: Option<&Path>,
+) -> anyhow::Result<OnAir> {
+    let id = build.info.name.clone();
+    let scene: Scene = serde_json::from_value(serde_json::json!({
+        "canvas": {"width": w, "height": h, "background": background},
+        "layers": [{
+            "id": TEMPLATE_LAYER, "kind": "template",
+            "position": {"x": 0, "y": 0, "width": w, "height": h},
+            "template": {"id": id, "params": params}
+        }]
+    }))
+    .context("--background")?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("runtime")?;
+    let templates = Templates {
+        builds: Arc::new([(id, build.clone())].into_iter().collect()),
+        runtime: Some(runtime.clone()),
+    };
+    tokio.block_on(offline_on_air(scene, assets, templates, w, h))
+}
+
+/// Layer id of the template in `template check` and `template render`.
+const TEMPLATE_LAYER: &str = "template";
+
+/// The fault a template layer reported, if any, from `events`.
+fn first_fault(
+    events: &crossbeam_channel::Receiver<crate::plugin::layer::TemplateEvent>,
+) -> Option<crate::plugin::Fault> {
+    events.try_iter().find_map(|event| match event.kind {
+        TemplateEventKind::Fault(f)
+        | TemplateEventKind::Quarantined(f)
+        | TemplateEventKind::RollbackWanted(f) => Some(f),
+        TemplateEventKind::Swapped | TemplateEventKind::Resumed => None,
+    })
+}
+
+/// Peak and current resident memory of this process, bytes (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Resets the peak resident memory to the current (Linux: `/proc/self/clear_refs`).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs a template frame by frame through the stream's compositor, as the only template on
+/// air at 30 fps: guest time, the host's raster time and its estimate, the host's peak
+/// memory, and every frame that faults or exceeds the budgets. Fails when any frame does.
 fn check_template(args: &TemplateCheckArgs) -> anyhow::Result<()> {
     if !(1..=36_000).contains(&args.frames) {
         bail!("--frames: 1..=36000");
@@ -461,48 +536,97 @@ fn check_template(args: &TemplateCheckArgs) -> anyhow::Result<()> {
     let fps = 30;
     let (runtime, build) = prepare(&args.file, fps)?;
     println!("{}", serde_json::to_string_pretty(&build.info)?);
-    let params = template_params(&build, args.params.as_deref())?.to_string();
-    let mut instance = runtime.instantiate(&build, Arc::default())?;
-    let limits = runtime.limits();
-    if let Err(refusal) = instance.configure(&params, limits.setup_budget)? {
-        bail!("configure refused the params: {refusal}");
-    }
+    let params = template_params(&build, args.params.as_deref())?;
     let [width, height] = build.info.default_size;
-    let budget = limits.render_budget(fps);
-    let (mut total, mut worst, mut drawn, mut commands) = (0.0f64, 0.0f64, 0u32, 0usize);
+    let on_air = single_template_on_air(
+        (&runtime, &build),
+        params,
+        (width, height),
+        "#00000000",
+        None,
+    )?;
+    let events = runtime.events();
+    let mut compositor = Compositor::new(width, height, fps);
+    compositor.set_wall_clock(0);
+    compositor.set(on_air);
+    let mut pixmap = Pixmap::new(width, height).context("canvas size")?;
+    reset_peak_memory();
+    let base = resident_bytes();
+    let limits = runtime.limits();
+    let (mut guest, mut raster, mut estimate) =
+        (Stats::default(), Stats::default(), Stats::default());
+    let (mut drawn, mut faults) = (0u32, Vec::new());
     for frame in 0..args.frames {
-        let info = FrameInfo {
-            frame: u64::from(frame),
-            time_ms: f64::from(frame) * 1000.0 / f64::from(fps),
-            wall_clock_ms: 0,
-            utc_offset_minutes: 0,
-            fps,
-            width,
-            height,
-        };
-        let t0 = std::time::Instant::now();
-        let out = instance
-            .render(&info, budget, &limits.commands)
-            .with_context(|| format!("frame {frame}"))?;
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        (total, worst) = (total + ms, worst.max(ms));
-        if let Some(c) = out {
+        compositor.render(&mut pixmap.as_mut(), u64::from(frame));
+        let timing = compositor
+            .template_timing(TEMPLATE_LAYER)
+            .unwrap_or_default();
+        guest.add(timing.guest);
+        if timing.drew {
             drawn += 1;
-            commands = commands.max(c.len());
+            raster.add(timing.raster);
+            estimate.add(timing.estimate);
+        }
+        if let Some(fault) = first_fault(&events) {
+            faults.push((frame, fault));
         }
     }
+    let share = limits.share(fps, 1);
     println!(
-        "{} frames at {width}x{height}: {:.3} ms per frame on average, {:.3} ms at most \
-         (budget {:.1} ms); {drawn} drawn, {} unchanged; at most {commands} commands; \
-         peak memory {:.1} MiB",
+        "{} frames at {width}x{height}, {fps} fps: {drawn} drawn, {} unchanged or faulty\n\
+         guest:  {:.3} ms per frame on average, {:.3} ms at most (one call may take {:.1} ms)\n\
+         raster: {:.3} ms per drawn frame on average, {:.3} ms at most (estimated at most \
+         {:.3} ms)\n\
+         budget: {:.1} ms a frame for guest and raster together when it is the only template \
+         on air; with N templates on air, 1/N of that",
         args.frames,
-        total / f64::from(args.frames),
-        worst,
-        budget.as_secs_f64() * 1000.0,
         args.frames - drawn,
-        instance.peak_memory() as f64 / f64::from(1 << 20),
+        guest.mean(),
+        guest.max,
+        ms(limits.render_budget(fps)),
+        raster.mean(),
+        raster.max,
+        estimate.max,
+        ms(share),
     );
+    if let (Some((base_peak, base_rss)), Some((peak, _))) = (base, resident_bytes()) {
+        let grew = peak.saturating_sub(base_rss.max(base_peak.min(base_rss)));
+        println!(
+            "memory: the host's peak grew {:.1} MiB while rendering (guest memory included)",
+            grew as f64 / f64::from(1 << 20)
+        );
+    }
+    if let Some((frame, fault)) = faults.first() {
+        bail!(
+            "{} of {} frames faulted; the first, frame {frame}: {fault}",
+            faults.len(),
+            args.frames
+        );
+    }
+    println!("no frame faulted or exceeded its budget");
     Ok(())
+}
+
+/// Mean and maximum of durations, in milliseconds.
+#[derive(Debug, Default)]
+struct Stats {
+    sum: f64,
+    max: f64,
+    n: u32,
+}
+
+impl Stats {
+    fn add(&mut self, d: std::time::Duration) {
+        let v = ms(d);
+        (self.sum, self.max, self.n) = (self.sum + v, self.max.max(v), self.n + 1);
+    }
+
+    fn mean(&self) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        self.sum / f64::from(self.n)
+    }
 }
 
 fn render_template(args: &TemplateRenderArgs) -> anyhow::Result<()> {
@@ -523,41 +647,25 @@ fn render_template(args: &TemplateRenderArgs) -> anyhow::Result<()> {
             .context("--size: WIDTHxHEIGHT, each 16..=7680")?,
     };
     let params = template_params(&build, args.params.as_deref())?;
-    let id = build.info.name.clone();
-    let scene: Scene = serde_json::from_value(serde_json::json!({
-        "canvas": {"width": w, "height": h, "background": args.background},
-        "layers": [{
-            "id": "template", "kind": "template",
-            "position": {"x": 0, "y": 0, "width": w, "height": h},
-            "template": {"id": id, "params": params}
-        }]
-    }))
-    .context("--background")?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("runtime")?;
-    let templates = Templates {
-        builds: Arc::new([(id, build)].into_iter().collect()),
-        runtime: Some(runtime.clone()),
-    };
-    let on_air = tokio.block_on(offline_on_air(
-        scene,
+    let on_air = single_template_on_air(
+        (&runtime, &build),
+        params,
+        (w, h),
+        &args.background,
         args.assets.as_deref(),
-        templates,
-        w,
-        h,
-    ))?;
+    )?;
     let faults = runtime.events();
     let mut compositor = Compositor::new(w, h, args.fps);
     compositor.set_wall_clock(args.clock.unwrap_or_else(now_ms));
     compositor.set(on_air);
     let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
+    // A faulty frame is not written: the command fails with the fault (a guest panic's
+    // message and location included).
     let mut next = |i: u32, pixmap: &mut Pixmap| {
         compositor.render(&mut pixmap.as_mut(), u64::from(i));
-        for event in faults.try_iter() {
-            if let TemplateEventKind::Fault(f) | TemplateEventKind::Quarantined(f) = event.kind {
-                eprintln!("frame {i}: {f}");
-            }
+        match first_fault(&faults) {
+            Some(f) => Err(anyhow::anyhow!("frame {i}: {f}")),
+            None => Ok(()),
         }
     };
     write_frames(&mut pixmap, (args.frames, args.fps), &args.out, &mut next)

@@ -20,6 +20,7 @@ use crate::output::destination::tls_connector;
 use crate::output::hub::MediaHub;
 use crate::output::rtmp_server;
 use crate::plugin::Runtime;
+use crate::plugin::faults::FaultThrottle;
 use crate::plugin::layer::TemplateEventKind;
 use crate::plugin::registry::TemplateRegistry;
 use crate::scene::SceneManager;
@@ -261,6 +262,10 @@ async fn watch_templates(
 /// a fault on a swap's probation ([`TemplateRegistry::record`]) is also what a hot swap
 /// still waiting for its answer learns its outcome from
 /// ([`TemplateRegistry::swap_outcome`]).
+/// How often the same fault of the same template layer is reported on the WS feed and in
+/// the log (every fault is counted in the metrics).
+pub const FAULT_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn report_template_events(
     templates: &Arc<TemplateRegistry>,
     scenes: &Arc<SceneManager>,
@@ -272,13 +277,34 @@ fn report_template_events(
     let spawned = std::thread::Builder::new()
         .name("template-events".into())
         .spawn(move || {
+            // The same fault of the same layer goes to the feed and the log at most once per
+            // interval (counted always): a template faulting every few frames is not a flood.
+            let mut throttle = FaultThrottle::new(FAULT_REPORT_INTERVAL);
+            let mut key = String::new();
             while let Ok(event) = events.recv() {
                 templates.record(&event);
                 let (code, message) = match &event.kind {
-                    TemplateEventKind::Fault(f) => (
-                        "template_fault",
-                        format!("layer {}: template {} {f}", event.layer, event.template),
-                    ),
+                    TemplateEventKind::Fault(f) => {
+                        key.clear();
+                        key.push_str(&event.layer);
+                        key.push('\0');
+                        key.push_str(f.kind.as_str());
+                        let Some(held) = throttle.admit(&key, std::time::Instant::now()) else {
+                            continue;
+                        };
+                        let more = if held > 0 {
+                            format!(" ({held} more like it since the last report)")
+                        } else {
+                            String::new()
+                        };
+                        (
+                            "template_fault",
+                            format!(
+                                "layer {}: template {} {f}{more}",
+                                event.layer, event.template
+                            ),
+                        )
+                    }
                     TemplateEventKind::Quarantined(f) => (
                         "template_quarantined",
                         format!(
@@ -311,7 +337,11 @@ fn report_template_events(
                         });
                         continue;
                     }
-                    TemplateEventKind::Swapped | TemplateEventKind::Resumed => continue,
+                    TemplateEventKind::Swapped | TemplateEventKind::Resumed => {
+                        // A new start: its first fault is news again.
+                        throttle.forget(&format!("{}\0", event.layer));
+                        continue;
+                    }
                 };
                 tracing::warn!(template = %event.template, layer = %event.layer, "{message}");
                 state.publish(Event::Error(FaultEvent {

@@ -655,10 +655,15 @@ async fn template_check_and_render_work_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("\"name\": \"ticker\""), "{text}");
-    assert!(
-        text.contains("ms per frame") && text.contains("peak memory"),
-        "{text}"
-    );
+    for part in [
+        "guest:",
+        "raster:",
+        "budget:",
+        "peak grew",
+        "no frame faulted",
+    ] {
+        assert!(text.contains(part), "no {part:?} in {text}");
+    }
 
     let tmp = TempDir::new("template-render");
     let mp4 = tmp.join("ticker.mp4");
@@ -710,6 +715,99 @@ async fn template_check_and_render_work_offline() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn template_check_and_render_tell_the_truth_about_costly_and_faulty_frames() {
+    let bin = env!("CARGO_BIN_EXE_stream-manager");
+    let hostile = crate::guests::test_guest_path("hostile");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg(&hostile)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // What the host would pay to draw these is checked through the real compositor:
+    // 10 000 gradients, 2000 large text runs and 3333 clipped saves fail the check, naming
+    // the fault.
+    for params in [
+        r#"{"mode":"gradient-flood","count":10000}"#,
+        r#"{"mode":"many-layers-text"}"#,
+        r#"{"mode":"clip-flood"}"#,
+    ] {
+        let (ok, text) = run(&["template", "check", "--frames", "3", "--params", params]);
+        assert!(!ok, "{params} passed the check:\n{text}");
+        assert!(
+            text.contains("rasterBudget") && text.contains("3 of 3 frames faulted"),
+            "{params}:\n{text}"
+        );
+    }
+    // Glyphs at 30 000 px per em are filled as outlines clipped to the layer: cheap, and no
+    // huge glyph mask (it took 1.9 GB for one frame once).
+    let (ok, text) = run(&[
+        "template",
+        "check",
+        "--frames",
+        "20",
+        "--params",
+        r#"{"mode":"glyph-bomb","animate":true}"#,
+    ]);
+    assert!(ok && text.contains("20 drawn"), "{text}");
+    let grew: f64 = text
+        .split("peak grew ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no memory figure in {text}"));
+    assert!(grew < 64.0, "the glyph bomb grew the host by {grew} MiB");
+    let (ok, text) = run(&["template", "check", "--frames", "3"]);
+    assert!(ok, "{text}");
+
+    // A render stops at the first faulty frame with the panic's message and location and
+    // writes no picture for it (never a black frame).
+    let tmp = TempDir::new("template-render-fault");
+    let out = tmp.join("frames");
+    let (ok, text) = run(&[
+        "template",
+        "render",
+        "--frames",
+        "6",
+        "--params",
+        r#"{"mode":"panic-every","every":3}"#,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("frame 2")
+            && text.contains("hostile panic on call 3")
+            && text.contains(".rs:"),
+        "{text}"
+    );
+    let mut written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["frame-00000.png", "frame-00001.png"]);
+    let mp4 = tmp.join("flood.mp4");
+    let (ok, text) = run(&[
+        "template",
+        "render",
+        "--params",
+        r#"{"mode":"gradient-flood","count":10000}"#,
+        "--out",
+        &mp4.display().to_string(),
+    ]);
+    assert!(!ok && text.contains("rasterBudget"), "{text}");
+    assert!(!mp4.exists(), "a video of a faulty frame was left behind");
 }
 
 #[tokio::test]

@@ -364,7 +364,7 @@ pub fn health_report(s: &AppState) -> Health {
     };
     let destinations: BTreeMap<_, _> = s.controller.destinations().into_iter().collect();
     let destinations_ok = destinations.values().all(|d| d.state != "retrying");
-    let stats = s.scenes.templates().map(|t| t.stats()).unwrap_or_default();
+    let stats = s.scenes.template_stats();
     let templates = TemplateHealth {
         status: if stats.quarantined.is_empty() {
             "ok"
@@ -417,7 +417,7 @@ async fn prometheus(State(s): State<AppState>) -> Response {
     let state = s.controller.state();
     let m = s.controller.metrics();
     let hub = s.controller.hub();
-    let template_stats = s.scenes.templates().map(|t| t.stats()).unwrap_or_default();
+    let template_stats = s.scenes.template_stats();
     let snapshot = metrics::Snapshot {
         live: state.is_live,
         paused: state.is_paused,

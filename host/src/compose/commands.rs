@@ -628,21 +628,28 @@ pub fn rasterize(
     fonts: &mut FontBook,
     images: &dyn ImageSource,
 ) {
-    let _ = rasterize_within(commands, canvas, fonts, images, Interrupt::NONE);
+    let _ = rasterize_within(
+        commands,
+        canvas,
+        fonts,
+        images,
+        (Transform::identity(), Interrupt::NONE),
+    );
 }
 
-/// [`rasterize`], checking `interrupt` before each command; what was drawn before it fired
-/// stays on `canvas`.
+/// [`rasterize`] with every command under the `base` transform (which the commands cannot
+/// undo), checking `interrupt` before each command; what was drawn before it fired stays on
+/// `canvas`.
 pub fn rasterize_within(
     commands: &[DrawCommand],
     canvas: &mut PixmapMut<'_>,
     fonts: &mut FontBook,
     images: &dyn ImageSource,
-    interrupt: Interrupt<'_>,
+    (base, interrupt): (Transform, Interrupt<'_>),
 ) -> Result<(), Interrupted> {
     let mut stack: Vec<State> = Vec::new();
     let mut s = State {
-        transform: Transform::identity(),
+        transform: base,
         opacity: 1.0,
         clip: None,
     };

@@ -23,7 +23,7 @@ pub mod preview;
 use crate::output::encoder::{EncodeError, Encoder};
 use crate::output::hub::MediaHub;
 use crate::scene::SceneSlot;
-use crate::scene::compositor::Compositor;
+use crate::scene::compositor::{Compositor, RenderWatch};
 use crate::state::StreamConfig;
 use preview::{Preview, PreviewTap};
 
@@ -72,6 +72,9 @@ pub struct PipelineStats {
     pub queued: AtomicU64,
     /// The last pipeline fault.
     pub error: Mutex<Option<String>>,
+    /// The template layer the render thread works on now (empty when none), named by the
+    /// watchdog when the thread stalls.
+    pub busy: Arc<Mutex<String>>,
 }
 
 impl PipelineStats {
@@ -114,6 +117,12 @@ impl PipelineStats {
     /// The last fault.
     pub fn error(&self) -> Option<String> {
         self.error.lock().expect("stats lock").clone()
+    }
+
+    /// The template layer the render thread works on now, if any.
+    pub fn busy(&self) -> Option<String> {
+        let busy = self.busy.lock().ok()?;
+        (!busy.is_empty()).then(|| busy.clone())
     }
 }
 
@@ -210,6 +219,7 @@ impl Pipeline {
                 .spawn(move || {
                     let _span = tracing::info_span!("render").entered();
                     render_loop(&config, &stop, &paused, &frame_tx, &pool, &stats, &layers);
+                    stats.busy.lock().map(|mut b| b.clear()).ok();
                 })
                 .map_err(|e| PipelineError::Spawn("render", e))?
         };
@@ -263,7 +273,7 @@ impl Drop for Pipeline {
 /// accumulates drift; ticks missed entirely are counted as dropped.
 fn render_loop(
     config: &StreamConfig,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     paused: &AtomicBool,
     frame_tx: &Sender<FrameMsg>,
     (pool_tx, pool_rx): &(Sender<Vec<u8>>, Receiver<Vec<u8>>),
@@ -273,6 +283,11 @@ fn render_loop(
     let (w, h, fps) = (config.width, config.height, config.target_fps);
     let interval = Duration::from_secs(1) / fps;
     let mut compositor = Compositor::new(w, h, fps);
+    // A stop (a restart, a config change) ends a template's picture between two commands.
+    compositor.set_watch(RenderWatch {
+        stop: Some(stop.clone()),
+        busy: Some(stats.busy.clone()),
+    });
     let start = Instant::now();
     let mut tick: u64 = 0;
     // The scene's own frame counter continues across restarts and stands still while paused.

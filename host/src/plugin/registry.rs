@@ -266,6 +266,18 @@ impl TemplateRegistry {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The fault statistics, first forgetting quarantined layers that are no longer on air
+    /// (`on_air(layer, template)` is false) or whose template was deleted: health and
+    /// metrics speak of what runs now.
+    pub fn current_stats(&self, on_air: impl Fn(&str, &str) -> bool) -> TemplateStats {
+        let known: Vec<String> = self.lock().keys().cloned().collect();
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.quarantined.retain(|layer, template| {
+            on_air(layer, template) && known.binary_search(template).is_ok()
+        });
+        stats.clone()
+    }
+
     /// Records what a template layer reported.
     pub fn record(&self, event: &super::layer::TemplateEvent) {
         use super::layer::TemplateEventKind as K;

@@ -10,9 +10,20 @@
 //! A scene activated with a `fade` or `slide` transition is drawn beside the outgoing one
 //! for the transition's duration, each with its own caches, and the two composed frames
 //! are mixed.
+//!
+//! A template layer's new picture is rasterized into a spare raster against a deadline
+//! (what is left of the layer's share of the frame, with one share of slack for an
+//! estimate that was too low): a picture that runs out of time is abandoned between two
+//! draw commands, counted as a `rasterBudget` fault of its layer, and the last good raster
+//! stays on air. The pipeline's stop flag interrupts the same way, so a restart never
+//! leaves a render thread behind working, and the thread names the template layer it is
+//! working on for the pipeline's watchdog ([`RenderWatch`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tiny_skia::{FilterQuality, Pixmap, PixmapMut, PixmapPaint, Transform};
 
@@ -20,9 +31,12 @@ use super::{Layer, OnAir, Position, Scene, SceneSlot, Tokens, Transition, Transi
 use super::{layer_commands, parse_color};
 use crate::assets::Resources;
 use crate::compose::blend;
-use crate::compose::commands::{DrawCommand, Limits, rasterize, validate};
+use crate::compose::commands::{
+    DrawCommand, Interrupt, Interrupted, Limits, rasterize, rasterize_within, validate,
+};
 use crate::compose::text::FontBook;
 use crate::plugin::layer::{LayerContext, TemplateLayer};
+use crate::plugin::{Fault, FaultKind};
 
 /// A layer raster larger than this many frames' worth of pixels is not cached: it is drawn
 /// straight into the frame instead (a layer far bigger than the picture).
@@ -53,6 +67,57 @@ struct CachedLayer {
     drawn: Option<(Position, Option<Rect>)>,
     /// Seen in the current scene (others are dropped).
     seen: bool,
+    /// A template layer's previous raster, drawn into next (so an abandoned picture never
+    /// replaces the last good one, and no frame allocates).
+    spare: Option<Pixmap>,
+}
+
+/// How the pipeline watches its render thread: a flag that stops it between two draw
+/// commands, and where it names the template layer it is working on (empty otherwise), for
+/// the watchdog's message when the thread stalls.
+#[derive(Debug, Clone, Default)]
+pub struct RenderWatch {
+    /// Set to stop: rasterizing a template's picture ends at the next command.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// `layer "…" (template "…")` while the thread works for a template layer.
+    pub busy: Option<Arc<Mutex<String>>>,
+}
+
+impl RenderWatch {
+    /// Names the template layer being worked on (no allocation once the string has grown).
+    fn working_on(&self, layer: &str, template: &str) {
+        if let Some(busy) = &self.busy
+            && let Ok(mut b) = busy.lock()
+        {
+            b.clear();
+            let _ = write!(b, "layer \"{layer}\" (template \"{template}\")");
+        }
+    }
+
+    fn idle(&self) {
+        if let Some(busy) = &self.busy
+            && let Ok(mut b) = busy.lock()
+        {
+            b.clear();
+        }
+    }
+}
+
+/// A template layer's new picture for this frame.
+struct Picture {
+    /// Index in `live`.
+    index: usize,
+    commands: Vec<DrawCommand>,
+    /// Time it may take to rasterize before it is abandoned.
+    allowance: Duration,
+}
+
+/// How rasterizing a template layer's new picture went.
+enum Rastered {
+    /// Drawn in this long.
+    Drawn(Duration),
+    /// Abandoned after this long (the last good raster stays).
+    Abandoned(Interrupted, Duration),
 }
 
 /// A rectangle of frame pixels: `x0, y0, x1, y1` (end exclusive).
@@ -152,8 +217,10 @@ struct SceneRender {
     text: String,
     /// Template layers' instances, by layer id.
     runners: HashMap<String, TemplateLayer>,
-    /// New pictures from template layers this frame: index in `live`, commands.
-    pictures: Vec<(usize, Vec<DrawCommand>)>,
+    /// New pictures from template layers this frame.
+    pictures: Vec<Picture>,
+    /// How rasterizing each new picture went: index in `live`, outcome, command count.
+    rastered: Vec<(usize, Rastered, usize)>,
 }
 
 impl SceneRender {
@@ -170,11 +237,12 @@ impl SceneRender {
             text: String::new(),
             runners: HashMap::new(),
             pictures: Vec::new(),
+            rastered: Vec::new(),
         }
     }
 
     /// Runs the template layers for this frame: their new pictures go to `self.pictures`.
-    fn run_templates(&mut self, clock: &FrameClock, scale: (f32, f32)) {
+    fn run_templates(&mut self, clock: &FrameClock, scale: (f32, f32), watch: &RenderWatch) {
         let FrameClock {
             tick,
             fps,
@@ -226,8 +294,61 @@ impl SceneRender {
                 wall_clock_ms,
                 share,
             };
-            if let Some(picture) = runner.frame(&ctx, spec, &layer.id, &mut |e| runtime.report(e)) {
-                self.pictures.push((i, picture));
+            watch.working_on(&layer.id, &spec.id);
+            if let Some(commands) = runner.frame(&ctx, spec, &layer.id, &mut |e| runtime.report(e))
+            {
+                // One share of slack over what is left of it: the estimate may be low.
+                let allowance = runner.raster_allowance() + share;
+                self.pictures.push(Picture {
+                    index: i,
+                    commands,
+                    allowance,
+                });
+            }
+        }
+        watch.idle();
+    }
+
+    /// Tells each template layer how rasterizing its new picture went: its time, or a
+    /// `rasterBudget` fault when it was abandoned.
+    fn report_rastered(&mut self, clock: &FrameClock) {
+        let Some(runtime) = &self.on_air.templates.runtime else {
+            self.rastered.clear();
+            return;
+        };
+        for (i, outcome, count) in self.rastered.drain(..) {
+            let Some(layer) = self.live.get(i) else {
+                continue;
+            };
+            let (Some(spec), Some(runner)) = (&layer.template, self.runners.get_mut(&layer.id))
+            else {
+                continue;
+            };
+            match outcome {
+                Rastered::Drawn(took) => runner.rasterized(took),
+                Rastered::Abandoned(at, took) => {
+                    runner.rasterized(took);
+                    let timing = runner.timing();
+                    let fault = Fault {
+                        kind: FaultKind::RasterBudget,
+                        message: format!(
+                            "rasterizing its picture took over {:.1} ms (estimated {:.1} ms; \
+                             its share of the frame is {:.1} ms) and was abandoned at command \
+                             {} of {count}; the last good picture stays",
+                            took.as_secs_f64() * 1000.0,
+                            timing.estimate.as_secs_f64() * 1000.0,
+                            timing.share.as_secs_f64() * 1000.0,
+                            at.index,
+                        ),
+                    };
+                    runner.fault(
+                        (runtime, clock.tick, clock.fps),
+                        spec,
+                        &layer.id,
+                        fault,
+                        &mut |e| runtime.report(e),
+                    );
+                }
             }
         }
     }
@@ -298,12 +419,27 @@ impl SceneRender {
         tokens: &Tokens,
         limits: &Limits,
         clock: &FrameClock,
+        watch: &RenderWatch,
+    ) -> bool {
+        let changed = self.compose_inner(fonts, tokens, limits, clock, watch);
+        watch.idle();
+        self.report_rastered(clock);
+        changed
+    }
+
+    fn compose_inner(
+        &mut self,
+        fonts: &mut FontBook,
+        tokens: &Tokens,
+        limits: &Limits,
+        clock: &FrameClock,
+        watch: &RenderWatch,
     ) -> bool {
         let scene = self.on_air.scene.clone();
         let resources = self.on_air.resources.clone();
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
-        self.run_templates(clock, scale);
+        self.run_templates(clock, scale, watch);
         // What changed since the last composition: everything (a new scene version), or
         // some layers' content (rasterized again below) or position (tweens).
         let mut full = !self.valid;
@@ -316,7 +452,7 @@ impl SceneRender {
             };
             let mut differs = !same_content(&cached.content, layer)
                 || cached.scale != scale
-                || self.pictures.iter().any(|(j, _)| *j == i);
+                || self.pictures.iter().any(|p| p.index == i);
             if !differs
                 && self.has_tokens
                 && let Some(t) = &layer.text
@@ -370,24 +506,32 @@ impl SceneRender {
                     rotated: false,
                     drawn: None,
                     seen: true,
+                    spare: None,
                 }),
             };
             let picture = self
                 .pictures
                 .iter_mut()
-                .find(|(j, _)| *j == i)
-                .map(|(_, p)| std::mem::take(p));
-            refresh(
+                .find(|p| p.index == i)
+                .map(|p| (std::mem::take(&mut p.commands), p.allowance));
+            if picture.is_some()
+                && let Some(spec) = &layer.template
+            {
+                watch.working_on(&layer.id, &spec.id);
+            }
+            let count = picture.as_ref().map_or(0, |(c, _)| c.len());
+            let stop = watch.stop.as_deref();
+            if let Some(outcome) = refresh(
                 cached,
                 layer,
                 picture,
                 scale,
                 (w, h),
                 fonts,
-                &resources,
-                tokens,
-                limits,
-            );
+                (&resources, tokens, limits, stop),
+            ) {
+                self.rastered.push((i, outcome, count));
+            }
         }
         if !full {
             // Add where the changed layers are now; recompose that rectangle only.
@@ -519,19 +663,18 @@ impl SceneRender {
     }
 }
 
-/// Rasterizes a layer again if its content, size, scale or text changed.
-#[allow(clippy::too_many_arguments)]
+/// Rasterizes a layer again if its content, size, scale or text changed. A template layer's
+/// new `picture` (with the time it may take) is drawn into the layer's spare raster and
+/// replaces the cached one only when drawn to the end; how that went is returned.
 fn refresh(
     cached: &mut CachedLayer,
     layer: &Layer,
-    picture: Option<Vec<DrawCommand>>,
+    picture: Option<(Vec<DrawCommand>, Duration)>,
     scale: (f32, f32),
     frame: (u32, u32),
     fonts: &mut FontBook,
-    resources: &Resources,
-    tokens: &Tokens,
-    limits: &Limits,
-) {
+    (resources, tokens, limits, stop): (&Resources, &Tokens, &Limits, Option<&AtomicBool>),
+) -> Option<Rastered> {
     let mut text = std::mem::take(&mut cached.text);
     text.clear();
     if let Some(t) = &layer.text {
@@ -545,7 +688,7 @@ fn refresh(
         && (cached.raster.is_some() || cached.margin < 0.0);
     cached.text = text;
     if fresh && picture.is_none() {
-        return;
+        return None;
     }
     if layer.template.is_some() && picture.is_none() {
         // A template layer changes only with a new picture from its template (which is
@@ -554,7 +697,7 @@ fn refresh(
         cached.content.clone_from(layer);
         cached.scale = scale;
         cached.rotated = rotated;
-        return;
+        return None;
     }
     cached.content.clone_from(layer);
     cached.scale = scale;
@@ -579,14 +722,27 @@ fn refresh(
         // Too big to cache: drawn straight into each composed frame.
         cached.raster = None;
         cached.margin = -1.0;
-        return;
+        return None;
     }
     if let Some((image, opaque)) = image_as_raster(layer, scale, resources) {
         cached.part = (0, 0, image.width(), image.height());
         cached.raster = Some(image);
         cached.opaque = opaque;
         cached.margin = 0.0;
-        return;
+        return None;
+    }
+    if let Some((commands, allowance)) = picture {
+        return Some(draw_picture(
+            cached,
+            &commands,
+            (rw as u32, rh as u32, margin),
+            fonts,
+            resources,
+            Interrupt {
+                deadline: Some(Instant::now() + allowance),
+                stop,
+            },
+        ));
     }
     // The previous raster's memory is reused when the size is the same.
     let reused = cached
@@ -594,32 +750,31 @@ fn refresh(
         .take()
         .and_then(|r| Arc::try_unwrap(r).ok())
         .filter(|r| (r.width(), r.height()) == (rw as u32, rh as u32));
-    let Some(mut raster) = reused
-        .map(|mut r| {
-            r.fill(tiny_skia::Color::TRANSPARENT);
-            r
-        })
-        .or_else(|| Pixmap::new(rw as u32, rh as u32))
-    else {
+    let Some(mut raster) = cleared(reused).or_else(|| Pixmap::new(rw as u32, rh as u32)) else {
         cached.margin = -1.0;
-        return;
+        return None;
     };
     let mut commands = vec![DrawCommand::Transform {
         matrix: [scale.0, 0.0, 0.0, scale.1, margin, margin],
     }];
-    match picture {
-        // Template pictures are in layer pixels (already scaled).
-        Some(picture) => {
-            commands[0] = DrawCommand::Transform {
-                matrix: [1.0, 0.0, 0.0, 1.0, margin, margin],
-            };
-            commands.extend(picture);
-        }
-        None => layer_commands(layer, &cached.text, fonts, resources, &mut commands),
-    }
+    layer_commands(layer, &cached.text, fonts, resources, &mut commands);
     if validate(&commands, limits).is_ok() {
         rasterize(&commands, &mut raster.as_mut(), fonts, resources);
     }
+    keep_raster(cached, raster, margin);
+    None
+}
+
+/// A raster cleared for drawing again.
+fn cleared(raster: Option<Pixmap>) -> Option<Pixmap> {
+    raster.map(|mut r| {
+        r.fill(tiny_skia::Color::TRANSPARENT);
+        r
+    })
+}
+
+/// Makes `raster` the layer's cached raster, with its painted part and opacity.
+fn keep_raster(cached: &mut CachedLayer, raster: Pixmap, margin: f32) {
     cached.part = painted_part(&raster);
     let (l, t, pw, _) = cached.part;
     cached.opaque = pw > 0
@@ -635,6 +790,47 @@ fn refresh(
             });
     cached.raster = Some(Arc::new(raster));
     cached.margin = margin;
+}
+
+/// Draws a template layer's picture (validated by the plugin host, in layer pixels) into
+/// the layer's spare raster (`width` × `height` with `margin` around the layer box); it
+/// becomes the cached raster only when drawn to the end before `interrupt` fires.
+fn draw_picture(
+    cached: &mut CachedLayer,
+    picture: &[DrawCommand],
+    (width, height, margin): (u32, u32, f32),
+    fonts: &mut FontBook,
+    resources: &Resources,
+    interrupt: Interrupt<'_>,
+) -> Rastered {
+    let started = Instant::now();
+    let spare = cached
+        .spare
+        .take()
+        .filter(|r| (r.width(), r.height()) == (width, height));
+    let Some(mut raster) = cleared(spare).or_else(|| Pixmap::new(width, height)) else {
+        return Rastered::Drawn(Duration::ZERO);
+    };
+    let outcome = rasterize_within(
+        picture,
+        &mut raster.as_mut(),
+        fonts,
+        resources,
+        (Transform::from_translate(margin, margin), interrupt),
+    );
+    let took = started.elapsed();
+    match outcome {
+        Ok(()) => {
+            let previous = cached.raster.take().and_then(|r| Arc::try_unwrap(r).ok());
+            keep_raster(cached, raster, margin);
+            cached.spare = previous;
+            Rastered::Drawn(took)
+        }
+        Err(at) => {
+            cached.spare = Some(raster);
+            Rastered::Abandoned(at, took)
+        }
+    }
 }
 
 /// The bounding box of the pixels that are not fully transparent (`(0, 0, 0, 0)` when none).
@@ -779,6 +975,7 @@ pub struct Compositor {
     steady: bool,
     /// Wall-clock time of tick 0 for offline rendering (`None`: the real clock).
     start_ms: Option<i64>,
+    watch: RenderWatch,
 }
 
 impl Compositor {
@@ -796,7 +993,14 @@ impl Compositor {
             unconfirmed: None,
             steady: false,
             start_ms: None,
+            watch: RenderWatch::default(),
         }
+    }
+
+    /// Lets the pipeline stop this compositor between draw commands and see which template
+    /// layer it is working on.
+    pub fn set_watch(&mut self, watch: RenderWatch) {
+        self.watch = watch;
     }
 
     /// Makes templates see a wall clock that starts at `start_ms` (ms since the Unix epoch)
@@ -841,7 +1045,12 @@ impl Compositor {
                     .max(1),
             });
         }
+        let runners = self.current.runners.len();
         self.current.set(on_air, self.tick, self.fps);
+        if self.current.runners.len() < runners {
+            // Glyph masks a removed template layer made are not kept for the next one.
+            self.fonts.trim();
+        }
         self.steady = false;
     }
 
@@ -885,9 +1094,9 @@ impl Compositor {
             },
         };
         let mut changed = self.current.animate(tick);
-        changed |= self
-            .current
-            .compose(&mut self.fonts, &tokens, &self.limits, &clock);
+        changed |=
+            self.current
+                .compose(&mut self.fonts, &tokens, &self.limits, &clock, &self.watch);
         let Some(out) = &mut self.outgoing else {
             // Nothing changed and the target held the previous frame: a copy anyway, as
             // pooled buffers rotate.
@@ -900,7 +1109,7 @@ impl Compositor {
         };
         out.render.animate(tick);
         out.render
-            .compose(&mut self.fonts, &tokens, &self.limits, &clock);
+            .compose(&mut self.fonts, &tokens, &self.limits, &clock, &self.watch);
         let progress = ((tick - out.start) as f32 / out.ticks as f32).clamp(0.0, 1.0);
         let (a, b) = (out.render.composed.data(), self.current.composed.data());
         match out.kind {
@@ -937,6 +1146,11 @@ impl Compositor {
         // Template layers start again too, so their first picture is drawn.
         self.current.runners.clear();
         self.current.valid = false;
+    }
+
+    /// What template layer `layer` of the scene on air cost in its last frame.
+    pub fn template_timing(&self, layer: &str) -> Option<crate::plugin::layer::LayerTiming> {
+        self.current.runners.get(layer).map(TemplateLayer::timing)
     }
 
     /// Layers with a cached raster (tests, metrics).
@@ -1138,5 +1352,136 @@ mod tests {
             .data()
             .as_ptr();
         assert_eq!(before, after, "the raster was reused");
+    }
+}
+
+#[cfg(test)]
+mod picture_tests {
+    use super::*;
+    use crate::compose::commands::Fill;
+
+    fn fill(color: [u8; 4]) -> Vec<DrawCommand> {
+        vec![DrawCommand::Rect {
+            x: 0.0,
+            y: 0.0,
+            width: 40.0,
+            height: 20.0,
+            radius: 0.0,
+            fill: Fill::Solid { color },
+        }]
+    }
+
+    fn layer() -> CachedLayer {
+        let layer = super::super::tests::rect_layer("t", 0.0, "#000000", 0);
+        CachedLayer {
+            content: layer,
+            text: String::new(),
+            scale: (1.0, 1.0),
+            raster: None,
+            margin: 0.0,
+            opaque: false,
+            part: (0, 0, 0, 0),
+            rotated: false,
+            drawn: None,
+            seen: true,
+            spare: None,
+        }
+    }
+
+    fn centre(c: &CachedLayer) -> [u8; 4] {
+        let p = c.raster.as_ref().expect("a raster").pixel(22, 12).unwrap();
+        [p.red(), p.green(), p.blue(), p.alpha()]
+    }
+
+    #[test]
+    fn an_abandoned_picture_keeps_the_last_good_one_and_a_finished_one_replaces_it() {
+        let (mut fonts, resources) = (FontBook::default(), Resources::default());
+        let mut c = layer();
+        let size = (44, 24, 2.0);
+        let drawn = draw_picture(
+            &mut c,
+            &fill([0, 255, 0, 255]),
+            size,
+            &mut fonts,
+            &resources,
+            Interrupt::NONE,
+        );
+        assert!(matches!(drawn, Rastered::Drawn(_)));
+        assert_eq!(centre(&c), [0, 255, 0, 255]);
+        assert!(c.opaque || c.part.2 > 0);
+
+        // The pipeline stops: the next picture is abandoned before its first command.
+        let stop = AtomicBool::new(true);
+        let stopped = draw_picture(
+            &mut c,
+            &fill([255, 0, 0, 255]),
+            size,
+            &mut fonts,
+            &resources,
+            Interrupt {
+                deadline: None,
+                stop: Some(&stop),
+            },
+        );
+        assert!(matches!(
+            stopped,
+            Rastered::Abandoned(Interrupted { index: 0 }, _)
+        ));
+        assert_eq!(centre(&c), [0, 255, 0, 255], "the last good picture stays");
+
+        // Out of time: abandoned too.
+        let late = draw_picture(
+            &mut c,
+            &fill([255, 0, 0, 255]),
+            size,
+            &mut fonts,
+            &resources,
+            Interrupt {
+                deadline: Some(Instant::now() - Duration::from_millis(1)),
+                stop: None,
+            },
+        );
+        assert!(matches!(late, Rastered::Abandoned(..)));
+        assert_eq!(centre(&c), [0, 255, 0, 255]);
+
+        // In time: the new picture replaces it, drawn in the spare (no new raster).
+        let spare = c.spare.as_ref().map(|s| s.data().as_ptr());
+        let blue = draw_picture(
+            &mut c,
+            &fill([0, 0, 255, 255]),
+            size,
+            &mut fonts,
+            &resources,
+            Interrupt::NONE,
+        );
+        assert!(matches!(blue, Rastered::Drawn(_)));
+        assert_eq!(centre(&c), [0, 0, 255, 255]);
+        assert_eq!(
+            c.raster.as_ref().map(|r| r.data().as_ptr()),
+            spare,
+            "drawn into the spare raster"
+        );
+        assert!(c.spare.is_some(), "the old raster is the next spare");
+    }
+
+    #[test]
+    fn a_picture_at_the_command_limit_is_drawn() {
+        // The host adds nothing to a template's picture: one at exactly the limit is drawn
+        // (it used to be refused silently, one command over with the host's transform).
+        let (mut fonts, resources) = (FontBook::default(), Resources::default());
+        let mut c = layer();
+        let max = Limits::default().max_commands;
+        let picture: Vec<_> = (0..max).flat_map(|_| fill([0, 255, 0, 255])).collect();
+        assert!(validate(&picture, &Limits::default()).is_ok());
+        let drawn = draw_picture(
+            &mut c,
+            &picture,
+            (44, 24, 2.0),
+            &mut fonts,
+            &resources,
+            Interrupt::NONE,
+        );
+        assert!(matches!(drawn, Rastered::Drawn(_)));
+        assert_eq!(centre(&c), [0, 255, 0, 255]);
     }
 }

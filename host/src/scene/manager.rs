@@ -274,6 +274,21 @@ impl SceneManager {
         self.templates.as_ref()
     }
 
+    /// Template fault statistics of what is on air: quarantined layers that were removed
+    /// (or whose scene or template went away) are forgotten.
+    pub fn template_stats(&self) -> crate::plugin::registry::TemplateStats {
+        let Some(registry) = &self.templates else {
+            return Default::default();
+        };
+        let scene = self.scene();
+        registry.current_stats(|layer, template| {
+            scene
+                .layers
+                .iter()
+                .any(|l| l.id == layer && l.template.as_ref().is_some_and(|t| t.id == template))
+        })
+    }
+
     /// Puts the active scene on air again with the current template versions (after an
     /// upload, a hot swap or a rollback); the first frame that shows them.
     pub async fn templates_changed(&self) -> Option<u64> {
