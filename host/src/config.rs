@@ -540,4 +540,54 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("ws-port"), "{e}");
     }
+
+    #[test]
+    fn the_template_fault_rule_and_frame_budget_are_configurable_and_checked() {
+        let s = resolve(ServeArgs::default(), &[]).unwrap();
+        let l = &s.plugin_limits;
+        assert_eq!(
+            (l.frame_fraction, l.fault_limit, l.fault_window),
+            (0.5, 10, 300)
+        );
+        let s = resolve(
+            ServeArgs {
+                template_frame_budget: Some(0.75),
+                template_fault_window: Some(600),
+                ..Default::default()
+            },
+            &[("STREAM_MANAGER_TEMPLATE_FAULT_LIMIT", "4")],
+        )
+        .unwrap();
+        let l = &s.plugin_limits;
+        assert_eq!(
+            (l.frame_fraction, l.fault_limit, l.fault_window),
+            (0.75, 4, 600)
+        );
+        for (args, field) in [
+            (
+                ServeArgs {
+                    template_frame_budget: Some(0.0),
+                    ..Default::default()
+                },
+                "template-frame-budget",
+            ),
+            (
+                ServeArgs {
+                    template_fault_limit: Some(0),
+                    ..Default::default()
+                },
+                "template-fault-limit",
+            ),
+            (
+                ServeArgs {
+                    template_fault_window: Some(0),
+                    ..Default::default()
+                },
+                "template-fault-window",
+            ),
+        ] {
+            let e = resolve(args, &[]).unwrap_err();
+            assert!(e.to_string().starts_with(field), "{e}");
+        }
+    }
 }
