@@ -232,7 +232,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     r.register(
         "template_faults",
-        "Faulty template calls per template and kind (trap, panic, budget, memory, stackOverflow, invalidOutput)",
+        "Faulty template calls per template and kind (trap, panic, budget, rasterBudget, memory, stackOverflow, invalidOutput)",
         faults,
     );
     r.register(

@@ -30,6 +30,17 @@ pub async fn send_json(server: &Server, method: Method, path: &str, body: Option
     send_raw(server, method, path, body.as_deref()).await
 }
 
+/// `POST /api/templates` with test guest `name`, on a connection of its own.
+pub async fn post_guest(server: &Server, name: &str) -> Reply {
+    crate::assets::post_alone(
+        server,
+        "/api/templates",
+        Some("application/wasm"),
+        &crate::guests::test_guest(name),
+    )
+    .await
+}
+
 /// A request with a JSON body (or none) that must answer `status`; returns the body.
 pub async fn call(
     server: &Server,
@@ -151,6 +162,20 @@ pub fn shape(id: &str, kind: &str, (x, y, w, h): (i32, i32, i32, i32), fill: &st
 
 pub fn rect(id: &str, xywh: (i32, i32, i32, i32), fill: &str) -> Value {
     shape(id, "rect", xywh, fill)
+}
+
+/// A template layer filling the canvas box `(x, y, w, h)`.
+pub fn template_layer(
+    id: &str,
+    template: &str,
+    (x, y, w, h): (i32, i32, i32, i32),
+    params: Value,
+) -> Value {
+    json!({
+        "id": id, "kind": "template",
+        "position": {"x": x, "y": y, "width": w, "height": h},
+        "template": {"id": template, "params": params}
+    })
 }
 
 /// A layer with its `zIndex` set.

@@ -161,6 +161,15 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A process's resident memory, bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident now.
+    pub rss: u64,
+    /// The most it was resident at any time (its high-water mark).
+    pub peak: u64,
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped.
 pub struct Proc {
     name: String,
@@ -227,6 +236,25 @@ impl Proc {
                 .ok_or_else(|| format!("still running; log tail:\n{}", tail(&log, 20)))
         })
         .await
+    }
+
+    /// Resident memory now and at its peak so far (`VmRSS`, `VmHWM` of
+    /// `/proc/<pid>/status`), in bytes.
+    pub fn memory(&self) -> Memory {
+        let path = format!("/proc/{}/status", self.pid());
+        let status =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} ({path}): {e}", self.name));
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {field} in {path}:\n{status}"))
+        };
+        Memory {
+            rss: kib("VmRSS:") * 1024,
+            peak: kib("VmHWM:") * 1024,
+        }
     }
 
     /// SIGKILL and reap.

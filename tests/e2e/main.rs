@@ -15,6 +15,7 @@ mod destinations;
 mod golden;
 mod guests;
 mod harness;
+mod hostile;
 mod pixels;
 mod redis_store;
 mod render;

@@ -42,20 +42,6 @@ async fn upload(server: &Server, name: &str) -> Value {
     reply.1.clone()
 }
 
-/// A template layer filling the canvas box `(x, y, w, h)`.
-fn template_layer(
-    id: &str,
-    template: &str,
-    (x, y, w, h): (i32, i32, i32, i32),
-    params: Value,
-) -> Value {
-    json!({
-        "id": id, "kind": "template",
-        "position": {"x": x, "y": y, "width": w, "height": h},
-        "template": {"id": template, "params": params}
-    })
-}
-
 /// Waits until template `id`'s current version is `version`.
 async fn wait_version(server: &Server, id: &str, version: u64, what: &str) {
     wait_until(what, secs(10.0), async || {

@@ -4,19 +4,9 @@
 
 use serde_json::{Value, json};
 
+use crate::common::post_guest;
 use crate::guests::test_guest;
 use crate::harness::*;
-
-/// `POST /api/templates` with test guest `name`, on a connection of its own.
-async fn post_guest(server: &Server, name: &str) -> Reply {
-    crate::assets::post_alone(
-        server,
-        "/api/templates",
-        Some("application/wasm"),
-        &test_guest(name),
-    )
-    .await
-}
 
 fn message(reply: &Reply) -> String {
     reply.1["error"]["message"]
