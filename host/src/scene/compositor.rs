@@ -72,6 +72,25 @@ struct CachedLayer {
     spare: Option<Pixmap>,
 }
 
+impl CachedLayer {
+    /// A layer not rasterized yet, seen in the current scene.
+    fn new(content: Layer) -> Self {
+        Self {
+            content,
+            text: String::new(),
+            scale: (0.0, 0.0),
+            raster: None,
+            margin: 0.0,
+            opaque: false,
+            part: (0, 0, 0, 0),
+            rotated: false,
+            drawn: None,
+            seen: true,
+            spare: None,
+        }
+    }
+}
+
 /// How the pipeline watches its render thread: a flag that stops it between two draw
 /// commands, and where it names the template layer it is working on (empty otherwise), for
 /// the watchdog's message when the thread stalls.
@@ -495,19 +514,10 @@ impl SceneRender {
                     c.seen = true;
                     c
                 }
-                None => self.layers.entry(layer.id.clone()).or_insert(CachedLayer {
-                    content: layer.clone(),
-                    text: String::new(),
-                    scale: (0.0, 0.0),
-                    raster: None,
-                    margin: 0.0,
-                    opaque: false,
-                    part: (0, 0, 0, 0),
-                    rotated: false,
-                    drawn: None,
-                    seen: true,
-                    spare: None,
-                }),
+                None => self
+                    .layers
+                    .entry(layer.id.clone())
+                    .or_insert_with(|| CachedLayer::new(layer.clone())),
             };
             let picture = self
                 .pictures
@@ -1372,20 +1382,7 @@ mod picture_tests {
     }
 
     fn layer() -> CachedLayer {
-        let layer = super::super::tests::rect_layer("t", 0.0, "#000000", 0);
-        CachedLayer {
-            content: layer,
-            text: String::new(),
-            scale: (1.0, 1.0),
-            raster: None,
-            margin: 0.0,
-            opaque: false,
-            part: (0, 0, 0, 0),
-            rotated: false,
-            drawn: None,
-            seen: true,
-            spare: None,
-        }
+        CachedLayer::new(super::super::tests::rect_layer("t", 0.0, "#000000", 0))
     }
 
     fn centre(c: &CachedLayer) -> [u8; 4] {
