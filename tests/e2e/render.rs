@@ -118,3 +118,52 @@ async fn bad_scenes_are_refused_naming_the_input() {
     assert!(err.contains("opacity"), "{err}");
     assert!(!out.exists(), "nothing written for a refused scene");
 }
+
+#[tokio::test]
+async fn a_template_layer_larger_than_the_frame_is_drawn_where_it_shows() {
+    // A template layer of 9 frames' area, hanging off the top-left (too big to cache): its
+    // picture is drawn straight into the frame, moved to the layer's place.
+    let dir = TempDir::new("render-big-template");
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::copy(
+        crate::guests::test_guest_path("hostile"),
+        templates.join("hostile.wasm"),
+    )
+    .unwrap();
+    let (w, h) = (3 * W as i32, 3 * H as i32);
+    let scene = json!({
+        "canvas": {"width": W, "height": H, "background": "#000000"},
+        "layers": [{"id": "big", "kind": "template",
+                    "position": {"x": 40 - w, "y": 30 - h, "width": w, "height": h},
+                    "template": {"id": "hostile", "params": {"mode": "ok"}}}]
+    });
+    let scene_file = dir.join("scene.json");
+    std::fs::write(&scene_file, scene.to_string()).unwrap();
+    let pngs = dir.join("frames");
+    let out = render(&[
+        "--scene",
+        scene_file.to_str().unwrap(),
+        "--templates",
+        templates.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--out",
+        pngs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frame = decode_frames(pngs.join("frame-00001.png").to_str().unwrap(), 1, W, H).await;
+    let green = |x: u32, y: u32| {
+        let i = ((y * W + x) * 3) as usize;
+        frame[0][i] < 60 && frame[0][i + 1] > 200 && frame[0][i + 2] < 60
+    };
+    assert!(green(5, 5) && green(35, 25), "the layer's corner is on air");
+    assert!(
+        !green(45, 35) && !green(W - 5, H - 5),
+        "nothing beyond the layer"
+    );
+}

@@ -28,6 +28,10 @@ use crate::compose::commands::DrawCommand;
 use crate::compose::cost;
 use crate::scene::TemplateSpec;
 
+/// A layer's picture may always take this part of its share to rasterize (1/4), whatever
+/// its calls took.
+pub const RASTER_FLOOR: u32 = 4;
+
 /// How long after a hot swap a fault rolls the template back.
 pub const SWAP_PROBATION: Duration = Duration::from_secs(3);
 
@@ -240,11 +244,17 @@ impl TemplateLayer {
         // The host's own cost of the picture counts against the layer's share too.
         let estimate = cost::estimate(&picture, ctx.size.0, ctx.size.1);
         self.timing.estimate = estimate.time();
-        let left = ctx.share.saturating_sub(self.timing.guest);
+        // What is left of the share after the calls, and never less than a quarter of it:
+        // the calls are bounded by their own deadline (the share, to the epoch tick), so a
+        // call that ran a little long on a busy machine does not fault a cheap picture.
+        let left = ctx
+            .share
+            .saturating_sub(self.timing.guest)
+            .max(ctx.share / RASTER_FLOOR);
         if self.timing.estimate > left {
             let message = format!(
                 "its draw commands would take about {:.1} ms to rasterize (most: command {}, \
-                 {}), {:.1} ms more than is left of its {:.1} ms share of the frame after \
+                 {}), {:.1} ms more than it may take of its {:.1} ms share of the frame after \
                  {:.1} ms in the template",
                 ms(self.timing.estimate),
                 estimate.worst,

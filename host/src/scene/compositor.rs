@@ -70,6 +70,8 @@ struct CachedLayer {
     /// A template layer's previous raster, drawn into next (so an abandoned picture never
     /// replaces the last good one, and no frame allocates).
     spare: Option<Pixmap>,
+    /// The last picture of a template layer too big to cache, drawn straight into frames.
+    picture: Vec<DrawCommand>,
 }
 
 impl CachedLayer {
@@ -87,6 +89,7 @@ impl CachedLayer {
             drawn: None,
             seen: true,
             spare: None,
+            picture: Vec::new(),
         }
     }
 }
@@ -729,11 +732,17 @@ fn refresh(
     let rh = (p.height * scale.1).ceil() + 2.0 * margin;
     let frame_px = u64::from(frame.0) * u64::from(frame.1);
     if (rw as u64) * (rh as u64) > MAX_RASTER_FRAMES * frame_px {
-        // Too big to cache: drawn straight into each composed frame.
+        // Too big to cache: drawn straight into each composed frame (a template layer from
+        // its last picture, whose cost was estimated at the whole layer's size).
         cached.raster = None;
         cached.margin = -1.0;
+        cached.spare = None;
+        if let Some((commands, _)) = picture {
+            cached.picture = commands;
+        }
         return None;
     }
+    cached.picture = Vec::new();
     if let Some((image, opaque)) = image_as_raster(layer, scale, resources) {
         cached.part = (0, 0, image.width(), image.height());
         cached.raster = Some(image);
@@ -910,6 +919,17 @@ fn draw_layer(
     let p = &layer.position;
     let opacity = (p.opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
     let Some(raster) = &cached.raster else {
+        if layer.template.is_some() {
+            // The picture is in layer pixels: moved to the layer's place, upright.
+            let mut commands = Vec::with_capacity(cached.picture.len() + 1);
+            commands.push(DrawCommand::Opacity {
+                value: p.opacity.clamp(0.0, 1.0),
+            });
+            commands.extend_from_slice(&cached.picture);
+            let at = Transform::from_translate(p.x * scale.0, p.y * scale.1);
+            let _ = rasterize_within(&commands, frame, fonts, resources, (at, Interrupt::NONE));
+            return;
+        }
         let mut commands = Vec::new();
         let layered = Scene {
             canvas: super::CanvasProperties {
