@@ -13,87 +13,23 @@
 //! Assets come from `REFERENCE_ASSETS` (default `target/reference-assets`, made by
 //! `benches/reference/make_assets.py` when missing).
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
+use reference::{H, W, reference, reference_with_templates, root};
 use stream_manager::metrics::cpu_seconds;
-use stream_manager::render::offline_on_air;
+use stream_manager::scene::OnAir;
 use stream_manager::scene::compositor::Compositor;
-use stream_manager::scene::{OnAir, Scene};
 use tiny_skia::Pixmap;
 
 #[path = "../tests/e2e/guests.rs"]
 #[allow(dead_code)]
 mod guests;
 
-const W: u32 = 1920;
-const H: u32 = 1080;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn reference() -> OnAir {
-    let dir = std::env::var_os("REFERENCE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/reference-assets"));
-    if !dir.join("background.jpg").exists() {
-        let status = Command::new("python3")
-            .arg(root().join("benches/reference/make_assets.py"))
-            .arg(&dir)
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "make_assets.py failed");
-    }
-    let text = std::fs::read_to_string(root().join("benches/reference/scene.json"))
-        .expect("reference scene");
-    let scene: Scene = serde_json::from_str(&text).expect("reference scene parses");
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(offline_on_air(scene, Some(&dir), Default::default(), W, H))
-        .expect("reference assets load")
-}
-
-/// The reference scene with three bundled templates on top: a lower third, a clock and a
-/// scrolling ticker (which redraws every frame).
-fn reference_with_templates() -> OnAir {
-    let base = reference();
-    let runtime = stream_manager::plugin::Runtime::new(Default::default(), None).unwrap();
-    let mut builds = std::collections::HashMap::new();
-    for name in ["lower_third", "clock", "ticker"] {
-        let bytes = std::fs::read(guests::templates_dir().join(format!("{name}.wasm"))).unwrap();
-        let build = runtime.prepare(bytes.into(), 30).expect("bundled template");
-        builds.insert(name.replace('_', "-"), build);
-    }
-    let mut scene = (*base.scene).clone();
-    let layers: Vec<stream_manager::scene::Layer> = serde_json::from_value(serde_json::json!([
-        {"id": "t-lower-third", "kind": "template", "template": {"id": "lower-third"},
-         "position": {"x": 320, "y": 700, "width": 1280, "height": 200, "zIndex": 20}},
-        {"id": "t-clock", "kind": "template", "template": {"id": "clock"},
-         "position": {"x": 1400, "y": 40, "width": 480, "height": 160, "zIndex": 21}},
-        {"id": "t-ticker", "kind": "template", "template": {"id": "ticker"},
-         "position": {"x": 0, "y": 1016, "width": 1920, "height": 64, "zIndex": 22}}
-    ]))
-    .unwrap();
-    // `REFERENCE_TEMPLATES=ticker,clock` keeps only those (a breakdown).
-    let only = std::env::var("REFERENCE_TEMPLATES").ok();
-    scene.layers.extend(layers.into_iter().filter(|l| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|t| l.id == format!("t-{t}")))
-    }));
-    OnAir {
-        scene: Arc::new(scene),
-        templates: stream_manager::scene::Templates {
-            builds: Arc::new(builds),
-            runtime: Some(runtime),
-        },
-        ..base
-    }
-}
+#[path = "reference/scene.rs"]
+#[allow(dead_code)]
+mod reference;
 
 /// The same scene with the `sponsor` layer moved by `dx` (a position-only change).
 fn moved(on_air: &OnAir, dx: f32) -> OnAir {

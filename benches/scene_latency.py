@@ -11,31 +11,10 @@ Usage: python3 benches/scene_latency.py [--requests 300] [--width 1920 --height 
 (build first: cargo build --release --bin stream-manager)
 """
 import argparse
-import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        req.add_header("content-type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
+from live_server import BINARY, call, live_server
 
 
 def main():
@@ -44,43 +23,25 @@ def main():
     ap.add_argument("--width", type=int, default=1920)
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--fps", type=int, default=30)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/stream-manager"))
+    ap.add_argument("--binary", default=BINARY)
     args = ap.parse_args()
-    ports = [free_port() for _ in range(3)]
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = os.path.join(tmp, "c.toml")
-        with open(cfg, "w") as f:
-            f.write(f"http-port = {ports[0]}\nws-port = {ports[1]}\nrtmp-port = {ports[2]}\n")
-            f.write(f"[stream]\nwidth = {args.width}\nheight = {args.height}\ntargetFPS = {args.fps}\n")
-        log = open(os.path.join(tmp, "server.log"), "w")
-        server = subprocess.Popen([args.binary, "serve", "--config", cfg], stderr=log, stdout=log)
-        base = f"http://127.0.0.1:{ports[0]}"
-        try:
-            for _ in range(100):
-                try:
-                    call(base, "GET", "/api/health")
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            call(base, "POST", "/api/stream/start")
-            layer = {"id": "probe", "kind": "shape",
-                     "position": {"x": 0, "y": 0, "width": 200, "height": 100},
-                     "shape": {"type": "rect", "fill": "#ff0000"}}
-            call(base, "POST", "/api/scene/layers", layer)
-            time.sleep(1.0)
-            rtts, missing = [], 0
-            for i in range(args.requests):
-                pos = {"x": (i * 37) % 1600, "y": (i * 53) % 900, "width": 200, "height": 100}
-                t0 = time.perf_counter()
-                reply = call(base, "PUT", "/api/scene/layers/probe/position", pos)
-                rtts.append((time.perf_counter() - t0) * 1000)
-                if reply.get("appliedAtFrame") is None:
-                    missing += 1
-                time.sleep(0.013)  # spread requests over the frame phase
-            state = call(base, "GET", "/api/stream/state")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    with live_server(args.binary, args.width, args.height, args.fps) as (base, _):
+        call(base, "POST", "/api/stream/start")
+        layer = {"id": "probe", "kind": "shape",
+                 "position": {"x": 0, "y": 0, "width": 200, "height": 100},
+                 "shape": {"type": "rect", "fill": "#ff0000"}}
+        call(base, "POST", "/api/scene/layers", layer)
+        time.sleep(1.0)
+        rtts, missing = [], 0
+        for i in range(args.requests):
+            pos = {"x": (i * 37) % 1600, "y": (i * 53) % 900, "width": 200, "height": 100}
+            t0 = time.perf_counter()
+            reply = call(base, "PUT", "/api/scene/layers/probe/position", pos)
+            rtts.append((time.perf_counter() - t0) * 1000)
+            if reply.get("appliedAtFrame") is None:
+                missing += 1
+            time.sleep(0.013)  # spread requests over the frame phase
+        state = call(base, "GET", "/api/stream/state")
     rtts.sort()
     pick = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))]
     interval = 1000 / args.fps
