@@ -1482,6 +1482,30 @@ mod picture_tests {
     }
 
     #[test]
+    fn the_watch_names_the_template_layer_being_worked_on() {
+        let busy = Arc::new(Mutex::new(String::new()));
+        let watch = RenderWatch {
+            stop: None,
+            busy: Some(busy.clone()),
+        };
+        watch.working_on("lower", "lower-third");
+        assert_eq!(
+            *busy.lock().unwrap(),
+            r#"layer "lower" (template "lower-third")"#
+        );
+        let capacity = busy.lock().unwrap().capacity();
+        watch.working_on("a", "b");
+        assert_eq!(*busy.lock().unwrap(), r#"layer "a" (template "b")"#);
+        assert_eq!(
+            busy.lock().unwrap().capacity(),
+            capacity,
+            "no new allocation"
+        );
+        watch.idle();
+        assert!(busy.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_picture_at_the_command_limit_is_drawn() {
         // The host adds nothing to a template's picture: one at exactly the limit is drawn
         // (it used to be refused silently, one command over with the host's transform).
