@@ -1414,32 +1414,28 @@ mod picture_tests {
     fn an_abandoned_picture_keeps_the_last_good_one_and_a_finished_one_replaces_it() {
         let (mut fonts, resources) = (FontBook::default(), Resources::default());
         let mut c = layer();
-        let size = (44, 24, 2.0);
-        let drawn = draw_picture(
-            &mut c,
-            &fill([0, 255, 0, 255]),
-            size,
-            &mut fonts,
-            &resources,
-            Interrupt::NONE,
-        );
+        let mut draw = |c: &mut CachedLayer, color, interrupt| {
+            draw_picture(
+                c,
+                &fill(color),
+                (44, 24, 2.0),
+                &mut fonts,
+                &resources,
+                interrupt,
+            )
+        };
+        let drawn = draw(&mut c, [0, 255, 0, 255], Interrupt::NONE);
         assert!(matches!(drawn, Rastered::Drawn(_)));
         assert_eq!(centre(&c), [0, 255, 0, 255]);
         assert!(c.opaque || c.part.2 > 0);
 
         // The pipeline stops: the next picture is abandoned before its first command.
         let stop = AtomicBool::new(true);
-        let stopped = draw_picture(
-            &mut c,
-            &fill([255, 0, 0, 255]),
-            size,
-            &mut fonts,
-            &resources,
-            Interrupt {
-                deadline: None,
-                stop: Some(&stop),
-            },
-        );
+        let stopping = Interrupt {
+            deadline: None,
+            stop: Some(&stop),
+        };
+        let stopped = draw(&mut c, [255, 0, 0, 255], stopping);
         assert!(matches!(
             stopped,
             Rastered::Abandoned(Interrupted { index: 0 }, _)
@@ -1447,30 +1443,17 @@ mod picture_tests {
         assert_eq!(centre(&c), [0, 255, 0, 255], "the last good picture stays");
 
         // Out of time: abandoned too.
-        let late = draw_picture(
-            &mut c,
-            &fill([255, 0, 0, 255]),
-            size,
-            &mut fonts,
-            &resources,
-            Interrupt {
-                deadline: Some(Instant::now() - Duration::from_millis(1)),
-                stop: None,
-            },
-        );
+        let past = Interrupt {
+            deadline: Some(Instant::now() - Duration::from_millis(1)),
+            stop: None,
+        };
+        let late = draw(&mut c, [255, 0, 0, 255], past);
         assert!(matches!(late, Rastered::Abandoned(..)));
         assert_eq!(centre(&c), [0, 255, 0, 255]);
 
         // In time: the new picture replaces it, drawn in the spare (no new raster).
         let spare = c.spare.as_ref().map(|s| s.data().as_ptr());
-        let blue = draw_picture(
-            &mut c,
-            &fill([0, 0, 255, 255]),
-            size,
-            &mut fonts,
-            &resources,
-            Interrupt::NONE,
-        );
+        let blue = draw(&mut c, [0, 0, 255, 255], Interrupt::NONE);
         assert!(matches!(blue, Rastered::Drawn(_)));
         assert_eq!(centre(&c), [0, 0, 255, 255]);
         assert_eq!(
