@@ -412,3 +412,38 @@ async fn sigint_exits_zero() {
     let status = server.proc.wait_exit(secs(15.0)).await;
     assert_eq!(status.code(), Some(0), "exit after SIGINT: {status}");
 }
+
+/// The committed copy of the OpenAPI document (`docs/openapi.json`).
+fn openapi_snapshot() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_the_committed_one() {
+    // Every route, schema and status the server documents is in `docs/openapi.json`, so a
+    // change to the public contract shows in review. After a deliberate change:
+    // `UPDATE_OPENAPI=1 cargo nextest run -E 'test(openapi_document)'`.
+    let server = Server::start().await;
+    let served = server.get_json("/api/openapi.json").await;
+    let text = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    let path = openapi_snapshot();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != text {
+        let line = committed
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .map_or(committed.lines().count().min(text.lines().count()), |i| i);
+        panic!(
+            "the served OpenAPI document differs from {} from line {}: served {:?}, \
+             committed {:?} (UPDATE_OPENAPI=1 rewrites it after a deliberate change)",
+            path.display(),
+            line + 1,
+            text.lines().nth(line),
+            committed.lines().nth(line)
+        );
+    }
+}
