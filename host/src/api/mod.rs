@@ -6,14 +6,15 @@
 
 pub mod assets;
 pub mod error;
+pub mod health;
 pub mod scene;
 pub mod scenes;
+pub mod stream;
 pub mod templates;
 pub mod ws;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,20 +23,18 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::control::StreamController;
-use crate::metrics;
-use crate::output::destination::DestinationStatus;
 use crate::scene::SceneManager;
-use crate::state::model::{ConfigError, mask_url};
-use crate::state::{StateManager, StreamConfig, StreamState};
+use crate::state::StateManager;
 use error::{ApiError, ErrorBody};
+pub use health::{ComponentHealth, Health, HealthComponents, TemplateHealth, health_report};
+pub use stream::merge_config;
 
 /// Largest accepted JSON body.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -102,14 +101,14 @@ struct ApiDoc;
 
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(start_stream))
-        .routes(routes!(stop_stream))
-        .routes(routes!(pause_stream))
-        .routes(routes!(resume_stream))
-        .routes(routes!(get_state))
-        .routes(routes!(get_config, patch_config))
-        .routes(routes!(health))
-        .routes(routes!(prometheus))
+        .routes(routes!(stream::start_stream))
+        .routes(routes!(stream::stop_stream))
+        .routes(routes!(stream::pause_stream))
+        .routes(routes!(stream::resume_stream))
+        .routes(routes!(stream::get_state))
+        .routes(routes!(stream::get_config, stream::patch_config))
+        .routes(routes!(health::health))
+        .routes(routes!(health::prometheus))
         .routes(routes!(openapi_json))
         .routes(routes!(scene::get_scene, scene::patch_scene))
         .routes(routes!(scene::get_canvas, scene::patch_canvas))
@@ -154,72 +153,7 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
-
-/// Start streaming.
-#[utoipa::path(post, path = "/api/stream/start", tag = "stream",
-    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn start_stream(State(s): State<AppState>) -> ApiResult<StreamState> {
-    Ok(Json(s.controller.start().await?))
-}
-
-/// Stop streaming: flush the encoder and close every output.
-#[utoipa::path(post, path = "/api/stream/stop", tag = "stream",
-    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody)))]
-async fn stop_stream(State(s): State<AppState>) -> ApiResult<StreamState> {
-    Ok(Json(s.controller.stop().await?))
-}
-
-/// Pause: outputs stay connected and the last frame repeats.
-#[utoipa::path(post, path = "/api/stream/pause", tag = "stream",
-    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody)))]
-async fn pause_stream(State(s): State<AppState>) -> ApiResult<StreamState> {
-    Ok(Json(s.controller.pause().await?))
-}
-
-/// Resume after a pause.
-#[utoipa::path(post, path = "/api/stream/resume", tag = "stream",
-    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody)))]
-async fn resume_stream(State(s): State<AppState>) -> ApiResult<StreamState> {
-    Ok(Json(s.controller.resume().await?))
-}
-
-/// The current stream state.
-#[utoipa::path(get, path = "/api/stream/state", tag = "stream", responses((status = 200, body = StreamState)))]
-async fn get_state(State(s): State<AppState>) -> Json<StreamState> {
-    Json(s.controller.state())
-}
-
-/// The stream configuration; destination stream keys are masked.
-#[utoipa::path(get, path = "/api/stream/config", tag = "stream", responses((status = 200, body = StreamConfig)))]
-async fn get_config(State(s): State<AppState>) -> Json<StreamConfig> {
-    Json(s.state.config().masked())
-}
-
-/// Change the configuration with a JSON merge patch (RFC 7386). Destinations and preview
-/// apply live; other changes restart the pipeline while the stream stays live. A destination
-/// URL sent back masked, as read, keeps its stored stream key.
-#[utoipa::path(patch, path = "/api/stream/config", tag = "stream",
-    request_body(content = Object, content_type = "application/json", description = "JSON merge patch of StreamConfig"),
-    responses((status = 200, body = StreamConfig), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn patch_config(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<StreamConfig> {
-    let patch = json_body(&headers, body)?;
-    let before = s.state.config();
-    let next = s
-        .controller
-        .update_config(|current| merge_config(current, &patch))
-        .await?;
-    if (before.width, before.height) != (next.width, next.height) {
-        // Images are prepared at the size they are drawn: prepare them for the new frame.
-        s.scenes.resize().await;
-    }
-    Ok(Json(next.masked()))
-}
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Checks the content type and size, and parses the body as JSON.
 pub fn json_body(
@@ -262,201 +196,6 @@ pub fn json_body(
     })
 }
 
-/// Applies a merge patch to `current` and validates the result.
-pub fn merge_config(current: &StreamConfig, patch: &Value) -> Result<StreamConfig, ApiError> {
-    let mut next = current
-        .merged(patch)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))?;
-    // A URL sent back exactly as it was read (masked) keeps the stored key.
-    for (i, d) in next.destinations.iter_mut().enumerate() {
-        if !d.url.contains("****") {
-            continue;
-        }
-        match current.destinations.iter().find(|c| c.id == d.id) {
-            Some(c) if mask_url(&c.url) == d.url => d.url = c.url.clone(),
-            _ => {
-                return Err(ConfigError::InvalidUrl {
-                    field: format!("destinations[{i}].url"),
-                    reason: "a masked URL can only be sent back for the destination it was read from; send the full URL".into(),
-                }
-                .into());
-            }
-        }
-    }
-    next.validate()?;
-    Ok(next)
-}
-
-/// Health of one component.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ComponentHealth {
-    /// `ok`, `degraded` or `down`.
-    pub status: &'static str,
-    /// Details (store kind, last error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// `GET /api/health` body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`, `degraded` (running with a fault) or `down` (not able to stream).
-    pub status: &'static str,
-    /// Per component: `store`, `pipeline`, `destinations`.
-    pub components: HealthComponents,
-}
-
-/// Components of [`Health`].
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HealthComponents {
-    /// The state store.
-    pub store: ComponentHealth,
-    /// Render and encode.
-    pub pipeline: ComponentHealth,
-    /// Pushed destinations of the running stream, by id.
-    pub destinations: BTreeMap<String, DestinationStatus>,
-    /// Template layers: `degraded` while any is quarantined; detail names the newest fault.
-    pub templates: TemplateHealth,
-}
-
-/// Health of the template layers.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TemplateHealth {
-    /// `ok`, or `degraded` while a layer is quarantined.
-    pub status: &'static str,
-    /// Faulty calls since the server started, all templates.
-    pub faults: u64,
-    /// Quarantined layers: layer id → template id.
-    pub quarantined: BTreeMap<String, String>,
-    /// The newest fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_fault: Option<String>,
-}
-
-/// Builds the health report.
-pub fn health_report(s: &AppState) -> Health {
-    let store = match s.state.store_error() {
-        None => ComponentHealth {
-            status: "ok",
-            detail: Some(s.state.store_kind().into()),
-        },
-        Some(e) => ComponentHealth {
-            status: "down",
-            detail: Some(format!("{}: {e}", s.state.store_kind())),
-        },
-    };
-    let state = s.controller.state();
-    let pipeline = match &state.error {
-        Some(e) if !state.is_live => ComponentHealth {
-            status: "down",
-            detail: Some(e.clone()),
-        },
-        Some(e) => ComponentHealth {
-            status: "degraded",
-            detail: Some(e.clone()),
-        },
-        None => ComponentHealth {
-            status: "ok",
-            detail: None,
-        },
-    };
-    let destinations: BTreeMap<_, _> = s.controller.destinations().into_iter().collect();
-    let destinations_ok = destinations.values().all(|d| d.state != "retrying");
-    let stats = s.scenes.template_stats();
-    let templates = TemplateHealth {
-        status: if stats.quarantined.is_empty() {
-            "ok"
-        } else {
-            "degraded"
-        },
-        faults: stats.faults.values().sum(),
-        quarantined: stats.quarantined,
-        last_fault: stats.last_fault,
-    };
-    let status = if pipeline.status == "down" {
-        "down"
-    } else if store.status != "ok"
-        || pipeline.status != "ok"
-        || !destinations_ok
-        || templates.status != "ok"
-    {
-        "degraded"
-    } else {
-        "ok"
-    };
-    Health {
-        status,
-        components: HealthComponents {
-            store,
-            pipeline,
-            destinations,
-            templates,
-        },
-    }
-}
-
-/// Health of the server and its components. Open without a token. 200 unless `down` (503).
-#[utoipa::path(get, path = "/api/health", tag = "system",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn health(State(s): State<AppState>) -> Response {
-    let report = health_report(&s);
-    let code = if report.status == "down" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (code, Json(report)).into_response()
-}
-
-/// Prometheus metrics (text format).
-#[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-async fn prometheus(State(s): State<AppState>) -> Response {
-    let state = s.controller.state();
-    let m = s.controller.metrics();
-    let hub = s.controller.hub();
-    let template_stats = s.scenes.template_stats();
-    let snapshot = metrics::Snapshot {
-        live: state.is_live,
-        paused: state.is_paused,
-        frames: state.frame_count,
-        dropped: state.dropped_frames,
-        fps: m.fps,
-        bitrate: m.bitrate,
-        encoder_latency_ms: m.encoder_latency,
-        render_ms: state.average_render_time,
-        bytes_out: hub.bytes_out.load(Ordering::Relaxed),
-        bytes_in: hub.bytes_in.load(Ordering::Relaxed),
-        cpu_percent: m.cpu_usage,
-        rss_bytes: m.memory_usage,
-        store_up: s.state.store_error().is_none(),
-        ws_clients: s.ws_clients.load(Ordering::Relaxed),
-        preview_frames: s.controller.preview().produced(),
-        destinations: s
-            .controller
-            .destinations()
-            .into_iter()
-            .map(|(id, d)| (id, d.state == "live", d.failures))
-            .collect(),
-        template_faults: template_stats
-            .faults
-            .iter()
-            .map(|((t, k), n)| (t.clone(), k.clone(), *n))
-            .collect(),
-        quarantined_layers: template_stats.quarantined.len() as u64,
-    };
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&snapshot),
-    )
-        .into_response()
-}
-
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "system", responses((status = 200, body = Object)))]
 async fn openapi_json() -> Response {
@@ -469,6 +208,7 @@ async fn openapi_json() -> Response {
 pub(crate) mod tests {
     use super::*;
     use crate::output::hub::MediaHub;
+    use crate::state::StreamConfig;
     use crate::state::store::MemoryStore;
     use axum::body::Body;
     use axum::http::Request;
