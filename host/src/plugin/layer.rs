@@ -242,7 +242,11 @@ impl TemplateLayer {
         self.timing.guest = started.elapsed();
         let picture = picture?;
         // The host's own cost of the picture counts against the layer's share too.
-        let estimate = cost::estimate(&picture, ctx.size.0, ctx.size.1);
+        // Images are costed as resampled unless drawn at their own size (only that is
+        // prepared for templates).
+        let estimate = cost::estimate_with(&picture, ctx.size.0, ctx.size.1, &|a, w, h| {
+            ctx.resources.image_size(a) == Some((w, h))
+        });
         self.timing.estimate = estimate.time();
         // What is left of the share after the calls, and never less than a quarter of it:
         // the calls are bounded by their own deadline (the share, to the epoch tick), so a
