@@ -720,6 +720,9 @@ async fn template_check_and_render_tell_the_truth_about_costly_and_faulty_frames
         );
         (out.status.success(), text)
     };
+    // Over its budget: the host's raster estimate, or (on a busy machine, the guest takes
+    // 5 to 7 ms to build 10 000 gradients) the call itself.
+    let over_budget = |text: &str| text.contains("rasterBudget: ") || text.contains(": budget: ");
     // What the host would pay to draw these is checked through the real compositor:
     // 10 000 gradients and 2000 large text runs fail the check, naming the fault.
     for params in [
@@ -729,7 +732,7 @@ async fn template_check_and_render_tell_the_truth_about_costly_and_faulty_frames
         let (ok, text) = run(&["template", "check", "--frames", "3", "--params", params]);
         assert!(!ok, "{params} passed the check:\n{text}");
         assert!(
-            text.contains("rasterBudget") && text.contains("3 of 3 frames faulted"),
+            over_budget(&text) && text.contains("3 of 3 frames faulted"),
             "{params}:\n{text}"
         );
     }
@@ -790,7 +793,7 @@ async fn template_check_and_render_tell_the_truth_about_costly_and_faulty_frames
         "--out",
         &mp4.display().to_string(),
     ]);
-    assert!(!ok && text.contains("rasterBudget"), "{text}");
+    assert!(!ok && over_budget(&text), "{text}");
     assert!(!mp4.exists(), "a video of a faulty frame was left behind");
 }
 
