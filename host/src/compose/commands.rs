@@ -633,24 +633,24 @@ pub fn rasterize(
         canvas,
         fonts,
         images,
-        (Transform::identity(), Interrupt::NONE),
+        (Transform::identity(), 1.0, Interrupt::NONE),
     );
 }
 
-/// [`rasterize`] with every command under the `base` transform (which the commands cannot
-/// undo), checking `interrupt` before each command; what was drawn before it fired stays on
+/// [`rasterize`] with every command under the `base` transform and `opacity` (which the
+/// commands cannot undo), checking `interrupt` before each command; what was drawn before it fired stays on
 /// `canvas`.
 pub fn rasterize_within(
     commands: &[DrawCommand],
     canvas: &mut PixmapMut<'_>,
     fonts: &mut FontBook,
     images: &dyn ImageSource,
-    (base, interrupt): (Transform, Interrupt<'_>),
+    (base, opacity, interrupt): (Transform, f32, Interrupt<'_>),
 ) -> Result<(), Interrupted> {
     let mut stack: Vec<State> = Vec::new();
     let mut s = State {
         transform: base,
-        opacity: 1.0,
+        opacity,
         clip: None,
     };
     let watch = interrupt.deadline.is_some() || interrupt.stop.is_some();

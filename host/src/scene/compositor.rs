@@ -835,7 +835,7 @@ fn draw_picture(
         &mut raster.as_mut(),
         fonts,
         resources,
-        (Transform::from_translate(margin, margin), interrupt),
+        (Transform::from_translate(margin, margin), 1.0, interrupt),
     );
     let took = started.elapsed();
     match outcome {
@@ -921,13 +921,9 @@ fn draw_layer(
     let Some(raster) = &cached.raster else {
         if layer.template.is_some() {
             // The picture is in layer pixels: moved to the layer's place, upright.
-            let mut commands = Vec::with_capacity(cached.picture.len() + 1);
-            commands.push(DrawCommand::Opacity {
-                value: p.opacity.clamp(0.0, 1.0),
-            });
-            commands.extend_from_slice(&cached.picture);
             let at = Transform::from_translate(p.x * scale.0, p.y * scale.1);
-            let _ = rasterize_within(&commands, frame, fonts, resources, (at, Interrupt::NONE));
+            let base = (at, p.opacity.clamp(0.0, 1.0), Interrupt::NONE);
+            let _ = rasterize_within(&cached.picture, frame, fonts, resources, base);
             return;
         }
         let mut commands = Vec::new();
