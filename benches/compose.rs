@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use reference::{H, W, reference, reference_with_templates, root};
+use sm_render::OnAir;
+use sm_render::compositor::Compositor;
 use stream_manager::metrics::cpu_seconds;
-use stream_manager::scene::OnAir;
-use stream_manager::scene::compositor::Compositor;
 use tiny_skia::Pixmap;
 
 #[path = "../tests/e2e/guests.rs"]

@@ -30,15 +30,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use stream_manager::compose::commands::{
+use sm_compose::commands::{
     DrawCommand, Fill, GradientStopSpec, ImageSource, Limits, NoImages, Segment, StrokeSpec,
     rasterize, validate,
 };
-use stream_manager::compose::cost;
-use stream_manager::compose::text::FontBook;
-use stream_manager::plugin::{FrameInfo, PluginLimits, Runtime};
-use stream_manager::scene::Tokens;
-use stream_manager::scene::compositor::Compositor;
+use sm_compose::cost;
+use sm_compose::text::FontBook;
+use sm_plugin_host::{FrameInfo, PluginLimits, Runtime};
+use sm_render::compositor::Compositor;
+use sm_scene::Tokens;
 use tiny_skia::{Color, Pixmap};
 
 #[path = "../tests/e2e/guests.rs"]
@@ -462,13 +462,7 @@ fn synthetic(w: u32, h: u32) -> Vec<(String, Vec<DrawCommand>)> {
     add(
         "rounded rect outline, stroked 3",
         vec![path(
-            stream_manager::compose::commands::rounded_rect_segments(
-                10.0,
-                10.0,
-                fw - 20.0,
-                fh - 20.0,
-                24.0,
-            ),
+            sm_compose::commands::rounded_rect_segments(10.0, 10.0, fw - 20.0, fh - 20.0, 24.0),
             None,
             Some(3.0),
         )],
@@ -641,7 +635,7 @@ fn frame_info(n: u64, w: u32, h: u32) -> FrameInfo {
 /// The last picture a template drew in `frames` frames at `w` × `h`, with `params`.
 fn picture(
     runtime: &Arc<Runtime>,
-    build: &Arc<stream_manager::plugin::Build>,
+    build: &Arc<sm_plugin_host::Build>,
     params: &str,
     (w, h): (u32, u32),
     frames: std::ops::RangeInclusive<u64>,
@@ -662,7 +656,7 @@ fn picture(
     last
 }
 
-fn prepare(runtime: &Arc<Runtime>, path: std::path::PathBuf) -> Arc<stream_manager::plugin::Build> {
+fn prepare(runtime: &Arc<Runtime>, path: std::path::PathBuf) -> Arc<sm_plugin_host::Build> {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     runtime.prepare(bytes.into(), 30).expect("prepares")
 }
@@ -801,7 +795,7 @@ fn measure(case: &Case, images: &dyn ImageSource, fonts: &mut FontBook) -> Measu
 }
 
 /// Every case; with `synthetic_only`, only the synthetic ones (no guests run, no assets).
-fn all_cases(synthetic_only: bool) -> (Vec<Case>, Option<stream_manager::scene::OnAir>) {
+fn all_cases(synthetic_only: bool) -> (Vec<Case>, Option<sm_render::OnAir>) {
     let runtime = Runtime::new(PluginLimits::default(), None).expect("runtime");
     let mut cases = Vec::new();
     for (w, h) in [(960, 540), (1920, 1080)] {

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group};
 use ffmpeg_next as ffmpeg;
+use sm_media::encoder::{Encoder, open_video};
+use sm_media::hub::MediaHub;
+use sm_render::OnAir;
+use sm_render::compositor::Compositor;
 use stream_manager::metrics::cpu_seconds;
-use stream_manager::output::encoder::{Encoder, open_video};
-use stream_manager::output::hub::MediaHub;
 use stream_manager::pipeline::PipelineStats;
-use stream_manager::scene::OnAir;
-use stream_manager::scene::compositor::Compositor;
-use stream_manager::scene::manager::default_scene;
+use stream_manager::scene_manager::default_scene;
 use stream_manager::state::StreamConfig;
 use tiny_skia::PixmapMut;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
@@ -153,7 +153,7 @@ struct BareX264 {
 impl BareX264 {
     fn new(rgba: &[Vec<u8>]) -> Self {
         ffmpeg::init().unwrap();
-        let encoder = open_video(&config()).unwrap();
+        let encoder = open_video(&config().encoder_settings()).unwrap();
         let frames = rgba
             .iter()
             .map(|f| {
@@ -195,7 +195,8 @@ impl Chain {
         Self {
             scene: DemoScene::new(W, H),
             buffer: vec![0u8; (W * H * 4) as usize],
-            encoder: Encoder::open(&config(), Arc::new(MediaHub::new())).unwrap(),
+            encoder: Encoder::open(&config().encoder_settings(), Arc::new(MediaHub::new()))
+                .unwrap(),
             stats: PipelineStats::default(),
             next: 0,
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use stream_manager::plugin::{FrameInfo, PluginLimits, Runtime};
+use sm_plugin_host::{FrameInfo, PluginLimits, Runtime};
 
 #[path = "../tests/e2e/guests.rs"]
 #[allow(dead_code)]

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+use sm_render::OnAir;
+use sm_scene::Scene;
 use stream_manager::render::offline_on_air;
-use stream_manager::scene::{OnAir, Scene};
 
 use crate::guests;
 
@@ -26,7 +27,7 @@ pub const TEMPLATES: [(&str, &str, [u32; 4]); 3] = [
 ];
 
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 pub fn reference() -> OnAir {
@@ -55,7 +56,7 @@ pub fn reference() -> OnAir {
 /// scrolling ticker (which redraws every frame).
 pub fn reference_with_templates() -> OnAir {
     let base = reference();
-    let runtime = stream_manager::plugin::Runtime::new(Default::default(), None).unwrap();
+    let runtime = sm_plugin_host::Runtime::new(Default::default(), None).unwrap();
     let mut builds = std::collections::HashMap::new();
     for (file, id, _) in TEMPLATES {
         let bytes = std::fs::read(guests::templates_dir().join(format!("{file}.wasm"))).unwrap();
@@ -63,7 +64,7 @@ pub fn reference_with_templates() -> OnAir {
         builds.insert(id.to_string(), build);
     }
     let mut scene = (*base.scene).clone();
-    let layers: Vec<stream_manager::scene::Layer> = TEMPLATES
+    let layers: Vec<sm_scene::Layer> = TEMPLATES
         .iter()
         .enumerate()
         .map(|(i, (_, id, [x, y, width, height]))| {
@@ -83,7 +84,7 @@ pub fn reference_with_templates() -> OnAir {
     }));
     OnAir {
         scene: Arc::new(scene),
-        templates: stream_manager::scene::Templates {
+        templates: sm_render::Templates {
             builds: Arc::new(builds),
             runtime: Some(runtime),
         },

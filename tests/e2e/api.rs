@@ -415,7 +415,7 @@ async fn sigint_exits_zero() {
 
 /// The committed copy of the OpenAPI document (`docs/openapi.json`).
 fn openapi_snapshot() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
 }
 
 #[tokio::test]

@@ -19,7 +19,10 @@ use crate::harness::*;
 use crate::pixels::loose::{BLUE, GREEN, MAGENTA, RED, YELLOW};
 use crate::pixels::{BLACK, assert_looks};
 
-const FONT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/DejaVuSans.ttf");
+const FONT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../compose/fonts/DejaVuSans.ttf"
+);
 
 // ---------------------------------------------------------------------------------------
 // Requests

@@ -33,7 +33,7 @@ fn template_new(args: &[&str], dir: &Path) -> Output {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Builds the crate at `dir` for wasm32-wasip2 as an author would and returns the

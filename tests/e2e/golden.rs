@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::harness::*;
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
 }
 
 fn updating() -> bool {

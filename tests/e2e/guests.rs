@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Builds the workspace at `dir` for wasm32-wasip2 and returns its release output folder.

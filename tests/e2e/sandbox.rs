@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use stream_manager::assets::Resources;
-use stream_manager::compose::commands::DrawCommand;
-use stream_manager::plugin::{
-    Build, FaultKind, FrameInfo, Instance, PluginError, PluginLimits, Runtime,
-};
+use sm_compose::Resources;
+use sm_compose::commands::DrawCommand;
+use sm_plugin_host::{Build, FaultKind, FrameInfo, Instance, PluginError, PluginLimits, Runtime};
 
 use crate::guests::test_guest;
 
@@ -50,17 +48,14 @@ fn budget() -> Duration {
     PluginLimits::default().render_budget(30)
 }
 
-fn render(
-    i: &mut Instance,
-    n: u64,
-) -> Result<Option<Vec<DrawCommand>>, stream_manager::plugin::Fault> {
+fn render(i: &mut Instance, n: u64) -> Result<Option<Vec<DrawCommand>>, sm_plugin_host::Fault> {
     i.render(&frame(n), budget(), &PluginLimits::default().commands)
 }
 
 fn fill_of(commands: &[DrawCommand]) -> [u8; 4] {
     match commands.first() {
         Some(DrawCommand::Rect {
-            fill: stream_manager::compose::commands::Fill::Solid { color },
+            fill: sm_compose::commands::Fill::Solid { color },
             ..
         }) => *color,
         other => panic!("expected a solid rect first, got {other:?}"),

@@ -1,0 +1,449 @@
+//! The encoder stage: RGBA frames in, H.264 (+ silent AAC) FLV packets out to the hub.
+//!
+//! Runs on its own OS thread and owns every FFmpeg object it uses. Per frame it converts
+//! RGBA to YUV 4:2:0 (BT.709, limited range, SIMD via the `yuv` crate) straight into the one
+//! reused encoder input frame, hands the RGBA buffer back to the pool, encodes, and
+//! publishes. The only per-frame allocations are the packets themselves, which consumers
+//! share by reference count.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use ffmpeg_next as ffmpeg;
+use rml_rtmp::sessions::StreamMetadata;
+use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+
+use crate::config::{AudioMode, EncoderKind};
+use crate::flv;
+use crate::frames::{FrameMsg, PipelineStats};
+use crate::hub::{MediaHub, MediaPacket, StreamHeaders, Track};
+use crate::preview::PreviewTap;
+
+const AUDIO_RATE: i32 = 48_000;
+const AUDIO_BITRATE: usize = 128_000;
+
+/// Encoder faults.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The configured encoder is not in this FFmpeg build or has no usable device.
+    #[error("encoder {name} is not available: {reason}")]
+    Unavailable {
+        /// FFmpeg encoder name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Setting the encoder up failed.
+    #[error("encoder set-up: {0}")]
+    Setup(String),
+    /// Encoding a frame failed.
+    #[error("encoding frame {frame}: {source}")]
+    Encode {
+        /// Clock tick of the frame.
+        frame: u64,
+        /// FFmpeg's error.
+        source: ffmpeg::Error,
+    },
+    /// Colour conversion failed.
+    #[error("colour conversion: {0}")]
+    Convert(String),
+}
+
+struct AudioTrack {
+    encoder: ffmpeg::encoder::Audio,
+    silence: ffmpeg::frame::Audio,
+    next_pts: i64,
+    frame_size: i64,
+}
+
+/// What an encoder is opened with (the server derives it from its stream configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderSettings {
+    /// Frame width in pixels (even).
+    pub width: u32,
+    /// Frame height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub target_fps: u32,
+    /// Video bit rate, kbit/s (constant).
+    pub video_bitrate_kbps: u32,
+    /// The video encoder.
+    pub encoder: EncoderKind,
+    /// Encoder preset (x264 names).
+    pub preset: String,
+    /// Frames between key frames.
+    pub gop_frames: u32,
+    /// The audio track.
+    pub audio: AudioMode,
+}
+
+/// An opened encoder pair bound to a hub.
+pub struct Encoder {
+    video: ffmpeg::encoder::Video,
+    audio: Option<AudioTrack>,
+    frame: ffmpeg::frame::Video,
+    packet: ffmpeg::Packet,
+    hub: Arc<MediaHub>,
+    base_ms: u32,
+    fps: u32,
+    width: u32,
+    height: u32,
+    /// (pts, render time) of frames inside the encoder, for latency.
+    in_flight: VecDeque<(i64, Instant)>,
+    has_frame: bool,
+    preview: Option<PreviewTap>,
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EncodeError + '_ {
+    move |e| EncodeError::Setup(format!("{what}: {e}"))
+}
+
+/// The codec extradata (global headers) of an opened encoder.
+fn extradata(ctx: &ffmpeg::codec::Context) -> Vec<u8> {
+    // SAFETY: the context is open; FFmpeg owns `extradata` of `extradata_size` bytes (or null).
+    unsafe {
+        let p = ctx.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+    }
+}
+
+impl Encoder {
+    /// Opens the video (and audio) encoders for `config` and announces their headers on
+    /// the hub.
+    pub fn open(config: &EncoderSettings, hub: Arc<MediaHub>) -> Result<Self, EncodeError> {
+        let video = open_video(config)?;
+        let video_header =
+            flv::avc_sequence_header(&extradata(&video)).map_err(setup("H.264 headers"))?;
+
+        let audio = match config.audio {
+            AudioMode::None => None,
+            AudioMode::Silent => Some(open_audio()?),
+        };
+        let audio_header = audio
+            .as_ref()
+            .map(|a| flv::aac_sequence_header(&extradata(&a.encoder)));
+
+        let mut metadata = StreamMetadata::new();
+        metadata.video_width = Some(config.width);
+        metadata.video_height = Some(config.height);
+        metadata.video_codec_id = Some(flv::FLV_CODEC_AVC);
+        metadata.video_frame_rate = Some(config.target_fps as f32);
+        metadata.video_bitrate_kbps = Some(config.video_bitrate_kbps);
+        if audio.is_some() {
+            metadata.audio_codec_id = Some(flv::FLV_CODEC_AAC);
+            metadata.audio_bitrate_kbps = Some((AUDIO_BITRATE / 1000) as u32);
+            metadata.audio_sample_rate = Some(AUDIO_RATE as u32);
+            metadata.audio_channels = Some(2);
+            metadata.audio_is_stereo = Some(true);
+        }
+        metadata.encoder = Some(format!("stream-manager {}", env!("CARGO_PKG_VERSION")));
+
+        let base_ms = hub.begin(StreamHeaders {
+            metadata,
+            video: video_header,
+            audio: audio_header,
+        });
+        Ok(Self {
+            video,
+            audio,
+            frame: ffmpeg::frame::Video::new(
+                ffmpeg::format::Pixel::YUV420P,
+                config.width,
+                config.height,
+            ),
+            packet: ffmpeg::Packet::empty(),
+            hub,
+            base_ms,
+            fps: config.target_fps,
+            width: config.width,
+            height: config.height,
+            in_flight: VecDeque::with_capacity(64),
+            has_frame: false,
+            preview: None,
+        })
+    }
+
+    /// Encodes every frame from `frames` until the render side closes the queue, then
+    /// flushes the encoders.
+    pub fn run(
+        &mut self,
+        frames: &Receiver<FrameMsg>,
+        pool: &Sender<Vec<u8>>,
+        stats: &PipelineStats,
+    ) -> Result<(), EncodeError> {
+        while let Ok(msg) = frames.recv() {
+            stats.queued.store(frames.len() as u64, Ordering::Relaxed);
+            match msg {
+                FrameMsg::Rendered { buffer, index, at } => {
+                    let result = self.encode(Some(&buffer), index, at, stats);
+                    let _ = pool.try_send(buffer);
+                    result?;
+                }
+                FrameMsg::Repeat { index, at } => self.encode(None, index, at, stats)?,
+            }
+        }
+        // Flush: the queue closed because the stream stops or restarts.
+        let _ = self.video.send_eof();
+        self.drain_video(stats);
+        Ok(())
+    }
+
+    /// Encodes the RGBA frame `rgba` (or, with `None`, the previous frame again) as clock
+    /// tick `index`, rendered at `at`, and publishes the packets that come out.
+    pub fn encode(
+        &mut self,
+        rgba: Option<&[u8]>,
+        index: u64,
+        at: Instant,
+        stats: &PipelineStats,
+    ) -> Result<(), EncodeError> {
+        match rgba {
+            Some(rgba) => {
+                self.convert(rgba)?;
+                self.has_frame = true;
+                if let Some(tap) = &mut self.preview {
+                    let number = stats.encoded.load(Ordering::Relaxed);
+                    tap.offer(rgba, self.width, self.height, number);
+                }
+            }
+            None if !self.has_frame => return Ok(()),
+            None => {}
+        }
+        let pts = index as i64;
+        self.frame.set_pts(Some(pts));
+        if self.in_flight.len() == self.in_flight.capacity() {
+            self.in_flight.pop_front();
+        }
+        self.in_flight.push_back((pts, at));
+        self.video
+            .send_frame(&self.frame)
+            .map_err(|source| EncodeError::Encode {
+                frame: index,
+                source,
+            })?;
+        self.drain_video(stats);
+        self.encode_audio_until(self.video_ms(pts), stats)?;
+        stats.encoded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Offers every new frame to the live preview.
+    pub fn set_preview(&mut self, tap: PreviewTap) {
+        self.preview = Some(tap);
+    }
+
+    fn video_ms(&self, pts: i64) -> u32 {
+        self.base_ms
+            .wrapping_add((pts * 1000 / i64::from(self.fps)) as u32)
+    }
+
+    fn convert(&mut self, rgba: &[u8]) -> Result<(), EncodeError> {
+        rgba_to_frame(rgba, &mut self.frame)
+    }
+
+    fn drain_video(&mut self, stats: &PipelineStats) {
+        while self.video.receive_packet(&mut self.packet).is_ok() {
+            let Some(data) = self.packet.data() else {
+                continue;
+            };
+            let dts = self.packet.dts().or(self.packet.pts()).unwrap_or(0);
+            let pts = self.packet.pts().unwrap_or(dts);
+            let keyframe = self.packet.is_key();
+            let cts = ((pts - dts) * 1000 / i64::from(self.fps)) as i32;
+            let body = flv::avc_frame(data, keyframe, cts);
+            while let Some(&(p, at)) = self.in_flight.front() {
+                if p > pts {
+                    break;
+                }
+                self.in_flight.pop_front();
+                if p == pts {
+                    stats
+                        .encoder_latency_us
+                        .store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+                }
+            }
+            stats
+                .encoded_bytes
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
+            self.hub.publish(MediaPacket {
+                track: Track::Video,
+                timestamp: self.video_ms(dts.max(0)),
+                keyframe,
+                data: body,
+            });
+        }
+    }
+
+    /// Encodes silent audio up to `until_ms` so audio keeps pace with video.
+    fn encode_audio_until(
+        &mut self,
+        until_ms: u32,
+        stats: &PipelineStats,
+    ) -> Result<(), EncodeError> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let rate = i64::from(AUDIO_RATE);
+        let to_ms = |base: u32, pts: i64| base.wrapping_add((pts.max(0) * 1000 / rate) as u32);
+        while to_ms(self.base_ms, a.next_pts) <= until_ms {
+            a.silence.set_pts(Some(a.next_pts));
+            a.next_pts += a.frame_size;
+            a.encoder
+                .send_frame(&a.silence)
+                .map_err(|source| EncodeError::Encode { frame: 0, source })?;
+            while a.encoder.receive_packet(&mut self.packet).is_ok() {
+                let Some(data) = self.packet.data() else {
+                    continue;
+                };
+                let body = flv::aac_frame(data);
+                stats
+                    .encoded_bytes
+                    .fetch_add(body.len() as u64, Ordering::Relaxed);
+                self.hub.publish(MediaPacket {
+                    track: Track::Audio,
+                    timestamp: to_ms(self.base_ms, self.packet.pts().unwrap_or(0)),
+                    keyframe: false,
+                    data: body,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts an opaque RGBA image of the frame's size into a YUV 4:2:0 FFmpeg frame (BT.709,
+/// limited range), in place.
+pub fn rgba_to_frame(rgba: &[u8], frame: &mut ffmpeg::frame::Video) -> Result<(), EncodeError> {
+    let (width, height) = (frame.width(), frame.height());
+    if rgba.len() < width as usize * height as usize * 4 {
+        return Err(EncodeError::Convert(
+            "RGBA buffer smaller than the frame".into(),
+        ));
+    }
+    // SAFETY: `make_writable` keeps the frame's buffers private to us (the encoder copies
+    // its input); the three planes are disjoint ranges of sizes computed from FFmpeg's own
+    // strides; the slices live only for this call.
+    let (y, u, v, ys, us, vs) = unsafe {
+        let f = frame.as_mut_ptr();
+        if ffmpeg::ffi::av_frame_make_writable(f) < 0 {
+            return Err(EncodeError::Convert("frame not writable".into()));
+        }
+        let h = height as usize;
+        let ch = h.div_ceil(2);
+        let ls = (*f).linesize;
+        (
+            std::slice::from_raw_parts_mut((*f).data[0], ls[0] as usize * h),
+            std::slice::from_raw_parts_mut((*f).data[1], ls[1] as usize * ch),
+            std::slice::from_raw_parts_mut((*f).data[2], ls[2] as usize * ch),
+            ls[0] as u32,
+            ls[1] as u32,
+            ls[2] as u32,
+        )
+    };
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: ys,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: us,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: vs,
+        width,
+        height,
+    };
+    yuv::rgba_to_yuv420(
+        &mut planar,
+        rgba,
+        width * 4,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt709,
+        YuvConversionMode::Balanced,
+    )
+    .map_err(|e| EncodeError::Convert(e.to_string()))
+}
+
+/// Opens the configured H.264 encoder for YUV 4:2:0 input: constant frame rate, fixed GOP,
+/// no B-frames (lowest latency, what RTMP ingest expects), CBR-like rate control, global
+/// headers (the sequence header travels separately in FLV). Public for the benchmarks.
+pub fn open_video(config: &EncoderSettings) -> Result<ffmpeg::encoder::Video, EncodeError> {
+    ffmpeg::init().map_err(setup("ffmpeg init"))?;
+    let name = config.encoder.ffmpeg_name();
+    let codec = ffmpeg::encoder::find_by_name(name).ok_or_else(|| EncodeError::Unavailable {
+        name: name.into(),
+        reason: "not in this FFmpeg build".into(),
+    })?;
+    let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(setup("video context"))?;
+    v.set_width(config.width);
+    v.set_height(config.height);
+    v.set_format(ffmpeg::format::Pixel::YUV420P);
+    v.set_time_base((1, config.target_fps as i32));
+    v.set_frame_rate(Some((config.target_fps as i32, 1)));
+    v.set_bit_rate(config.video_bitrate_kbps as usize * 1000);
+    v.set_max_bit_rate(config.video_bitrate_kbps as usize * 1000);
+    v.set_gop(config.gop_frames);
+    v.set_max_b_frames(0);
+    v.set_colorspace(ffmpeg::color::Space::BT709);
+    v.set_color_range(ffmpeg::color::Range::MPEG);
+    v.set_color_primaries(ffmpeg::color::Primaries::BT709);
+    v.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+    let mut opts = ffmpeg::Dictionary::new();
+    if name == "libx264" {
+        opts.set("preset", &config.preset);
+        opts.set("tune", "zerolatency");
+        // Fixed GOP: keyframes exactly every keyframeIntervalSec, as platforms ask.
+        opts.set(
+            "x264-params",
+            &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", config.gop_frames),
+        );
+        // VBV buffer of one second keeps the bit rate near the target (CBR-like).
+        opts.set("bufsize", &format!("{}k", config.video_bitrate_kbps));
+    }
+    v.open_with(opts).map_err(|e| EncodeError::Unavailable {
+        name: name.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn open_audio() -> Result<AudioTrack, EncodeError> {
+    let codec =
+        ffmpeg::encoder::find(ffmpeg::codec::Id::AAC).ok_or_else(|| EncodeError::Unavailable {
+            name: "aac".into(),
+            reason: "not in this FFmpeg build".into(),
+        })?;
+    let mut a = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .map_err(setup("audio context"))?;
+    let format = ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar);
+    a.set_rate(AUDIO_RATE);
+    a.set_channel_layout(ffmpeg::ChannelLayout::STEREO);
+    a.set_channels(2);
+    a.set_format(format);
+    a.set_bit_rate(AUDIO_BITRATE);
+    a.set_time_base((1, AUDIO_RATE));
+    a.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+    let encoder = a
+        .open_with(ffmpeg::Dictionary::new())
+        .map_err(setup("AAC encoder"))?;
+    let frame_size = encoder.frame_size().max(1);
+    let mut silence =
+        ffmpeg::frame::Audio::new(format, frame_size as usize, ffmpeg::ChannelLayout::STEREO);
+    silence.set_rate(AUDIO_RATE as u32);
+    for plane in 0..silence.planes() {
+        silence.data_mut(plane).fill(0);
+    }
+    Ok(AudioTrack {
+        encoder,
+        silence,
+        next_pts: 0,
+        frame_size: i64::from(frame_size),
+    })
+}

@@ -1,0 +1,17 @@
+//! The media plane: FFmpeg encoding, the media hub that fans encoded packets out, FLV, the
+//! embedded RTMP server, pushed destinations, and the JPEG preview of the program.
+//!
+//! Owns: everything that touches FFmpeg or an RTMP socket, on its own threads and tasks.
+//! Must not depend on the plugin runtime (wasmtime), the HTTP API (axum), the scene model
+//! or the server's state store: what it reports goes out through its own types
+//! ([`frames::PipelineStats`], [`destination::DestinationStatus`]) and callbacks.
+
+pub mod config;
+pub mod destination;
+pub mod encoder;
+pub mod flv;
+pub mod frames;
+pub mod hub;
+pub mod preview;
+pub mod relay;
+pub mod rtmp_server;

@@ -1,0 +1,392 @@
+//! A template layer on the render thread: its instance, the params it was configured with,
+//! its clock, and what its faults cost.
+//!
+//! Everything here runs at a frame boundary on the render thread. All template layers
+//! together get [`PluginLimits::frame_budget`] per frame, split evenly: a layer's *share*
+//! bounds its guest calls (setup calls included, and never more than the per-call budget)
+//! plus the host's rasterizing of its picture, estimated before drawing
+//! ([`sm_compose::cost`]) and enforced by a deadline while drawing. So N slow but legal
+//! templates cannot starve the render clock: the layer over its share is the one that
+//! faults.
+//!
+//! A fault costs the layer that frame (the compositor keeps its last good raster), is
+//! reported as a [`TemplateEvent`], and the layer is quarantined (not called again until
+//! the operator changes its params or the template gets a new version) after
+//! [`PluginLimits::quarantine_after`] faulty frames in a row or
+//! [`PluginLimits::fault_limit`] faults within [`PluginLimits::fault_window`] frames. A
+//! new version (a hot swap) is instantiated here, configured with the layer's params and
+//! handed the old instance's state; when it faults within [`SWAP_PROBATION`] of the swap,
+//! an automatic rollback is asked for.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::faults::FaultWindow;
+use super::{Build, Fault, FaultKind, FrameInfo, Instance, PluginLimits, Runtime};
+use sm_compose::Resources;
+use sm_compose::commands::DrawCommand;
+use sm_compose::cost;
+use sm_scene::TemplateSpec;
+
+/// A layer's picture may always take this part of its share to rasterize (1/4), whatever
+/// its calls took.
+pub const RASTER_FLOOR: u32 = 4;
+
+/// How long after a hot swap a fault rolls the template back.
+pub const SWAP_PROBATION: Duration = Duration::from_secs(3);
+
+/// What happened to a template layer, for the event bus, metrics and health.
+#[derive(Debug, Clone)]
+pub struct TemplateEvent {
+    /// Template id.
+    pub template: String,
+    /// Hash of the build concerned.
+    pub hash: String,
+    /// Layer id.
+    pub layer: String,
+    /// What happened.
+    pub kind: TemplateEventKind,
+}
+
+/// The kinds of [`TemplateEvent`].
+#[derive(Debug, Clone)]
+pub enum TemplateEventKind {
+    /// A guest call failed; the layer shows its last good picture.
+    Fault(Fault),
+    /// Too many faults in a row: the layer is no longer called.
+    Quarantined(Fault),
+    /// The layer's template got a new version that fails right after its swap.
+    RollbackWanted(Fault),
+    /// The layer runs a new version.
+    Swapped,
+    /// A quarantined layer runs again (the operator changed its params or version).
+    Resumed,
+}
+
+/// What a template layer needs each frame.
+pub struct LayerContext<'a> {
+    /// The runtime.
+    pub runtime: &'a Arc<Runtime>,
+    /// The build the layer's template id names now.
+    pub build: &'a Arc<Build>,
+    /// Images and fonts of the scene.
+    pub resources: &'a Arc<Resources>,
+    /// Frames per second.
+    pub fps: u32,
+    /// The render clock's tick.
+    pub tick: u64,
+    /// Layer size in pixels.
+    pub size: (u32, u32),
+    /// Wall clock, ms since the Unix epoch.
+    pub wall_clock_ms: i64,
+    /// This layer's share of the templates' frame budget.
+    pub share: Duration,
+}
+
+/// What a template layer cost in its last frame (for `template check` and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerTiming {
+    /// Time in guest calls.
+    pub guest: Duration,
+    /// Estimated rasterizing time of its new picture (zero when none).
+    pub estimate: Duration,
+    /// Measured rasterizing time of its new picture (zero when none).
+    pub raster: Duration,
+    /// Its share of the frame budget.
+    pub share: Duration,
+    /// It drew a new picture.
+    pub drew: bool,
+    /// It faulted.
+    pub faulted: bool,
+}
+
+/// A template layer's instance and its state.
+pub struct TemplateLayer {
+    instance: Option<Instance>,
+    hash: String,
+    applied: Option<TemplateSpec>,
+    frames: u64,
+    start_tick: u64,
+    /// Layer time carried over from before a swap.
+    offset_ms: f64,
+    faults_in_row: u32,
+    window: Option<FaultWindow>,
+    quarantined: bool,
+    swapped_at: Option<u64>,
+    /// Time left of this frame's share for rasterizing the new picture.
+    raster_allowance: Duration,
+    timing: LayerTiming,
+}
+
+impl TemplateLayer {
+    /// A layer that appears at `tick`.
+    pub fn new(tick: u64) -> Self {
+        Self {
+            instance: None,
+            hash: String::new(),
+            applied: None,
+            frames: 0,
+            start_tick: tick,
+            offset_ms: 0.0,
+            faults_in_row: 0,
+            window: None,
+            quarantined: false,
+            swapped_at: None,
+            raster_allowance: Duration::ZERO,
+            timing: LayerTiming::default(),
+        }
+    }
+
+    /// What the layer cost in its last frame.
+    pub fn timing(&self) -> LayerTiming {
+        self.timing
+    }
+
+    /// The time the compositor may spend rasterizing the picture [`Self::frame`] just
+    /// returned.
+    pub fn raster_allowance(&self) -> Duration {
+        self.raster_allowance
+    }
+
+    /// Records how long rasterizing the new picture took.
+    pub fn rasterized(&mut self, took: Duration) {
+        self.timing.raster = took;
+    }
+
+    /// Whether the layer is quarantined.
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    fn event(&self, id: &str, layer: &str, kind: TemplateEventKind) -> TemplateEvent {
+        TemplateEvent {
+            template: id.to_string(),
+            hash: self.hash.clone(),
+            layer: layer.to_string(),
+            kind,
+        }
+    }
+
+    /// Counts a fault; quarantines after too many in a row or in the window.
+    pub fn fault(
+        &mut self,
+        (runtime, tick, fps): (&Runtime, u64, u32),
+        spec: &TemplateSpec,
+        layer: &str,
+        fault: Fault,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) {
+        self.faults_in_row += 1;
+        self.timing.faulted = true;
+        let limits: &PluginLimits = runtime.limits();
+        let window = self
+            .window
+            .get_or_insert_with(|| FaultWindow::new(limits.fault_limit, limits.fault_window));
+        let too_many = window.record(tick);
+        let on_probation = self.swapped_at.is_some_and(|t| {
+            (tick - t) as f64 / f64::from(fps.max(1)) < SWAP_PROBATION.as_secs_f64()
+        });
+        if on_probation {
+            self.swapped_at = None;
+            report(self.event(
+                &spec.id,
+                layer,
+                TemplateEventKind::RollbackWanted(fault.clone()),
+            ));
+        }
+        if self.faults_in_row >= limits.quarantine_after.max(1) || too_many {
+            self.quarantined = true;
+            report(self.event(&spec.id, layer, TemplateEventKind::Quarantined(fault)));
+        } else {
+            report(self.event(&spec.id, layer, TemplateEventKind::Fault(fault)));
+        }
+    }
+
+    /// A new instance of the current build, configured with `params` (and handed `state`).
+    fn start(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        params: &str,
+        state: Option<&str>,
+    ) -> Result<Instance, Fault> {
+        // On the render thread every call gets the layer's budget, setup calls included.
+        let budget = call_budget(ctx);
+        let mut instance = ctx.runtime.instantiate(ctx.build, ctx.resources.clone())?;
+        if let Err(refusal) = instance.configure(params, budget)? {
+            tracing::warn!(template = %ctx.build.info.name, "params refused: {refusal}");
+        }
+        if let Some(state) = state
+            && let Err(refusal) = instance.restore(state, budget)?
+        {
+            tracing::warn!(template = %ctx.build.info.name, "state not taken over: {refusal}");
+        }
+        Ok(instance)
+    }
+
+    /// Runs the layer for this frame: follows a new version or new params, then renders.
+    /// Returns the new picture, or `None` when the last one stays (unchanged, a fault, or
+    /// quarantine).
+    pub fn frame(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        spec: &TemplateSpec,
+        layer: &str,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) -> Option<Vec<DrawCommand>> {
+        let started = Instant::now();
+        self.timing = LayerTiming {
+            share: ctx.share,
+            ..LayerTiming::default()
+        };
+        let picture = self.frame_inner(ctx, spec, layer, report);
+        self.timing.guest = started.elapsed();
+        let picture = picture?;
+        // The host's own cost of the picture counts against the layer's share too.
+        // Images are costed as resampled unless drawn at their own size (only that is
+        // prepared for templates).
+        let estimate = cost::estimate_with(&picture, ctx.size.0, ctx.size.1, &|a, w, h| {
+            ctx.resources.image_size(a) == Some((w, h))
+        });
+        self.timing.estimate = estimate.time();
+        // What is left of the share after the calls, and never less than a quarter of it:
+        // the calls are bounded by their own deadline (the share, to the epoch tick), so a
+        // call that ran a little long on a busy machine does not fault a cheap picture.
+        let left = ctx
+            .share
+            .saturating_sub(self.timing.guest)
+            .max(ctx.share / RASTER_FLOOR);
+        if self.timing.estimate > left {
+            let message = format!(
+                "its draw commands would take about {:.1} ms to rasterize (most: command {}, \
+                 {}), {:.1} ms more than it may take of its {:.1} ms share of the frame after \
+                 {:.1} ms in the template",
+                ms(self.timing.estimate),
+                estimate.worst,
+                picture
+                    .get(estimate.worst)
+                    .map_or_else(String::new, cost::describe),
+                ms(self.timing.estimate - left),
+                ms(ctx.share),
+                ms(self.timing.guest),
+            );
+            let fault = Fault {
+                kind: FaultKind::RasterBudget,
+                message,
+            };
+            self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
+            return None;
+        }
+        self.timing.drew = true;
+        self.raster_allowance = left;
+        Some(picture)
+    }
+
+    fn frame_inner(
+        &mut self,
+        ctx: &LayerContext<'_>,
+        spec: &TemplateSpec,
+        layer: &str,
+        report: &mut dyn FnMut(TemplateEvent),
+    ) -> Option<Vec<DrawCommand>> {
+        // On the render thread every call gets the layer's budget, setup calls included.
+        let budget = call_budget(ctx);
+        let new_build = self.hash != ctx.build.hash;
+        let new_params = self.applied.as_ref() != Some(spec);
+        if new_build || new_params || self.instance.as_ref().is_none_or(Instance::is_broken) {
+            if self.quarantined && !(new_build || new_params) {
+                return None;
+            }
+            let params = spec.params_or(&ctx.build.info.default_params).to_string();
+            let started = if new_build || self.instance.as_ref().is_none_or(Instance::is_broken) {
+                // A hot swap hands the running state over; a broken instance has none.
+                let old = self.instance.take().filter(|i| !i.is_broken());
+                let swap = old.is_some() && new_build;
+                let state = old.and_then(|mut i| i.snapshot(budget).ok().flatten());
+                if new_build && !self.hash.is_empty() {
+                    self.offset_ms += self.elapsed_ms(ctx);
+                    self.start_tick = ctx.tick;
+                }
+                self.hash.clone_from(&ctx.build.hash);
+                let started = self.start(ctx, &params, state.as_deref());
+                if swap {
+                    // On probation even when it fails to start: that rolls it back too.
+                    self.swapped_at = Some(ctx.tick);
+                    if started.is_ok() {
+                        report(self.event(&spec.id, layer, TemplateEventKind::Swapped));
+                    }
+                }
+                started
+            } else {
+                let instance = self.instance.as_mut().expect("checked above");
+                match instance.configure(&params, budget) {
+                    Ok(Ok(())) => Ok(self.instance.take().expect("checked above")),
+                    Ok(Err(refusal)) => {
+                        tracing::warn!(template = %spec.id, layer, "params refused: {refusal}");
+                        Ok(self.instance.take().expect("checked above"))
+                    }
+                    Err(fault) => Err(fault),
+                }
+            };
+            self.applied = Some(spec.clone());
+            if new_build || new_params {
+                // The operator acted: a quarantined layer gets another chance.
+                if self.quarantined {
+                    report(self.event(&spec.id, layer, TemplateEventKind::Resumed));
+                }
+                self.quarantined = false;
+                self.faults_in_row = 0;
+                if let Some(w) = &mut self.window {
+                    w.clear();
+                }
+            }
+            match started {
+                Ok(instance) => self.instance = Some(instance),
+                Err(fault) => {
+                    self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
+                    return None;
+                }
+            }
+        }
+        if self.quarantined {
+            return None;
+        }
+        let time_ms = self.offset_ms + self.elapsed_ms(ctx);
+        let instance = self.instance.as_mut()?;
+        instance.set_resources(ctx.resources);
+        let frame = FrameInfo {
+            frame: self.frames,
+            time_ms,
+            wall_clock_ms: ctx.wall_clock_ms,
+            utc_offset_minutes: 0,
+            fps: ctx.fps,
+            width: ctx.size.0,
+            height: ctx.size.1,
+        };
+        self.frames += 1;
+        let limits = ctx.runtime.limits();
+        match instance.render(&frame, budget, &limits.commands) {
+            Ok(picture) => {
+                self.faults_in_row = 0;
+                picture
+            }
+            Err(fault) => {
+                self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
+                None
+            }
+        }
+    }
+
+    fn elapsed_ms(&self, ctx: &LayerContext<'_>) -> f64 {
+        (ctx.tick.saturating_sub(self.start_tick)) as f64 * 1000.0 / f64::from(ctx.fps.max(1))
+    }
+}
+
+/// A guest call's budget on the render thread: the per-call budget, or the layer's share
+/// of the frame when that is smaller.
+fn call_budget(ctx: &LayerContext<'_>) -> Duration {
+    ctx.runtime.limits().render_budget(ctx.fps).min(ctx.share)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,185 @@
+//! Health and metrics: `/api/health` and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::metrics;
+use sm_media::destination::DestinationStatus;
+
+/// Health of one component.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentHealth {
+    /// `ok`, `degraded` or `down`.
+    pub status: &'static str,
+    /// Details (store kind, last error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `GET /api/health` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (running with a fault) or `down` (not able to stream).
+    pub status: &'static str,
+    /// Per component: `store`, `pipeline`, `destinations`.
+    pub components: HealthComponents,
+}
+
+/// Components of [`Health`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthComponents {
+    /// The state store.
+    pub store: ComponentHealth,
+    /// Render and encode.
+    pub pipeline: ComponentHealth,
+    /// Pushed destinations of the running stream, by id.
+    pub destinations: BTreeMap<String, DestinationStatus>,
+    /// Template layers: `degraded` while any is quarantined; detail names the newest fault.
+    pub templates: TemplateHealth,
+}
+
+/// Health of the template layers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateHealth {
+    /// `ok`, or `degraded` while a layer is quarantined.
+    pub status: &'static str,
+    /// Faulty calls since the server started, all templates.
+    pub faults: u64,
+    /// Quarantined layers: layer id → template id.
+    pub quarantined: BTreeMap<String, String>,
+    /// The newest fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_fault: Option<String>,
+}
+
+/// Builds the health report.
+pub fn health_report(s: &AppState) -> Health {
+    let store = match s.state.store_error() {
+        None => ComponentHealth {
+            status: "ok",
+            detail: Some(s.state.store_kind().into()),
+        },
+        Some(e) => ComponentHealth {
+            status: "down",
+            detail: Some(format!("{}: {e}", s.state.store_kind())),
+        },
+    };
+    let state = s.controller.state();
+    let pipeline = match &state.error {
+        Some(e) if !state.is_live => ComponentHealth {
+            status: "down",
+            detail: Some(e.clone()),
+        },
+        Some(e) => ComponentHealth {
+            status: "degraded",
+            detail: Some(e.clone()),
+        },
+        None => ComponentHealth {
+            status: "ok",
+            detail: None,
+        },
+    };
+    let destinations: BTreeMap<_, _> = s.controller.destinations().into_iter().collect();
+    let destinations_ok = destinations.values().all(|d| d.state != "retrying");
+    let stats = s.scenes.template_stats();
+    let templates = TemplateHealth {
+        status: if stats.quarantined.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        faults: stats.faults.values().sum(),
+        quarantined: stats.quarantined,
+        last_fault: stats.last_fault,
+    };
+    let status = if pipeline.status == "down" {
+        "down"
+    } else if store.status != "ok"
+        || pipeline.status != "ok"
+        || !destinations_ok
+        || templates.status != "ok"
+    {
+        "degraded"
+    } else {
+        "ok"
+    };
+    Health {
+        status,
+        components: HealthComponents {
+            store,
+            pipeline,
+            destinations,
+            templates,
+        },
+    }
+}
+
+/// Health of the server and its components. Open without a token. 200 unless `down` (503).
+#[utoipa::path(get, path = "/api/health", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub(super) async fn health(State(s): State<AppState>) -> Response {
+    let report = health_report(&s);
+    let code = if report.status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(report)).into_response()
+}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
+    let state = s.controller.state();
+    let m = s.controller.metrics();
+    let hub = s.controller.hub();
+    let template_stats = s.scenes.template_stats();
+    let snapshot = metrics::Snapshot {
+        live: state.is_live,
+        paused: state.is_paused,
+        frames: state.frame_count,
+        dropped: state.dropped_frames,
+        fps: m.fps,
+        bitrate: m.bitrate,
+        encoder_latency_ms: m.encoder_latency,
+        render_ms: state.average_render_time,
+        bytes_out: hub.bytes_out.load(Ordering::Relaxed),
+        bytes_in: hub.bytes_in.load(Ordering::Relaxed),
+        cpu_percent: m.cpu_usage,
+        rss_bytes: m.memory_usage,
+        store_up: s.state.store_error().is_none(),
+        ws_clients: s.ws_clients.load(Ordering::Relaxed),
+        preview_frames: s.controller.preview().produced(),
+        destinations: s
+            .controller
+            .destinations()
+            .into_iter()
+            .map(|(id, d)| (id, d.state == "live", d.failures))
+            .collect(),
+        template_faults: template_stats
+            .faults
+            .iter()
+            .map(|((t, k), n)| (t.clone(), k.clone(), *n))
+            .collect(),
+        quarantined_layers: template_stats.quarantined.len() as u64,
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&snapshot),
+    )
+        .into_response()
+}

@@ -1,0 +1,510 @@
+//! The REST API (axum) and its OpenAPI document (utoipa, generated from these handlers, so
+//! a route cannot be mounted without being documented), plus the WebSocket feed ([`ws`]).
+//!
+//! `fn router(state) -> Router` builds everything without a socket, so most API tests need
+//! none.
+
+pub mod assets;
+pub mod error;
+pub mod health;
+pub mod scene;
+pub mod scenes;
+pub mod stream;
+pub mod templates;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::control::StreamController;
+use crate::scene_manager::SceneManager;
+use crate::state::StateManager;
+use error::{ApiError, ErrorBody};
+pub use health::{ComponentHealth, Health, HealthComponents, TemplateHealth, health_report};
+pub use stream::merge_config;
+
+/// Largest accepted JSON body.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The stream.
+    pub controller: Arc<StreamController>,
+    /// The state manager.
+    pub state: Arc<StateManager>,
+    /// The scene.
+    pub scenes: Arc<SceneManager>,
+    /// Bearer token, when access is restricted.
+    pub token: Option<Arc<str>>,
+    /// Connected WebSocket clients.
+    pub ws_clients: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// State for the API over a controller.
+    pub fn new(
+        controller: Arc<StreamController>,
+        scenes: Arc<SceneManager>,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            state: controller.state_manager().clone(),
+            scenes,
+            controller,
+            token: token.map(Into::into),
+            ws_clients: Arc::default(),
+        }
+    }
+
+    /// Whether `presented` is the configured token (constant time), or no token is needed.
+    pub fn authorized(&self, presented: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(t.as_bytes()))),
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stream-manager",
+        description = "Live-graphics streaming server: stream control, configuration, health."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(stream::start_stream))
+        .routes(routes!(stream::stop_stream))
+        .routes(routes!(stream::pause_stream))
+        .routes(routes!(stream::resume_stream))
+        .routes(routes!(stream::get_state))
+        .routes(routes!(stream::get_config, stream::patch_config))
+        .routes(routes!(health::health))
+        .routes(routes!(health::prometheus))
+        .routes(routes!(openapi_json))
+        .routes(routes!(scene::get_scene, scene::patch_scene))
+        .routes(routes!(scene::get_canvas, scene::patch_canvas))
+        .routes(routes!(scene::add_layer))
+        .routes(routes!(
+            scene::get_layer,
+            scene::patch_layer,
+            scene::delete_layer
+        ))
+        .routes(routes!(scene::get_position, scene::put_position))
+        .routes(routes!(scenes::list, scenes::create))
+        .routes(routes!(scenes::get, scenes::put, scenes::delete))
+        .routes(routes!(scenes::activate))
+        .routes(routes!(assets::list, assets::upload))
+        .routes(routes!(assets::get, assets::delete))
+        .routes(routes!(templates::list, templates::upload))
+        .routes(routes!(templates::get, templates::put, templates::delete))
+        .routes(routes!(templates::rollback))
+}
+
+/// The OpenAPI document of every mounted route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The REST router.
+pub fn router(state: AppState) -> Router {
+    api_routes()
+        .split_for_parts()
+        .0
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let open = req.method() == Method::GET && req.uri().path() == "/api/health";
+    if open || state.authorized(bearer(req.headers())) {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Checks the content type and size, and parses the body as JSON.
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+                || m.eq_ignore_ascii_case("application/merge-patch+json")
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_JSON_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "system", responses((status = 200, body = Object)))]
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(|| serde_json::to_value(openapi()).expect("OpenAPI serializes")))
+        .into_response()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::state::StreamConfig;
+    use crate::state::store::MemoryStore;
+    use axum::body::Body;
+    use axum::http::Request;
+    use sm_media::hub::MediaHub;
+    use tower::ServiceExt;
+
+    /// An API state over a memory store, for tests.
+    pub(crate) fn app(token: Option<&str>) -> AppState {
+        let state = Arc::new(StateManager::new(
+            Arc::new(MemoryStore::default()),
+            "",
+            StreamConfig::default(),
+        ));
+        let tls = sm_media::destination::tls_connector(None).unwrap();
+        let assets = Arc::new(crate::assets::AssetManager::new(
+            state.clone(),
+            crate::assets::AssetLimits::default(),
+        ));
+        let scenes = Arc::new(SceneManager::new(
+            state.clone(),
+            assets,
+            sm_scene::Scene::default(),
+        ));
+        let controller = Arc::new(StreamController::new(
+            state,
+            Arc::new(MediaHub::new()),
+            tls,
+            scenes.slot().clone(),
+        ));
+        AppState::new(controller, scenes, token.map(Into::into))
+    }
+
+    async fn call(
+        app: &AppState,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some((ct, b)) => req
+                .header("content-type", ct)
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = router(app.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Every route of the public contract is documented, and every documented route is
+    /// mounted (answers something other than 404/405).
+    #[tokio::test]
+    async fn openapi_covers_every_mounted_route() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let expected = [
+            ("post", "/api/stream/start"),
+            ("post", "/api/stream/stop"),
+            ("post", "/api/stream/pause"),
+            ("post", "/api/stream/resume"),
+            ("get", "/api/stream/state"),
+            ("get", "/api/stream/config"),
+            ("patch", "/api/stream/config"),
+            ("get", "/api/health"),
+            ("get", "/metrics"),
+            ("get", "/api/openapi.json"),
+            ("get", "/api/scene"),
+            ("patch", "/api/scene"),
+            ("get", "/api/scene/canvas"),
+            ("patch", "/api/scene/canvas"),
+            ("post", "/api/scene/layers"),
+            ("get", "/api/scene/layers/{id}"),
+            ("patch", "/api/scene/layers/{id}"),
+            ("delete", "/api/scene/layers/{id}"),
+            ("get", "/api/scene/layers/{id}/position"),
+            ("put", "/api/scene/layers/{id}/position"),
+            ("get", "/api/scenes"),
+            ("post", "/api/scenes"),
+            ("get", "/api/scenes/{id}"),
+            ("put", "/api/scenes/{id}"),
+            ("delete", "/api/scenes/{id}"),
+            ("post", "/api/scenes/{id}/activate"),
+            ("get", "/api/assets"),
+            ("post", "/api/assets"),
+            ("get", "/api/assets/{id}"),
+            ("delete", "/api/assets/{id}"),
+            ("get", "/api/templates"),
+            ("post", "/api/templates"),
+            ("get", "/api/templates/{id}"),
+            ("put", "/api/templates/{id}"),
+            ("delete", "/api/templates/{id}"),
+            ("post", "/api/templates/{id}/rollback"),
+        ];
+        for (method, path) in expected {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing from the document"
+            );
+        }
+        let app = app(None);
+        let mut documented = 0;
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                documented += 1;
+                let body = (method == "patch").then_some(("application/json", "{}"));
+                let uri = path.replace("{id}", "no-such-layer");
+                let (status, body) = call(&app, &method.to_uppercase(), &uri, body, None).await;
+                // A mounted route may answer 404 for an unknown id, in our error shape; the
+                // router's own 404 has no body.
+                let unrouted =
+                    status == StatusCode::NOT_FOUND && body["error"]["code"] != "not_found";
+                assert!(
+                    !unrouted && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but not mounted ({status})"
+                );
+            }
+        }
+        assert_eq!(
+            documented,
+            expected.len(),
+            "documented routes beyond the contract list: update the test"
+        );
+        assert!(doc["components"]["schemas"].get("StreamConfig").is_some());
+        assert!(doc["components"]["schemas"].get("StreamState").is_some());
+    }
+
+    #[tokio::test]
+    async fn state_conflicts_are_409() {
+        let app = app(None);
+        for action in ["stop", "pause", "resume"] {
+            let (status, body) =
+                call(&app, "POST", &format!("/api/stream/{action}"), None, None).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{action}");
+            assert_eq!(body["error"]["code"], "invalid_state");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_config_patches_get_their_codes() {
+        let app = app(None);
+        let json = "application/json";
+        let cases: &[(&str, &str, StatusCode, &str)] = &[
+            (
+                json,
+                "{\"width\":",
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
+            (
+                "text/plain",
+                "{}",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                json,
+                "{\"bogus\":1}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_field",
+            ),
+            (
+                json,
+                "{\"width\":\"wide\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+            ),
+            (
+                json,
+                "[1]",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+            ),
+            (
+                json,
+                "{\"width\":641}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"targetFPS\":0}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"encoder\":\"x265\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"preset\":\"warp\"}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+            ),
+            (
+                json,
+                "{\"destinations\":[{\"id\":\"a\",\"url\":\"http://h/live/k\"}]}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+            ),
+            (
+                json,
+                "{\"destinations\":[{\"id\":\"a\",\"url\":\"rtmp://h/live/****\"}]}",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+            ),
+        ];
+        for (ct, body, status, code) in cases {
+            let (got, resp) =
+                call(&app, "PATCH", "/api/stream/config", Some((ct, body)), None).await;
+            assert_eq!(
+                (got, resp["error"]["code"].as_str().unwrap_or_default()),
+                (*status, *code),
+                "{body}: {resp}"
+            );
+        }
+        let big = format!("{{\"preset\":\"{}\"}}", "x".repeat(MAX_JSON_BODY));
+        let (got, resp) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some((json, &big)),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (got, resp["error"]["code"].as_str().unwrap()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        );
+        // Nothing above changed the config.
+        assert_eq!(app.state.config(), StreamConfig::default());
+    }
+
+    #[tokio::test]
+    async fn masked_url_round_trips_keep_the_key() {
+        let app = app(None);
+        let set = "{\"destinations\":[{\"id\":\"a\",\"url\":\"rtmp://h/live/secret\"}]}";
+        let (status, body) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some(("application/json", set)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["destinations"][0]["url"], "rtmp://h/live/****");
+        let back =
+            serde_json::json!({"destinations": body["destinations"], "videoBitrateKbps": 3000})
+                .to_string();
+        let (status, _) = call(
+            &app,
+            "PATCH",
+            "/api/stream/config",
+            Some(("application/json", &back)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            app.state.config().destinations[0].url,
+            "rtmp://h/live/secret"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_guards_everything_but_health() {
+        let app = app(Some("s3cret"));
+        let (status, body) = call(&app, "GET", "/api/stream/state", None, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str().unwrap()),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("wrong")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("s3cret")).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = call(&app, "GET", "/api/health", None, None).await;
+        assert_eq!(
+            (status, body["status"].as_str().unwrap()),
+            (StatusCode::OK, "ok")
+        );
+        let (status, _) = call(&app, "GET", "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

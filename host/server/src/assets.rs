@@ -1,0 +1,660 @@
+//! The Asset Manager: uploaded images and fonts.
+//!
+//! An upload is checked before anything large is allocated: the body size is capped by the
+//! HTTP layer, the declared Content-Type must match what the bytes are, and an image's
+//! dimensions are read from its header and refused above the pixel limit before it is
+//! decoded (no decompression bombs). Decoding runs on a blocking worker, never on the render
+//! thread. Images are premultiplied once; copies resized to the size a layer draws them at
+//! are made off the render thread too, when a scene goes on air, and kept in a bounded
+//! cache. Uploaded bytes persist through the State Manager (`asset:{id}`, index `assets`)
+//! and are decoded again at boot.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use serde::{Deserialize, Serialize};
+use tiny_skia::{IntSize, Pixmap};
+use utoipa::ToSchema;
+
+use crate::state::StateManager;
+use sm_compose::Resources;
+use sm_compose::text;
+
+/// Key of the asset index (`{next, assets}`: the next id number and a list of
+/// [`AssetInfo`]).
+pub const KEY_ASSETS: &str = "assets";
+
+/// Key of an asset's uploaded bytes.
+pub fn asset_key(id: &str) -> String {
+    format!("asset:{id}")
+}
+
+/// Most assets held at once.
+pub const MAX_ASSETS: usize = 1024;
+
+/// Bytes of resized copies kept for drawing.
+const SIZED_CACHE_BYTES: usize = 512 << 20;
+
+/// The stored index: the assets and the next id number.
+#[derive(Serialize, Deserialize)]
+struct AssetIndex {
+    next: u64,
+    assets: Vec<AssetInfo>,
+}
+
+/// Upload limits (configurable; see `docs/config.md`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AssetLimits {
+    /// Largest upload body in bytes (default 32 MiB; over it: 413).
+    pub max_bytes: usize,
+    /// Most decoded pixels of an image (default 64 Mpx; over it: 422).
+    pub max_pixels: u64,
+}
+
+impl Default for AssetLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 32 << 20,
+            max_pixels: 64_000_000,
+        }
+    }
+}
+
+/// What an asset is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AssetKind {
+    /// A still image (PNG, JPEG, WebP, or the first frame of a GIF).
+    Image,
+    /// A TrueType/OpenType font.
+    Font,
+}
+
+/// An asset as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetInfo {
+    /// Generated id, used by layers (`image.asset`) and draw commands.
+    pub id: String,
+    /// The `?name=` given at upload, else the id.
+    pub name: String,
+    /// `image` or `font`.
+    pub kind: AssetKind,
+    /// The Content-Type it was uploaded with.
+    pub mime: String,
+    /// Width in pixels (0 for fonts).
+    pub width: u32,
+    /// Height in pixels (0 for fonts).
+    pub height: u32,
+    /// Size of the upload in bytes.
+    pub bytes: u64,
+    /// The family a font declares (select it with `fontFamily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+}
+
+/// Why an upload or a deletion was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AssetError {
+    /// A Content-Type that is not an image or font type we take (415).
+    #[error(
+        "unsupported Content-Type {0:?}: use image/png, image/jpeg, image/webp, image/gif, font/ttf or font/otf"
+    )]
+    UnsupportedType(String),
+    /// The body is not what its Content-Type says, or it is corrupt (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The image is larger than the pixel limit (422).
+    #[error("the image is {width}x{height} = {pixels} pixels; the limit is {limit}")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Their product.
+        pixels: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Too many assets (409).
+    #[error("there are already {0} assets; delete some first")]
+    Full(usize),
+    /// No such asset (404).
+    #[error("no asset {0:?}")]
+    NotFound(String),
+}
+
+/// A decoded asset.
+pub struct Asset {
+    /// What the API shows.
+    pub info: AssetInfo,
+    /// Premultiplied pixels of an image.
+    pub pixmap: Option<Arc<Pixmap>>,
+    /// The image has no transparent pixel.
+    pub opaque: bool,
+    /// The bytes of a font.
+    pub font: Option<Bytes>,
+}
+
+/// The image formats taken, by Content-Type.
+fn image_format(mime: &str) -> Option<image::ImageFormat> {
+    Some(match mime {
+        "image/png" => image::ImageFormat::Png,
+        "image/jpeg" => image::ImageFormat::Jpeg,
+        "image/webp" => image::ImageFormat::WebP,
+        "image/gif" => image::ImageFormat::Gif,
+        _ => return None,
+    })
+}
+
+fn format_name(f: image::ImageFormat) -> &'static str {
+    f.extensions_str()
+        .first()
+        .copied()
+        .unwrap_or("unknown format")
+}
+
+/// The Content-Type's media type, lower case, without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Decodes an upload: checks the type against the bytes and the pixel limit against the
+/// header, then decodes and premultiplies. Blocking; call from a blocking worker.
+pub fn decode(
+    id: &str,
+    name: &str,
+    mime: &str,
+    data: &Bytes,
+    limits: &AssetLimits,
+) -> Result<Asset, AssetError> {
+    let mime = media_type(mime);
+    let bytes = data.len() as u64;
+    if mime == "font/ttf" || mime == "font/otf" {
+        let facts = text::inspect(data).map_err(|e| {
+            AssetError::Invalid(format!("the body is not a usable {mime} font: {e}"))
+        })?;
+        return Ok(Asset {
+            info: AssetInfo {
+                id: id.into(),
+                name: name.into(),
+                kind: AssetKind::Font,
+                mime,
+                width: 0,
+                height: 0,
+                bytes,
+                family: Some(facts.family),
+            },
+            pixmap: None,
+            opaque: false,
+            font: Some(data.clone()),
+        });
+    }
+    let declared = image_format(&mime).ok_or_else(|| AssetError::UnsupportedType(mime.clone()))?;
+    let actual = image::guess_format(data).map_err(|_| {
+        AssetError::Invalid(format!("the body is not a {mime} image: unrecognised data"))
+    })?;
+    if actual != declared {
+        return Err(AssetError::Invalid(format!(
+            "Content-Type says {mime} but the body is {}",
+            format_name(actual)
+        )));
+    }
+    let corrupt = |e: image::ImageError| {
+        AssetError::Invalid(format!("the {mime} image cannot be decoded: {e}"))
+    };
+    let (width, height) = image::ImageReader::with_format(Cursor::new(&data[..]), declared)
+        .into_dimensions()
+        .map_err(corrupt)?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(AssetError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    if pixels == 0 {
+        return Err(AssetError::Invalid(format!("the {mime} image is empty")));
+    }
+    let mut reader = image::ImageReader::with_format(Cursor::new(&data[..]), declared);
+    let mut bounds = image::Limits::default();
+    bounds.max_image_width = Some(width);
+    bounds.max_image_height = Some(height);
+    // The RGBA result plus the decoder's own buffers.
+    bounds.max_alloc = Some(pixels * 4 * 2 + (16 << 20));
+    reader.limits(bounds);
+    let rgba = reader.decode().map_err(corrupt)?.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut raw = rgba.into_raw();
+    premultiply(&mut raw);
+    let size =
+        IntSize::from_wh(w, h).ok_or_else(|| AssetError::Invalid("the image is empty".into()))?;
+    let pixmap = Pixmap::from_vec(raw, size)
+        .ok_or_else(|| AssetError::Invalid(format!("a {w}x{h} image cannot be drawn")))?;
+    let opaque = is_opaque(&pixmap);
+    Ok(Asset {
+        opaque,
+        info: AssetInfo {
+            id: id.into(),
+            name: name.into(),
+            kind: AssetKind::Image,
+            mime,
+            width: w,
+            height: h,
+            bytes,
+            family: None,
+        },
+        pixmap: Some(Arc::new(pixmap)),
+        font: None,
+    })
+}
+
+/// Whether every pixel is opaque.
+fn is_opaque(p: &Pixmap) -> bool {
+    p.pixels().iter().all(|px| px.alpha() == 255)
+}
+
+/// Straight RGBA to premultiplied, in place.
+fn premultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = u16::from(px[3]);
+        if a < 255 {
+            for c in &mut px[..3] {
+                *c = ((u16::from(*c) * a + 127) / 255) as u8;
+            }
+        }
+    }
+}
+
+impl sm_scene::AssetLookup for AssetManager {
+    fn is_image(&self, id: &str) -> bool {
+        AssetManager::is_image(self, id)
+    }
+    fn has_family(&self, family: &str) -> bool {
+        AssetManager::has_family(self, family)
+    }
+}
+
+#[derive(Default)]
+struct SizedCache {
+    entries: HashMap<(String, u32, u32), (Arc<Pixmap>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+/// Owner of the uploaded assets.
+pub struct AssetManager {
+    state: Arc<StateManager>,
+    limits: AssetLimits,
+    assets: Mutex<HashMap<String, Arc<Asset>>>,
+    sized: Mutex<SizedCache>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl AssetManager {
+    /// An empty manager.
+    pub fn new(state: Arc<StateManager>, limits: AssetLimits) -> Self {
+        Self {
+            state,
+            limits,
+            assets: Mutex::new(HashMap::new()),
+            sized: Mutex::new(SizedCache::default()),
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The upload limits.
+    pub fn limits(&self) -> AssetLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Asset>>> {
+        self.assets.lock().expect("asset lock")
+    }
+
+    /// Restores the stored assets (decoding each again); unreadable ones are skipped with
+    /// a warning.
+    pub async fn load(&self) {
+        let Some(index) = self.state.load_doc(KEY_ASSETS).await else {
+            return;
+        };
+        let Ok(index) = serde_json::from_slice::<AssetIndex>(&index) else {
+            tracing::warn!("ignoring the stored asset index: it is not valid");
+            return;
+        };
+        // Ids are never reused, not even those of deleted assets.
+        self.next
+            .fetch_max(index.next, std::sync::atomic::Ordering::Relaxed);
+        let infos = index.assets;
+        for info in infos.into_iter().take(MAX_ASSETS) {
+            let Some(data) = self.state.load_doc(&asset_key(&info.id)).await else {
+                tracing::warn!(asset = %info.id, "stored asset bytes are missing");
+                continue;
+            };
+            let limits = AssetLimits {
+                max_bytes: usize::MAX,
+                max_pixels: u64::MAX,
+            };
+            let data = Bytes::from(data);
+            let (id, name, mime) = (info.id.clone(), info.name.clone(), info.mime.clone());
+            match tokio::task::spawn_blocking(move || decode(&id, &name, &mime, &data, &limits))
+                .await
+            {
+                Ok(Ok(asset)) => {
+                    self.bump_counter(&asset.info.id);
+                    self.lock().insert(info.id.clone(), Arc::new(asset));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(asset = %info.id, error = %e, "stored asset not restored")
+                }
+                Err(e) => tracing::warn!(asset = %info.id, error = %e, "stored asset not restored"),
+            }
+        }
+        tracing::info!(assets = self.lock().len(), "assets restored");
+    }
+
+    fn bump_counter(&self, id: &str) {
+        if let Some(n) = id
+            .strip_prefix("asset-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.next
+                .fetch_max(n + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Decodes and stores an upload; the bytes are persisted before this returns.
+    pub async fn upload(
+        &self,
+        mime: &str,
+        name: Option<&str>,
+        data: Bytes,
+    ) -> Result<AssetInfo, AssetError> {
+        if self.lock().len() >= MAX_ASSETS {
+            return Err(AssetError::Full(MAX_ASSETS));
+        }
+        let id = format!(
+            "asset-{}",
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let name = name.map_or_else(|| id.clone(), str::to_string);
+        self.store(id, name, mime, data).await
+    }
+
+    /// Adds an asset under a chosen id (the offline renderer names assets by file name).
+    pub async fn insert(&self, id: &str, mime: &str, data: Bytes) -> Result<AssetInfo, AssetError> {
+        if !sm_scene::valid_id(id) {
+            return Err(AssetError::Invalid(format!(
+                "{id:?} is not an asset id: 1 to 64 of A-Z a-z 0-9 _ -"
+            )));
+        }
+        self.store(id.to_string(), id.to_string(), mime, data).await
+    }
+
+    async fn store(
+        &self,
+        id: String,
+        name: String,
+        mime: &str,
+        data: Bytes,
+    ) -> Result<AssetInfo, AssetError> {
+        let (limits, mime_owned, id2, bytes) =
+            (self.limits, mime.to_string(), id.clone(), data.clone());
+        let asset =
+            tokio::task::spawn_blocking(move || decode(&id2, &name, &mime_owned, &bytes, &limits))
+                .await
+                .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
+        let info = asset.info.clone();
+        self.state.set_doc(&asset_key(&id), data).await;
+        self.lock().insert(id, Arc::new(asset));
+        self.write_index().await;
+        Ok(info)
+    }
+
+    async fn write_index(&self) {
+        let mut infos: Vec<AssetInfo> = self.lock().values().map(|a| a.info.clone()).collect();
+        infos.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
+        let index = AssetIndex {
+            next: self.next.load(std::sync::atomic::Ordering::Relaxed),
+            assets: infos,
+        };
+        let json = serde_json::to_vec(&index).expect("asset index serializes");
+        self.state.set_doc(KEY_ASSETS, json).await;
+    }
+
+    /// Every asset, oldest first.
+    pub fn list(&self) -> Vec<AssetInfo> {
+        let mut infos: Vec<AssetInfo> = self.lock().values().map(|a| a.info.clone()).collect();
+        infos.sort_by(|a, b| natural(&a.id).cmp(&natural(&b.id)));
+        infos
+    }
+
+    /// One asset.
+    pub fn get(&self, id: &str) -> Option<Arc<Asset>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Whether `id` is an image asset.
+    pub fn is_image(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|a| a.pixmap.is_some())
+    }
+
+    /// Whether a font of `family` was uploaded (case-insensitive).
+    pub fn has_family(&self, family: &str) -> bool {
+        self.lock().values().any(|a| {
+            a.info
+                .family
+                .as_deref()
+                .is_some_and(|f| f.eq_ignore_ascii_case(family))
+        })
+    }
+
+    /// Deletes an asset (the caller has checked that nothing uses it).
+    pub async fn delete(&self, id: &str) -> Result<AssetInfo, AssetError> {
+        let asset = self
+            .lock()
+            .remove(id)
+            .ok_or_else(|| AssetError::NotFound(id.to_string()))?;
+        {
+            let mut cache = self.sized.lock().expect("sized cache lock");
+            let cache = &mut *cache;
+            cache.entries.retain(|(a, _, _), (p, _)| {
+                let keep = a != id;
+                if !keep {
+                    cache.bytes -= p.data().len();
+                }
+                keep
+            });
+        }
+        self.state.remove_doc(&asset_key(id)).await;
+        self.write_index().await;
+        Ok(asset.info.clone())
+    }
+
+    /// The resources to draw with: `images` at the given drawn sizes (device pixels), and
+    /// every uploaded font. Resizes what is not cached yet; blocking (call it from a
+    /// blocking worker).
+    /// Every image of the scene's template layers' reach: all uploaded images, at their own
+    /// size, added to `images` when `scene` has a template layer (templates draw images by
+    /// id, decided at run time).
+    pub fn with_template_images(
+        &self,
+        scene: &sm_scene::Scene,
+        mut images: Vec<(String, u32, u32)>,
+    ) -> Vec<(String, u32, u32)> {
+        if scene.layers.iter().any(|l| l.template.is_some()) {
+            images.extend(
+                self.lock()
+                    .values()
+                    .filter(|a| a.pixmap.is_some())
+                    .map(|a| (a.info.id.clone(), 0, 0)),
+            );
+        }
+        images
+    }
+
+    pub fn resources(&self, images: &[(String, u32, u32)]) -> Resources {
+        let mut out = Resources::default();
+        let assets: Vec<Arc<Asset>> = self.lock().values().cloned().collect();
+        for a in &assets {
+            if let (Some(font), Some(family)) = (&a.font, &a.info.family) {
+                out.add_font(font.clone(), family);
+            }
+        }
+        let mut resizer = Resizer::new();
+        for (id, w, h) in images {
+            let Some(asset) = assets.iter().find(|a| &a.info.id == id) else {
+                continue;
+            };
+            let Some(original) = asset.pixmap.clone() else {
+                continue;
+            };
+            out.add_image(id, original.clone(), asset.opaque);
+            if (*w, *h) == (original.width(), original.height()) || *w == 0 || *h == 0 {
+                continue;
+            }
+            // Only downscales get a prepared copy: bilinear upscaling per frame looks the same.
+            if u64::from(*w) * u64::from(*h)
+                > u64::from(original.width()) * u64::from(original.height())
+            {
+                continue;
+            }
+            let key = (id.clone(), *w, *h);
+            if let Some(p) = self.cached(&key) {
+                out.add_sized(id, *w, *h, p);
+                continue;
+            }
+            if let Some(p) = resize(&mut resizer, &original, *w, *h) {
+                let p = Arc::new(p);
+                self.remember(key, p.clone());
+                out.add_sized(id, *w, *h, p);
+            }
+        }
+        out
+    }
+
+    fn cached(&self, key: &(String, u32, u32)) -> Option<Arc<Pixmap>> {
+        let mut cache = self.sized.lock().expect("sized cache lock");
+        cache.clock += 1;
+        let clock = cache.clock;
+        cache.entries.get_mut(key).map(|(p, used)| {
+            *used = clock;
+            p.clone()
+        })
+    }
+
+    fn remember(&self, key: (String, u32, u32), pixmap: Arc<Pixmap>) {
+        let mut cache = self.sized.lock().expect("sized cache lock");
+        cache.clock += 1;
+        let clock = cache.clock;
+        cache.bytes += pixmap.data().len();
+        cache.entries.insert(key, (pixmap, clock));
+        while cache.bytes > SIZED_CACHE_BYTES && cache.entries.len() > 1 {
+            let Some(oldest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((p, _)) = cache.entries.remove(&oldest) {
+                cache.bytes -= p.data().len();
+            }
+        }
+    }
+}
+
+/// Orders `asset-2` before `asset-10`.
+fn natural(id: &str) -> (u64, &str) {
+    (
+        id.strip_prefix("asset-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX),
+        id,
+    )
+}
+
+/// A premultiplied copy of `src` at `w` × `h` (Catmull-Rom, on premultiplied pixels, so
+/// transparent edges do not bleed colour).
+fn resize(resizer: &mut Resizer, src: &Pixmap, w: u32, h: u32) -> Option<Pixmap> {
+    let src_ref = ImageRef::new(src.width(), src.height(), src.data(), PixelType::U8x4).ok()?;
+    let mut pixmap = Pixmap::new(w, h)?;
+    let mut dst = Image::from_slice_u8(w, h, pixmap.data_mut(), PixelType::U8x4).ok()?;
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    resizer.resize(&src_ref, &mut dst, &options).ok()?;
+    Some(pixmap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, rgba: [u8; 4]) -> Bytes {
+        let mut buf = Vec::new();
+        let img = image::RgbaImage::from_pixel(w, h, image::Rgba(rgba));
+        img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Png)
+            .unwrap();
+        Bytes::from(buf)
+    }
+
+    #[test]
+    fn images_are_checked_decoded_and_premultiplied() {
+        let limits = AssetLimits::default();
+        let a = decode(
+            "a",
+            "a",
+            "image/png",
+            &png(4, 3, [200, 100, 0, 128]),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.info.width, a.info.height, a.info.kind),
+            (4, 3, AssetKind::Image)
+        );
+        let p = a.pixmap.unwrap();
+        let px = p.pixel(0, 0).unwrap();
+        assert_eq!((px.red(), px.green(), px.alpha()), (100, 50, 128));
+
+        let lying = decode("b", "b", "image/jpeg", &png(4, 3, [0; 4]), &limits);
+        assert!(matches!(lying, Err(AssetError::Invalid(m)) if m.contains("png")));
+        assert!(matches!(
+            decode("c", "c", "text/plain", &png(1, 1, [0; 4]), &limits),
+            Err(AssetError::UnsupportedType(_))
+        ));
+        let small = AssetLimits {
+            max_pixels: 11,
+            ..limits
+        };
+        assert!(matches!(
+            decode("d", "d", "image/png", &png(4, 3, [0; 4]), &small),
+            Err(AssetError::TooManyPixels { pixels: 12, .. })
+        ));
+        let truncated = png(64, 64, [1, 2, 3, 255]).slice(..60);
+        assert!(matches!(
+            decode("e", "e", "image/png", &truncated, &limits),
+            Err(AssetError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn resized_copies_are_premultiplied_and_bounded() {
+        let mut src = Pixmap::new(40, 20).unwrap();
+        src.fill(tiny_skia::Color::from_rgba8(255, 0, 0, 255));
+        let out = resize(&mut Resizer::new(), &src, 10, 5).unwrap();
+        let px = out.pixel(5, 2).unwrap();
+        assert_eq!((px.red(), px.alpha()), (255, 255));
+    }
+}

@@ -1,0 +1,24 @@
+//! stream-manager: a live-graphics streaming server. It renders a scene at a fixed frame
+//! rate, encodes H.264 + AAC with FFmpeg, and streams over RTMP (an embedded server that
+//! players pull from, and pushes to destinations), driven live through REST and WebSocket.
+//!
+//! This crate wires the host's parts together and owns what is the server's alone:
+//! [`state`] (config, state, persistence and the event bus), [`control`] (the stream state
+//! machine), [`pipeline`] (the render clock feeding the encoder), [`api`] (REST +
+//! WebSocket), [`scene_manager`] (the one place scene edits go through), [`assets`]
+//! (uploads), [`config`] (settings and the CLI), [`render`] (offline rendering and template
+//! checks), and the `stream-manager` binary. It depends on every other host crate
+//! (`sm-compose`, `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them
+//! depends on it.
+
+pub mod api;
+pub mod assets;
+pub mod config;
+pub mod control;
+pub mod metrics;
+pub mod pipeline;
+pub mod render;
+pub mod scaffold;
+pub mod scene_manager;
+pub mod server;
+pub mod state;

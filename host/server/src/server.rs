@@ -1,0 +1,357 @@
+//! Wiring of the running server: store, state, controller, listeners, and the two-phase
+//! shutdown (first signal: stop accepting, stop the stream cleanly, persist, exit 0; a
+//! second signal exits at once).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::assets::AssetManager;
+use crate::config::Settings;
+use crate::control::StreamController;
+use crate::scene_manager::SceneManager;
+use crate::state::StateManager;
+use crate::state::store::{MemoryStore, RedisStore, StateStore};
+use crate::state::{Event, FaultEvent};
+use sm_media::destination::tls_connector;
+use sm_media::hub::MediaHub;
+use sm_media::rtmp_server;
+use sm_plugin_host::Runtime;
+use sm_plugin_host::faults::FaultThrottle;
+use sm_plugin_host::layer::TemplateEventKind;
+use sm_plugin_host::registry::TemplateRegistry;
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let store: Arc<dyn StateStore> = match &settings.redis_url {
+        Some(url) => Arc::new(RedisStore::new(url).context("redis-url")?),
+        None => Arc::new(MemoryStore::default()),
+    };
+    let state = Arc::new(StateManager::new(
+        store,
+        settings.key_prefix.clone(),
+        settings.stream.clone(),
+    ));
+    let previous = state.load().await;
+    let hub = Arc::new(MediaHub::new());
+    let tls = tls_connector(settings.tls_ca_file.as_deref())?;
+    let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
+    assets.load().await;
+    let runtime = Runtime::new(settings.plugin_limits.clone(), settings.cache_dir.clone())
+        .context("template runtime")?;
+    let templates = Arc::new(TemplateRegistry::new(runtime, state.clone()));
+    templates.load().await;
+    if let Some(dir) = &settings.templates_dir {
+        install_templates(&templates, dir, &mut HashMap::new()).await;
+    }
+    let scenes = Arc::new(SceneManager::load(state.clone(), assets, Some(templates.clone())).await);
+    report_template_events(&templates, &scenes, &state);
+    if let (Some(dir), true) = (&settings.templates_dir, settings.watch_templates) {
+        tokio::spawn(watch_templates(
+            templates.clone(),
+            scenes.clone(),
+            dir.clone(),
+        ));
+    }
+    let controller = Arc::new(StreamController::new(
+        state.clone(),
+        hub.clone(),
+        tls,
+        scenes.slot().clone(),
+    ));
+    let app = AppState::new(controller.clone(), scenes, settings.api_token.clone());
+
+    let http = bind(
+        SocketAddr::new(settings.bind, settings.http_port),
+        "http-port",
+    )
+    .await?;
+    let ws = bind(SocketAddr::new(settings.bind, settings.ws_port), "ws-port").await?;
+    let rtmp = bind(
+        SocketAddr::new(settings.bind, settings.rtmp_port),
+        "rtmp-port",
+    )
+    .await?;
+    let (shutdown_tx, shutdown) = watch::channel(false);
+
+    tokio::spawn(state.clone().run_reconnect());
+    {
+        let app = app.clone();
+        tokio::spawn(controller.clone().run_metrics(move || {
+            serde_json::to_value(api::health_report(&app)).unwrap_or_default()
+        }));
+    }
+    {
+        // Config that Redis could not give at boot is applied when it comes back.
+        let (controller, mut restored) = (controller.clone(), state.restored_config());
+        tokio::spawn(async move {
+            while restored.changed().await.is_ok() {
+                let config = restored.borrow_and_update().clone();
+                if let Some(c) = config
+                    && let Err(e) = controller.apply_config(c).await
+                {
+                    tracing::warn!(error = %e, "restored config could not be applied");
+                }
+            }
+        });
+    }
+    tokio::spawn(rtmp_server::serve(rtmp, hub.clone(), shutdown.clone()));
+    let http_task = tokio::spawn(serve_http(http, api::router(app.clone()), shutdown.clone()));
+    let ws_task = tokio::spawn(serve_http(
+        ws,
+        api::ws::router(app.clone()),
+        shutdown.clone(),
+    ));
+
+    let host = if settings.bind.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        settings.bind.to_string()
+    };
+    tracing::info!(
+        http = %format!("http://{host}:{}", settings.http_port),
+        ws = %format!("ws://{host}:{}", settings.ws_port),
+        store = state.store_kind(),
+        "stream-manager ready; play with: ffplay rtmp://{host}:{}/live/main",
+        settings.rtmp_port
+    );
+
+    let was_live = previous.is_some_and(|s| s.is_live);
+    if settings.autostart || was_live {
+        if was_live {
+            tracing::info!("the stream was live when the previous process ended; going live again");
+        }
+        if let Err(e) = controller.start().await {
+            tracing::error!(error = %e, "could not start the stream");
+        }
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping the stream (a second signal exits at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    let _ = shutdown_tx.send(true);
+    if controller.state().is_live {
+        let _ = controller.stop().await;
+    }
+    let _ = http_task.await;
+    let _ = ws_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Installs every `*.wasm` of `dir` whose modification time differs from `seen`, under its
+/// file stem as id (a new version when the template exists). Returns whether any changed.
+async fn install_templates(
+    templates: &TemplateRegistry,
+    dir: &Path,
+    seen: &mut HashMap<PathBuf, SystemTime>,
+) -> bool {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "templates folder unreadable: {e}");
+            return false;
+        }
+    };
+    let mut changed = false;
+    for path in entries.flatten().map(|e| e.path()) {
+        let Some(id) = path
+            .extension()
+            .filter(|x| *x == "wasm")
+            .and(path.file_stem())
+            .and_then(|s| s.to_str())
+            .map(|s| s.replace('_', "-"))
+        else {
+            continue;
+        };
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified.is_some() && seen.get(&path) == modified.as_ref() {
+            continue;
+        }
+        if let Some(m) = modified {
+            seen.insert(path.clone(), m);
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => bytes::Bytes::from(b),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "template unreadable: {e}");
+                continue;
+            }
+        };
+        match templates.install(&id, bytes).await {
+            Ok(view) => {
+                changed = true;
+                tracing::info!(template = %id, version = view.version, "template installed");
+            }
+            Err(e) => tracing::warn!(file = %path.display(), "template not installed: {e}"),
+        }
+    }
+    changed
+}
+
+/// Hot-swaps templates of `dir` when their files change (polled once a second).
+async fn watch_templates(
+    templates: Arc<TemplateRegistry>,
+    scenes: Arc<SceneManager>,
+    dir: PathBuf,
+) {
+    let mut seen = HashMap::new();
+    // The first pass only records what was installed at start.
+    for path in std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+    {
+        if let Ok(m) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            seen.insert(path, m);
+        }
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if install_templates(&templates, &dir, &mut seen).await {
+            scenes.templates_changed().await;
+        }
+    }
+}
+
+/// Turns what template layers report into statistics, WS `error` events and automatic
+/// rollbacks, on a thread of its own (the render thread only queues the events). Recording
+/// a fault on a swap's probation ([`TemplateRegistry::record`]) is also what a hot swap
+/// still waiting for its answer learns its outcome from
+/// ([`TemplateRegistry::swap_outcome`]).
+/// How often the same fault of the same template layer is reported on the WS feed and in
+/// the log (every fault is counted in the metrics).
+pub const FAULT_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn report_template_events(
+    templates: &Arc<TemplateRegistry>,
+    scenes: &Arc<SceneManager>,
+    state: &Arc<StateManager>,
+) {
+    let (templates, scenes, state) = (templates.clone(), scenes.clone(), state.clone());
+    let events = templates.runtime().events();
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("template-events".into())
+        .spawn(move || {
+            // The same fault of the same layer goes to the feed and the log at most once per
+            // interval (counted always): a template faulting every few frames is not a flood.
+            let mut throttle = FaultThrottle::new(FAULT_REPORT_INTERVAL);
+            let mut key = String::new();
+            while let Ok(event) = events.recv() {
+                templates.record(&event);
+                let (code, message) = match &event.kind {
+                    TemplateEventKind::Fault(f) => {
+                        key.clear();
+                        key.push_str(&event.layer);
+                        key.push('\0');
+                        key.push_str(f.kind.as_str());
+                        let Some(held) = throttle.admit(&key, std::time::Instant::now()) else {
+                            continue;
+                        };
+                        let more = if held > 0 {
+                            format!(" ({held} more like it since the last report)")
+                        } else {
+                            String::new()
+                        };
+                        (
+                            "template_fault",
+                            format!(
+                                "layer {}: template {} {f}{more}",
+                                event.layer, event.template
+                            ),
+                        )
+                    }
+                    TemplateEventKind::Quarantined(f) => (
+                        "template_quarantined",
+                        format!(
+                            "layer {}: template {} quarantined after repeated faults (last: {f}); \
+                             change its params or upload a new version to resume",
+                            event.layer, event.template
+                        ),
+                    ),
+                    TemplateEventKind::RollbackWanted(f) => {
+                        // Reported once the rollback is done (there may be nothing to go back to).
+                        let (templates, scenes, state) =
+                            (templates.clone(), scenes.clone(), state.clone());
+                        let (id, hash, f) = (event.template.clone(), event.hash.clone(), f.clone());
+                        handle.spawn(async move {
+                            let Some(view) = templates.rollback_from(&id, &hash).await else {
+                                return;
+                            };
+                            let message = format!(
+                                "template {id} faulted right after its swap ({f}); rolled back \
+                                 to version {}",
+                                view.version
+                            );
+                            tracing::warn!(template = %id, "{message}");
+                            state.publish(Event::Error(FaultEvent {
+                                code: "template_rolled_back".into(),
+                                message,
+                                component: Some(format!("template:{id}")),
+                            }));
+                            scenes.templates_changed().await;
+                        });
+                        continue;
+                    }
+                    TemplateEventKind::Swapped | TemplateEventKind::Resumed => {
+                        // A new start: its first fault is news again.
+                        throttle.forget(&format!("{}\0", event.layer));
+                        continue;
+                    }
+                };
+                tracing::warn!(template = %event.template, layer = %event.layer, "{message}");
+                state.publish(Event::Error(FaultEvent {
+                    code: code.into(),
+                    message,
+                    component: Some(format!("template:{}", event.template)),
+                }));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("template events are not reported: {e}");
+    }
+}
