@@ -9,6 +9,164 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use wasmtime::Trap;
+
+/// What kind of fault a guest call had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultKind {
+    /// A trap other than those below.
+    Trap,
+    /// A Rust panic (an `unreachable` instruction).
+    Panic,
+    /// Ran over its time budget.
+    Budget,
+    /// Hit its memory limit.
+    Memory,
+    /// Recursed past the stack limit.
+    StackOverflow,
+    /// Returned draw commands that failed validation.
+    InvalidOutput,
+    /// Returned draw commands whose rasterizing would take (or took) the host longer than
+    /// the layer's share of the frame.
+    RasterBudget,
+}
+
+impl FaultKind {
+    /// The name used in metrics and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trap => "trap",
+            Self::Panic => "panic",
+            Self::Budget => "budget",
+            Self::Memory => "memory",
+            Self::StackOverflow => "stackOverflow",
+            Self::InvalidOutput => "invalidOutput",
+            Self::RasterBudget => "rasterBudget",
+        }
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed guest call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Fault {
+    /// The kind.
+    pub kind: FaultKind,
+    /// What happened, for operators.
+    pub message: String,
+}
+
+impl Fault {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            kind: FaultKind::InvalidOutput,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an error from a guest call.
+    pub(crate) fn from_call(err: &wasmtime::Error, budget: Duration) -> Self {
+        let memory = err
+            .chain()
+            .any(|e| e.to_string().contains("forcing trap when growing memory"));
+        let (kind, message) = match err.downcast_ref::<Trap>() {
+            _ if memory => (FaultKind::Memory, "hit its memory limit".to_string()),
+            Some(Trap::Interrupt) => (
+                FaultKind::Budget,
+                format!("ran over its time budget of {budget:?}"),
+            ),
+            Some(Trap::StackOverflow) => (FaultKind::StackOverflow, STACK_OVERFLOW.into()),
+            // A Rust guest keeps its stack in linear memory below its data: running off it
+            // wraps the stack pointer and the next access is out of bounds.
+            Some(Trap::MemoryOutOfBounds) if deep_recursion(err) => {
+                (FaultKind::StackOverflow, STACK_OVERFLOW.into())
+            }
+            Some(Trap::UnreachableCodeReached) => (
+                FaultKind::Panic,
+                "panicked (its stderr is in the server log)".into(),
+            ),
+            Some(trap) => (FaultKind::Trap, trap.to_string()),
+            None => (FaultKind::Trap, first_line(&err.root_cause().to_string())),
+        };
+        Self { kind, message }
+    }
+}
+
+/// The message of a [`FaultKind::StackOverflow`].
+const STACK_OVERFLOW: &str = "stack overflow (deep or unbounded recursion)";
+
+/// Whether the wasm backtrace of `err` shows deep recursion: a full backtrace (wasmtime
+/// keeps the innermost 20 frames, the default `wasm_backtrace_max_frames`) made of a few
+/// functions called again and again. An out-of-bounds access in a shallow or varied stack
+/// stays a plain trap.
+fn deep_recursion(err: &wasmtime::Error) -> bool {
+    /// Fewer frames than this is not deep.
+    const MIN_FRAMES: usize = 16;
+    let Some(trace) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    if frames.len() < MIN_FRAMES {
+        return false;
+    }
+    let mut distinct: Vec<(&wasmtime::Module, u32)> = Vec::new();
+    for f in frames {
+        if !distinct
+            .iter()
+            .any(|(m, i)| *i == f.func_index() && wasmtime::Module::same(m, f.module()))
+        {
+            distinct.push((f.module(), f.func_index()));
+        }
+    }
+    distinct.len() * 4 <= frames.len()
+}
+
+/// The first line of `s`, at most 300 bytes.
+pub(crate) fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    let mut end = line.len().min(300);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_string()
+}
+
+/// What happened to a template layer, for the event bus, metrics and health.
+#[derive(Debug, Clone)]
+pub struct TemplateEvent {
+    /// Template id.
+    pub template: String,
+    /// Hash of the build concerned.
+    pub hash: String,
+    /// Layer id.
+    pub layer: String,
+    /// What happened.
+    pub kind: TemplateEventKind,
+}
+
+/// The kinds of [`TemplateEvent`].
+#[derive(Debug, Clone)]
+pub enum TemplateEventKind {
+    /// A guest call failed; the layer shows its last good picture.
+    Fault(Fault),
+    /// Too many faults in a row: the layer is no longer called.
+    Quarantined(Fault),
+    /// The layer's template got a new version that fails right after its swap.
+    RollbackWanted(Fault),
+    /// The layer runs a new version.
+    Swapped,
+    /// A quarantined layer runs again (the operator changed its params or version).
+    Resumed,
+}
+
 /// The faults of one layer in the last `window` frames.
 #[derive(Debug, Clone)]
 pub struct FaultWindow {

@@ -21,8 +21,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::faults::FaultWindow;
-use super::{Build, Fault, FaultKind, FrameInfo, Instance, PluginLimits, Runtime};
+use crate::faults::{FaultWindow, TemplateEvent, TemplateEventKind};
+use crate::{Build, Fault, FaultKind, FrameInfo, Instance, PluginLimits, Runtime};
 use sm_compose::Resources;
 use sm_compose::commands::DrawCommand;
 use sm_compose::cost;
@@ -34,34 +34,6 @@ pub const RASTER_FLOOR: u32 = 4;
 
 /// How long after a hot swap a fault rolls the template back.
 pub const SWAP_PROBATION: Duration = Duration::from_secs(3);
-
-/// What happened to a template layer, for the event bus, metrics and health.
-#[derive(Debug, Clone)]
-pub struct TemplateEvent {
-    /// Template id.
-    pub template: String,
-    /// Hash of the build concerned.
-    pub hash: String,
-    /// Layer id.
-    pub layer: String,
-    /// What happened.
-    pub kind: TemplateEventKind,
-}
-
-/// The kinds of [`TemplateEvent`].
-#[derive(Debug, Clone)]
-pub enum TemplateEventKind {
-    /// A guest call failed; the layer shows its last good picture.
-    Fault(Fault),
-    /// Too many faults in a row: the layer is no longer called.
-    Quarantined(Fault),
-    /// The layer's template got a new version that fails right after its swap.
-    RollbackWanted(Fault),
-    /// The layer runs a new version.
-    Swapped,
-    /// A quarantined layer runs again (the operator changed its params or version).
-    Resumed,
-}
 
 /// What a template layer needs each frame.
 pub struct LayerContext<'a> {

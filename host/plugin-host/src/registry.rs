@@ -294,8 +294,8 @@ impl TemplateRegistry {
     }
 
     /// Records what a template layer reported.
-    pub fn record(&self, event: &super::layer::TemplateEvent) {
-        use super::layer::TemplateEventKind as K;
+    pub fn record(&self, event: &crate::faults::TemplateEvent) {
+        use crate::faults::TemplateEventKind as K;
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         match &event.kind {
             K::Fault(f) | K::Quarantined(f) => {
@@ -321,7 +321,7 @@ impl TemplateRegistry {
     }
 
     /// Records the first fault of the current version's swap (for [`Self::swap_outcome`]).
-    fn swap_faulted(&self, event: &super::layer::TemplateEvent, fault: &Fault) {
+    fn swap_faulted(&self, event: &crate::faults::TemplateEvent, fault: &Fault) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(&event.template) else {
             return;
@@ -417,7 +417,7 @@ impl TemplateRegistry {
     /// when taken). A component identical to a version of any template (current or kept)
     /// adds nothing: the answer is that template.
     pub async fn upload(&self, bytes: Bytes) -> Result<Uploaded, RegistryError> {
-        let hash = super::hex(&Sha256::digest(&bytes));
+        let hash = crate::runtime::hex(&Sha256::digest(&bytes));
         if let Some(view) = Self::holding(&self.lock(), &hash) {
             return Ok(Uploaded::Existing(view));
         }

@@ -15,7 +15,7 @@ use crate::assets::{AssetLimits, AssetManager};
 use crate::state::store::MemoryStore;
 use crate::state::{StateManager, StreamConfig};
 use sm_media::encoder::{open_video, rgba_to_frame};
-use sm_plugin_host::layer::TemplateEventKind;
+use sm_plugin_host::TemplateEventKind;
 use sm_plugin_host::{Build, PluginLimits, Runtime};
 use sm_render::compositor::Compositor;
 use sm_render::{OnAir, Templates};
@@ -501,7 +501,7 @@ const TEMPLATE_LAYER: &str = "template";
 
 /// The fault a template layer reported, if any, from `events`.
 fn first_fault(
-    events: &crossbeam_channel::Receiver<sm_plugin_host::layer::TemplateEvent>,
+    events: &crossbeam_channel::Receiver<sm_plugin_host::TemplateEvent>,
 ) -> Option<sm_plugin_host::Fault> {
     events.try_iter().find_map(|event| match event.kind {
         TemplateEventKind::Fault(f)

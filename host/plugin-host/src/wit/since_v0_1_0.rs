@@ -3,7 +3,7 @@
 
 use wasmtime::component::bindgen;
 
-use crate::HostState;
+use crate::host_state::HostState;
 use crate::output::Level;
 use sm_compose::commands::{DrawCommand, Fill, GradientStopSpec, Segment, StrokeSpec};
 
