@@ -24,8 +24,8 @@ use sm_media::destination::tls_connector;
 use sm_media::hub::MediaHub;
 use sm_media::rtmp_server;
 use sm_plugin_host::Runtime;
-use sm_plugin_host::faults::FaultThrottle;
 use sm_plugin_host::TemplateEventKind;
+use sm_plugin_host::faults::FaultThrottle;
 use sm_plugin_host::registry::TemplateRegistry;
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
