@@ -1,4 +1,4 @@
-//! The raster cost estimator (`host/src/compose/cost.rs`): how close its estimate is to
+//! The raster cost estimator (`host/compose/src/cost.rs`): how close its estimate is to
 //! the measured rasterizing time, and what running it costs per frame.
 //!
 //! - `cargo bench -p stream-manager --bench cost -- --calibrate [CSV]`: for each case (solid,

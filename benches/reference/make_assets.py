@@ -18,7 +18,7 @@ Writes, skipping any file that already exists (so it is cheap to call before eve
 
 bar/glow/strip are what our compositor draws as vector shapes; ffmpeg and GStreamer have
 no shape primitive, so they overlay these PNGs. The gradients follow our geometry
-(host/src/scene/mod.rs `fill_of`): a linear gradient runs between the box edges through
+(host/scene/src/draw.rs `fill_of`): a linear gradient runs between the box edges through
 its centre, a radial one has its centre at the box centre and radius max(w, h) / 2, and
 colours are interpolated unpremultiplied. Layer opacity (bar: 0.9) is NOT baked in; the
 pipelines apply it per frame like ours does.
@@ -142,7 +142,7 @@ def ellipse_coverage(x, y, w, h):
 
 def linear_t(x, y, w, h, angle_deg):
     """Position 0..1 along our linear gradient: from (cx-dx, cy-dy) to (cx+dx, cy+dy) with
-    (dx, dy) = (cos a * w/2, sin a * h/2), as in host/src/scene/mod.rs."""
+    (dx, dy) = (cos a * w/2, sin a * h/2), as in host/scene/src/draw.rs."""
     s, c = math.sin(math.radians(angle_deg)), math.cos(math.radians(angle_deg))
     dx, dy = c * w / 2.0, s * h / 2.0
     x0, y0 = w / 2.0 - dx, h / 2.0 - dy

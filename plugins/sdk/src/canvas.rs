@@ -29,6 +29,7 @@
 
 use crate::bindings::stream_manager::plugin::types as wit;
 use crate::color::{Fill, Stroke};
+use crate::limits::coord;
 
 pub use crate::limits::{
     MAX_ASSET_ID_BYTES, MAX_COMMANDS, MAX_COORDINATE, MAX_FONT_NAME_BYTES, MAX_FRAME_TEXT_BYTES,
@@ -41,15 +42,6 @@ pub use crate::limits::{
 /// determinant this large also keeps every entry of the inverse finite, the host's other
 /// test.)
 const MIN_DETERMINANT: f64 = 1e-9;
-
-/// A number made valid for the host: finite and within ±100 000.
-pub(crate) fn coord(v: f32) -> f32 {
-    if v.is_finite() {
-        v.clamp(-MAX_COORDINATE, MAX_COORDINATE)
-    } else {
-        0.0
-    }
-}
 
 fn extent(v: f32) -> f32 {
     coord(v).max(0.0)

@@ -230,7 +230,7 @@ pub enum Fill {
 }
 
 pub use crate::limits::MAX_GRADIENT_STOPS;
-use crate::limits::{MAX_STROKE_WIDTH, MIN_GRADIENT_STOPS};
+use crate::limits::{MAX_STROKE_WIDTH, MIN_GRADIENT_STOPS, coord};
 
 impl Fill {
     /// One colour.
@@ -302,10 +302,10 @@ impl Fill {
                 stops: s,
             } => match stops(s) {
                 Ok(stops) => wit::Fill::Linear(wit::LinearGradient {
-                    x0: crate::canvas::coord(*x0),
-                    y0: crate::canvas::coord(*y0),
-                    x1: crate::canvas::coord(*x1),
-                    y1: crate::canvas::coord(*y1),
+                    x0: coord(*x0),
+                    y0: coord(*y0),
+                    x1: coord(*x1),
+                    y1: coord(*y1),
                     stops,
                 }),
                 Err(solid) => solid,
@@ -317,9 +317,9 @@ impl Fill {
                 stops: s,
             } => match stops(s) {
                 Ok(stops) => wit::Fill::Radial(wit::RadialGradient {
-                    cx: crate::canvas::coord(*cx),
-                    cy: crate::canvas::coord(*cy),
-                    radius: crate::canvas::coord(*radius).max(0.001),
+                    cx: coord(*cx),
+                    cy: coord(*cy),
+                    radius: coord(*radius).max(0.001),
                     stops,
                 }),
                 Err(solid) => solid,

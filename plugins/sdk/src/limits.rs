@@ -8,3 +8,12 @@
 //! [module docs](crate::canvas).
 
 include!("../../../wit/limits.rs");
+
+/// A number made valid for the host: finite and within ±[`MAX_COORDINATE`] (not finite: 0).
+pub(crate) fn coord(v: f32) -> f32 {
+    if v.is_finite() {
+        v.clamp(-MAX_COORDINATE, MAX_COORDINATE)
+    } else {
+        0.0
+    }
+}
