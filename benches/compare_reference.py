@@ -39,7 +39,7 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 from make_assets import make_assets  # noqa: E402  (benches/reference/make_assets.py)
 
 SCENE_FILE = os.path.join(REF_DIR, "scene.json")
-FONT_FILE = os.path.join(ROOT, "host", "assets", "fonts", "DejaVuSans.ttf")
+FONT_FILE = os.path.join(ROOT, "host", "compose", "fonts", "DejaVuSans.ttf")
 FONT_FAMILY = "DejaVu Sans"  # what pango finds via fontconfig: the same file (fonts-dejavu-core)
 FPS = 30
 

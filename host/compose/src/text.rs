@@ -14,7 +14,7 @@ use tiny_skia::{FillRule, Mask, Paint, Path, PathBuilder, PixmapMut, Transform};
 
 use super::blend;
 
-/// The default font: DejaVu Sans (free licence, see `assets/fonts/DejaVu-LICENSE.txt`).
+/// The default font: DejaVu Sans (free licence, see `host/compose/fonts/DejaVu-LICENSE.txt`).
 pub static DEFAULT_FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 
 /// Most bytes of glyph masks kept per font. Sizes come and go (animations, many layers):

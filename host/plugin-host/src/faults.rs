@@ -1,9 +1,11 @@
-//! Counting a template layer's faults: when a layer is quarantined (a streak of faulty
+//! A template's faults: what went wrong in a guest call ([`Fault`], [`FaultKind`], with the
+//! classification of wasmtime's errors), what happened to a layer ([`TemplateEvent`]), and
+//! counting a layer's faults: when a layer is quarantined (a streak of faulty
 //! frames, or too many faults in a sliding window of frames, so that a template faulting
 //! every 7th frame is caught as surely as one faulting every frame), and how often the same
 //! fault is reported to operators.
 //!
-//! Both work on plain numbers (frame ticks, instants passed in), so they are tested with a
+//! The counting works on plain numbers (frame ticks, instants passed in), so they are tested with a
 //! simulated clock.
 
 use std::collections::{HashMap, VecDeque};

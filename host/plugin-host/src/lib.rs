@@ -1,11 +1,11 @@
 //! The template runtime: WebAssembly components run sandboxed by wasmtime.
 //!
-//! One [`Runtime`] owns the [`Engine`] (component model, epoch interruption, pooling
-//! allocator), the [`Linker`] with the host imports and an empty WASI, the compiled-component
+//! One [`Runtime`] owns the [`Engine`](wasmtime::Engine) (component model, epoch interruption, pooling
+//! allocator), the [`Linker`](wasmtime::component::Linker) with the host imports and an empty WASI, the compiled-component
 //! cache and every limit. A component is prepared once ([`Runtime::prepare`]: checked,
 //! compiled or taken from the cache, described, configured and test-rendered under the
 //! limits, all off the render thread) into a [`Build`]; layers instantiate a build into an
-//! [`Instance`], a fresh [`Store`] with its own memory limit, whose every call has an epoch
+//! [`Instance`], a fresh [`Store`](wasmtime::Store) with its own memory limit, whose every call has an epoch
 //! deadline.
 //!
 //! A plugin is untrusted, so a guest call never panics the host and never runs past its

@@ -2,7 +2,7 @@
 //! new versions are prepared off the render thread ([`Runtime::prepare`]); the current
 //! versions are published as one snapshot that scenes on air take (a hot swap is a new
 //! snapshot, picked up by the render thread at a frame boundary). Versions persist through
-//! the State Manager (`templates` index, `template:{hash}` bytes) and are prepared again at
+//! a [`TemplateStore`], the server's state store (`templates` index, `template:{hash}` bytes) and are prepared again at
 //! boot, from the compiled-component cache when it has them.
 
 use std::collections::{BTreeMap, HashMap};

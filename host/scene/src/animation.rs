@@ -79,7 +79,7 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::draw::tests::rect_layer;
+    use crate::testing::rect_layer;
 
     #[test]
     fn easings_run_from_zero_to_one() {

@@ -375,25 +375,12 @@ fn text_commands(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::NoAssets;
+    use crate::testing::rect_layer;
     use sm_compose::commands::{Limits, NoImages, rasterize, validate};
     use tiny_skia::PixmapMut;
-
-    /// A 40x40 solid rectangle layer at (`x`, 10).
-    pub(crate) fn rect_layer(id: &str, x: f32, color: &str, z: i32) -> Layer {
-        let position = Position {
-            x,
-            y: 10.0,
-            width: 40.0,
-            height: 40.0,
-            rotation: 0.0,
-            opacity: 1.0,
-            z_index: z,
-        };
-        Layer::rect(id, position, color)
-    }
 
     #[test]
     fn layers_compose_in_z_order_scaled_to_the_output() {

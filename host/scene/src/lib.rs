@@ -13,6 +13,8 @@
 mod animation;
 mod draw;
 mod model;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod transition;
 mod validate;
@@ -23,10 +25,3 @@ pub use model::*;
 pub use tokens::Tokens;
 pub use transition::{Transition, TransitionKind};
 pub use validate::{AssetLookup, NoAssets, SceneError, valid_id};
-
-/// Most layers in a scene.
-pub const MAX_LAYERS: usize = 256;
-/// Largest canvas or layer dimension, in pixels.
-pub const MAX_SIZE: f32 = 16384.0;
-/// Largest coordinate magnitude.
-pub const MAX_COORD: f32 = 100_000.0;

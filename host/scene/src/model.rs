@@ -5,6 +5,13 @@ use utoipa::ToSchema;
 
 use sm_compose::commands::Rgba;
 
+/// Most layers in a scene.
+pub const MAX_LAYERS: usize = 256;
+/// Largest canvas or layer dimension, in pixels.
+pub const MAX_SIZE: f32 = 16384.0;
+/// Largest coordinate magnitude.
+pub const MAX_COORD: f32 = 100_000.0;
+
 /// The drawing surface of a scene; absent fields take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]

@@ -4,7 +4,6 @@
 use sm_compose::commands::Rgba;
 
 use crate::model::*;
-use crate::{MAX_COORD, MAX_LAYERS, MAX_SIZE};
 
 /// What a scene may refer to: the assets that exist.
 pub trait AssetLookup {
@@ -329,7 +328,7 @@ impl Scene {
 mod tests {
     use super::*;
     use crate::NoAssets;
-    use crate::draw::tests::rect_layer;
+    use crate::testing::rect_layer;
 
     #[test]
     fn validation_names_the_field() {

@@ -9,7 +9,9 @@
 //! (uploads), [`config`] (settings and the CLI), [`render`] (offline rendering and template
 //! checks), and the `stream-manager` binary. It depends on every other host crate
 //! (`sm-compose`, `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them
-//! depends on it.
+//! depends on it. What belongs to one of them goes there, not here: this crate must not grow
+//! its own drawing, media or sandbox code, and the others learn of the server only through
+//! the traits and callbacks they define (`TemplateStore`, `FaultSink`, `AssetLookup`).
 
 pub mod api;
 pub mod assets;

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AppState;
+use super::app::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::assets::{AssetError, AssetInfo};
 use crate::scene_manager::AssetDeleteError;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::app::AppState;
 use crate::metrics;
 use sm_media::destination::DestinationStatus;
 

@@ -4,6 +4,7 @@
 //! `fn router(state) -> Router` builds everything without a socket, so most API tests need
 //! none.
 
+mod app;
 pub mod assets;
 pub mod error;
 pub mod health;
@@ -13,81 +14,20 @@ pub mod stream;
 pub mod templates;
 pub mod ws;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::control::StreamController;
-use crate::scene_manager::SceneManager;
-use crate::state::StateManager;
+pub use app::{AppState, MAX_JSON_BODY, bearer, json_body};
 use error::{ApiError, ErrorBody};
 pub use health::{ComponentHealth, Health, HealthComponents, TemplateHealth, health_report};
 pub use stream::merge_config;
-
-/// Largest accepted JSON body.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
-
-/// Shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// The stream.
-    pub controller: Arc<StreamController>,
-    /// The state manager.
-    pub state: Arc<StateManager>,
-    /// The scene.
-    pub scenes: Arc<SceneManager>,
-    /// Bearer token, when access is restricted.
-    pub token: Option<Arc<str>>,
-    /// Connected WebSocket clients.
-    pub ws_clients: Arc<AtomicU64>,
-}
-
-impl AppState {
-    /// State for the API over a controller.
-    pub fn new(
-        controller: Arc<StreamController>,
-        scenes: Arc<SceneManager>,
-        token: Option<String>,
-    ) -> Self {
-        Self {
-            state: controller.state_manager().clone(),
-            scenes,
-            controller,
-            token: token.map(Into::into),
-            ws_clients: Arc::default(),
-        }
-    }
-
-    /// Whether `presented` is the configured token (constant time), or no token is needed.
-    pub fn authorized(&self, presented: Option<&str>) -> bool {
-        match &self.token {
-            None => true,
-            Some(t) => presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(t.as_bytes()))),
-        }
-    }
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -153,49 +93,6 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
-pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
-
-/// Checks the content type and size, and parses the body as JSON.
-pub fn json_body(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Value, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            let m = m.trim();
-            m.eq_ignore_ascii_case("application/json")
-                || m.eq_ignore_ascii_case("application/merge-patch+json")
-        });
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be JSON (Content-Type: application/json)",
-        ));
-    }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {MAX_JSON_BODY} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e.body_text())
-        }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })
-}
-
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "system", responses((status = 200, body = Object)))]
 async fn openapi_json() -> Response {
@@ -207,10 +104,15 @@ async fn openapi_json() -> Response {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::state::StreamConfig;
+    use std::sync::Arc;
+
+    use crate::control::StreamController;
+    use crate::scene_manager::SceneManager;
     use crate::state::store::MemoryStore;
+    use crate::state::{StateManager, StreamConfig};
     use axum::body::Body;
     use axum::http::Request;
+    use axum::http::StatusCode;
     use sm_media::hub::MediaHub;
     use tower::ServiceExt;
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::app::{AppState, json_body};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, json_body};
 use crate::state::model::from_json;
 use sm_scene::{Animate, CanvasProperties, Layer, Position, Scene, SceneError, Tween, valid_id};
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::app::{AppState, json_body};
 use super::error::{ApiError, ErrorBody};
 use super::scene::{Applied, complete_all, decode};
-use super::{AppState, json_body};
 use crate::scene_manager::{NamedScene, SceneSummary, ScenesError};
 use sm_scene::{Scene, Transition, TransitionKind};
 

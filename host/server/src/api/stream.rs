@@ -7,8 +7,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use super::app::{ApiResult, AppState, json_body};
 use super::error::{ApiError, ErrorBody};
-use super::{ApiResult, AppState, json_body};
 use crate::state::model::{ConfigError, mask_url};
 use crate::state::{StreamConfig, StreamState};
 

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::AppState;
+use super::app::AppState;
 use super::assets::read_limited;
 use super::error::{ApiError, ErrorBody};
 use crate::scene_manager::TemplateDeleteError;

@@ -17,8 +17,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::app::{AppState, bearer};
 use super::error::ApiError;
-use super::{AppState, bearer};
 use crate::state::Event;
 
 /// Longest a client may take to accept one message.

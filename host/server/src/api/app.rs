@@ -1,0 +1,113 @@
+//! What every handler shares: the application state, the bearer token of a request, and
+//! the parsing of a JSON body (content type, size, syntax).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::control::StreamController;
+use crate::scene_manager::SceneManager;
+use crate::state::StateManager;
+
+/// Largest accepted JSON body.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The stream.
+    pub controller: Arc<StreamController>,
+    /// The state manager.
+    pub state: Arc<StateManager>,
+    /// The scene.
+    pub scenes: Arc<SceneManager>,
+    /// Bearer token, when access is restricted.
+    pub token: Option<Arc<str>>,
+    /// Connected WebSocket clients.
+    pub ws_clients: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// State for the API over a controller.
+    pub fn new(
+        controller: Arc<StreamController>,
+        scenes: Arc<SceneManager>,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            state: controller.state_manager().clone(),
+            scenes,
+            controller,
+            token: token.map(Into::into),
+            ws_clients: Arc::default(),
+        }
+    }
+
+    /// Whether `presented` is the configured token (constant time), or no token is needed.
+    pub fn authorized(&self, presented: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(t.as_bytes()))),
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Checks the content type and size, and parses the body as JSON.
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+                || m.eq_ignore_ascii_case("application/merge-patch+json")
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_JSON_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
