@@ -160,27 +160,9 @@ fn text_layer(id: &str, family: &str) -> Value {
 /// format); returns its bytes.
 fn make_image(dir: &TempDir, file: &str, source: &str, args: &[&str]) -> Vec<u8> {
     let path = dir.join(file);
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            source,
-        ])
-        .args(["-frames:v", "1"])
-        .args(args)
-        .arg(&path)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg could not write {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["-frames:v", "1"];
+    all.extend_from_slice(args);
+    lavfi(&path, source, &all);
     std::fs::read(&path).expect("read the image ffmpeg wrote")
 }
 

@@ -358,6 +358,10 @@ impl ServerBuilder {
         }
         cmd.args(["--ws-port", &self.ws_port.to_string()]);
         cmd.args(["--rtmp-port", &self.rtmp_port.to_string()]);
+        // Media uploads go to the run's own folder unless the test keeps them across restarts.
+        if !self.args.iter().any(|a| a == "--media-dir") {
+            cmd.arg("--media-dir").arg(dir.join("media"));
+        }
         cmd.args(&self.args);
         // Only what the test sets reaches the server (the log filter may stay, for debugging).
         for (k, _) in std::env::vars() {
@@ -491,6 +495,12 @@ impl Server {
 
     pub fn log_tail(&self, n: usize) -> String {
         self.proc.log_tail(n)
+    }
+
+    /// The folder of this run of the server (its log, config and, unless the test chose
+    /// another, its media folder `media`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Waits until `GET /api/health` answers 200; panics early if the process exits.
@@ -697,6 +707,32 @@ pub fn rate(s: &Value) -> f64 {
     let (n, d) = text.split_once('/').unwrap_or((text, "1"));
     let (n, d): (f64, f64) = (n.parse().unwrap_or(0.0), d.parse().unwrap_or(0.0));
     if d == 0.0 { 0.0 } else { n / d }
+}
+
+/// Writes what FFmpeg's `lavfi` `source` produces, with output `args`, to `path` (the
+/// extension picks the format); panics with FFmpeg's message if it cannot.
+pub fn lavfi(path: &Path, source: &str, args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+        ])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg could not write {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Decodes the first `n` video frames of a URL or file as `w`×`h` RGB24.

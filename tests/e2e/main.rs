@@ -16,6 +16,7 @@ mod golden;
 mod guests;
 mod harness;
 mod hostile;
+mod inputs;
 mod pixels;
 mod redis_store;
 mod render;

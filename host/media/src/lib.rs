@@ -1,5 +1,6 @@
 //! The media plane: FFmpeg encoding, the media hub that fans encoded packets out, FLV, the
-//! embedded RTMP server, pushed destinations, and the JPEG preview of the program.
+//! embedded RTMP server, pushed destinations, the JPEG preview of the program, and the live
+//! inputs (RTSP, RTMP publishers, media files) that video layers show.
 //!
 //! Owns: everything that touches FFmpeg or an RTMP socket, on its own threads and tasks.
 //! Must not depend on the plugin runtime (wasmtime), the HTTP API (axum), the scene model
@@ -12,6 +13,7 @@ pub mod encoder;
 pub mod flv;
 pub mod frames;
 pub mod hub;
+pub mod input;
 pub mod preview;
 pub mod relay;
 pub mod rtmp_server;

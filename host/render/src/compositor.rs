@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use tiny_skia::{FilterQuality, Pixmap, PixmapMut, PixmapPaint, Transform};
 
 use sm_scene::{
-    Layer, Position, Scene, Tokens, Transition, TransitionKind, Tween, layer_commands, parse_color,
+    DEFAULT_HOLD_MS, Layer, Position, Scene, Tokens, Transition, TransitionKind, Tween,
+    layer_commands, parse_color,
 };
 
 use crate::slot::{OnAir, SceneSlot};
@@ -38,6 +39,7 @@ use sm_compose::commands::{
     DrawCommand, Interrupt, Interrupted, Limits, rasterize, rasterize_within, validate,
 };
 use sm_compose::text::FontBook;
+use sm_compose::video::{FeedFrame, Fit, Want};
 use sm_plugin_host::layer::{LayerContext, TemplateLayer};
 use sm_plugin_host::{Fault, FaultKind};
 
@@ -75,6 +77,8 @@ struct CachedLayer {
     spare: Option<Pixmap>,
     /// The last picture of a template layer too big to cache, drawn straight into frames.
     picture: Vec<DrawCommand>,
+    /// The input frame a video layer shows (0: none, its slate).
+    video_seq: u64,
 }
 
 impl CachedLayer {
@@ -93,6 +97,7 @@ impl CachedLayer {
             seen: true,
             spare: None,
             picture: Vec::new(),
+            video_seq: 0,
         }
     }
 }
@@ -219,6 +224,7 @@ fn same_content(a: &Layer, b: &Layer) -> bool {
         && a.shape == b.shape
         && a.text == b.text
         && a.image == b.image
+        && a.video == b.video
         && a.position.width == b.position.width
         && a.position.height == b.position.height
 }
@@ -462,6 +468,7 @@ impl SceneRender {
     ) -> bool {
         let scene = self.on_air.scene.clone();
         let resources = self.on_air.resources.clone();
+        let now = Instant::now();
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
         self.run_templates(clock, scale, watch);
@@ -478,6 +485,14 @@ impl SceneRender {
             let mut differs = !same_content(&cached.content, layer)
                 || cached.scale != scale
                 || self.pictures.iter().any(|p| p.index == i);
+            if layer.video.is_some() && layer.visible {
+                // Asked every frame: this is also how the input learns the size it is
+                // drawn at.
+                differs |= match video_view(layer, &self.on_air, scale, now, &mut self.text) {
+                    Some(f) => f.seq != cached.video_seq,
+                    None => cached.video_seq != 0 || self.text != cached.text,
+                };
+            }
             if !differs
                 && self.has_tokens
                 && let Some(t) = &layer.text
@@ -537,6 +552,14 @@ impl SceneRender {
             }
             let count = picture.as_ref().map_or(0, |(c, _)| c.len());
             let stop = watch.stop.as_deref();
+            self.text.clear();
+            if layer.video.is_some() {
+                if let Some(frame) = video_view(layer, &self.on_air, scale, now, &mut self.text) {
+                    show_frame(cached, layer, frame, scale);
+                    continue;
+                }
+                cached.video_seq = 0;
+            }
             if let Some(outcome) = refresh(
                 cached,
                 layer,
@@ -545,6 +568,7 @@ impl SceneRender {
                 (w, h),
                 fonts,
                 (&resources, tokens, limits, stop),
+                &self.text,
             ) {
                 self.rastered.push((i, outcome, count));
             }
@@ -679,9 +703,62 @@ impl SceneRender {
     }
 }
 
+/// What a video layer shows now: its input's newest frame at the layer's drawn size, or
+/// `None` when its slate is due (no frame yet, or the input stopped playing longer than the
+/// layer holds its last frame), with what the slate says in `label`.
+fn video_view(
+    layer: &Layer,
+    on_air: &OnAir,
+    scale: (f32, f32),
+    now: Instant,
+    label: &mut String,
+) -> Option<FeedFrame> {
+    let spec = layer.video.as_ref()?;
+    let Some(feed) = on_air.inputs.get(&spec.input) else {
+        label.clear();
+        label.push_str(&spec.input);
+        label.push_str(" · removed");
+        return None;
+    };
+    let p = &layer.position;
+    let want = Want {
+        width: (p.width * scale.0).round().max(1.0) as u32,
+        height: (p.height * scale.1).round().max(1.0) as u32,
+        fit: spec.fit.as_deref().and_then(Fit::parse).unwrap_or_default(),
+    };
+    let frame = feed.frame(want, now);
+    let status = feed.status();
+    let hold = Duration::from_millis(u64::from(spec.hold_ms.unwrap_or(DEFAULT_HOLD_MS)));
+    match frame {
+        Some(f) if status.playing() || now.saturating_duration_since(status.since) < hold => {
+            Some(f)
+        }
+        _ => {
+            feed.describe(label);
+            None
+        }
+    }
+}
+
+/// Makes an input's frame the layer's raster: shared, not copied; only its picture part is
+/// composited, and that part is opaque.
+fn show_frame(cached: &mut CachedLayer, layer: &Layer, frame: FeedFrame, scale: (f32, f32)) {
+    cached.content.clone_from(layer);
+    cached.scale = scale;
+    cached.rotated = layer.position.rotation != 0.0;
+    cached.text.clear();
+    cached.part = frame.part;
+    cached.opaque = true;
+    cached.margin = 0.0;
+    cached.video_seq = frame.seq;
+    cached.raster = Some(frame.pixmap);
+}
+
 /// Rasterizes a layer again if its content, size, scale or text changed. A template layer's
 /// new `picture` (with the time it may take) is drawn into the layer's spare raster and
-/// replaces the cached one only when drawn to the end; how that went is returned.
+/// replaces the cached one only when drawn to the end; how that went is returned. `label`
+/// is what a video layer's slate says.
+#[allow(clippy::too_many_arguments)]
 fn refresh(
     cached: &mut CachedLayer,
     layer: &Layer,
@@ -690,11 +767,14 @@ fn refresh(
     frame: (u32, u32),
     fonts: &mut FontBook,
     (resources, tokens, limits, stop): (&Resources, &Tokens, &Limits, Option<&AtomicBool>),
+    label: &str,
 ) -> Option<Rastered> {
     let mut text = std::mem::take(&mut cached.text);
     text.clear();
     if let Some(t) = &layer.text {
         tokens.expand(&t.content, &mut text);
+    } else if layer.video.is_some() {
+        text.push_str(label);
     }
     let rotated = layer.position.rotation != 0.0;
     let fresh = cached.scale == scale
@@ -1231,6 +1311,66 @@ mod tests {
     fn px(p: &Pixmap, x: u32, y: u32) -> [u8; 3] {
         let c = p.pixel(x, y).unwrap();
         [c.red(), c.green(), c.blue()]
+    }
+
+    /// A video layer shows its input's newest frame at its place, holds it for `holdMs`
+    /// after the input stops playing, then shows its slate; the input learns the size the
+    /// layer draws it at from the render thread asking.
+    #[test]
+    fn a_video_layer_shows_frames_then_holds_then_its_slate() {
+        use sm_compose::video::{FeedFrame, FramePool, VideoFeed};
+        let feed = Arc::new(VideoFeed::new("Cam"));
+        let mut layer = Layer::rect("v", rect_at(100.0), "#000000");
+        layer.kind = "video".into();
+        layer.shape = None;
+        layer.video = Some(sm_scene::VideoSpec {
+            input: "cam".into(),
+            fit: Some("fill".into()),
+            hold_ms: Some(0),
+            placeholder: None,
+        });
+        let mut on_air = scene(vec![layer]);
+        on_air.inputs = Arc::new(HashMap::from([("cam".to_string(), feed.clone())]));
+        let mut c = Compositor::new(200, 100, 25);
+        c.set(on_air);
+        let mut frame = Pixmap::new(200, 100).unwrap();
+        c.render(&mut frame.as_mut(), 0);
+        // No picture yet: the slate's grey, and the feed now knows the wanted size.
+        assert_eq!(px(&frame, 102, 12), [0x20, 0x20, 0x24]);
+        let mut wanted = Vec::new();
+        feed.wanted(Instant::now(), &mut wanted);
+        assert_eq!(wanted.len(), 1);
+        let want = wanted[0];
+        assert_eq!((want.width, want.height), (40, 40));
+        let mut pool = FramePool::default();
+        let mut publish = |seq: u64, color: tiny_skia::Color| {
+            let pixmap = pool
+                .fill((40, 40), [0, 0, 40, 40], |r| {
+                    r.fill(color);
+                    true
+                })
+                .unwrap();
+            feed.publish(
+                want,
+                FeedFrame {
+                    pixmap,
+                    part: (0, 0, 40, 40),
+                    seq,
+                },
+            );
+        };
+        feed.set_state("playing");
+        publish(1, tiny_skia::Color::from_rgba8(255, 0, 0, 255));
+        c.render(&mut frame.as_mut(), 1);
+        assert_eq!(px(&frame, 120, 30), [255, 0, 0]);
+        assert_eq!(px(&frame, 90, 30), [0, 0, 0]);
+        publish(2, tiny_skia::Color::from_rgba8(0, 0, 255, 255));
+        c.render(&mut frame.as_mut(), 2);
+        assert_eq!(px(&frame, 120, 30), [0, 0, 255]);
+        // The input drops: with no hold, the slate at once.
+        feed.set_state("reconnecting");
+        c.render(&mut frame.as_mut(), 3);
+        assert_eq!(px(&frame, 102, 12), [0x20, 0x20, 0x24]);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct OnAir {
     /// The templates its template layers use (current versions), and the runtime that
     /// runs them.
     pub templates: Templates,
+    /// The live inputs its video layers show, by input id.
+    pub inputs: std::sync::Arc<HashMap<String, std::sync::Arc<sm_compose::video::VideoFeed>>>,
 }
 
 /// What template layers need on the render thread: the current build of each template

@@ -25,15 +25,25 @@ impl Scene {
             out.push((self.canvas.background.clone(), out_w, out_h));
         }
         for layer in &self.layers {
-            let (Some(image), p) = (&layer.image, &layer.position) else {
+            let p = &layer.position;
+            let (asset, fit) = match (&layer.image, &layer.video) {
+                (Some(image), _) => (&image.asset, image.fit.as_deref()),
+                (
+                    _,
+                    Some(VideoSpec {
+                        placeholder: Some(asset),
+                        fit,
+                        ..
+                    }),
+                ) => (asset, fit.as_deref()),
+                _ => continue,
+            };
+            let Some((iw, ih)) = size_of(asset) else {
                 continue;
             };
-            let Some((iw, ih)) = size_of(&image.asset) else {
-                continue;
-            };
-            let (_, _, w, h) = fit_rect(image.fit.as_deref(), p.width, p.height, iw, ih);
+            let (_, _, w, h) = fit_rect(fit, p.width, p.height, iw, ih);
             out.push((
-                image.asset.clone(),
+                asset.clone(),
                 (w * sx).round() as u32,
                 (h * sy).round() as u32,
             ));
@@ -121,7 +131,9 @@ pub fn fit_rect(fit: Option<&str>, w: f32, h: f32, iw: u32, ih: u32) -> (f32, f3
 
 /// Appends the commands of one layer's content in its local coordinates: origin at the
 /// layer's top-left corner, `width` × `height` canvas pixels, before rotation and opacity.
-/// `text` is the text layer's content with its tokens expanded.
+/// `text` is the text layer's content with its tokens expanded; for a video layer it is
+/// what its slate says (the input's name and state), drawn when its input has no picture
+/// to show (the live picture itself is composited by the renderer, not drawn by commands).
 pub fn layer_commands(
     layer: &Layer,
     text: &str,
@@ -140,37 +152,88 @@ pub fn layer_commands(
     if let Some(spec) = &layer.text {
         text_commands(spec, text, &local, fonts, out);
     }
+    if let Some(video) = &layer.video {
+        slate_commands(video, text, &local, fonts, images, out);
+    }
     if let Some(image) = &layer.image {
-        let Some(pixmap) = images.image(&image.asset) else {
-            return;
-        };
-        let (x, y, width, height) = fit_rect(
-            image.fit.as_deref(),
-            local.width,
-            local.height,
-            pixmap.width(),
-            pixmap.height(),
-        );
-        let crop = image.fit.as_deref() == Some("cover");
-        if crop {
-            out.push(DrawCommand::Save);
-            out.push(DrawCommand::ClipRect {
-                x: 0.0,
-                y: 0.0,
-                width: local.width,
-                height: local.height,
-            });
-        }
-        out.push(DrawCommand::Image {
-            asset: image.asset.clone(),
-            x,
-            y,
-            width,
-            height,
+        image_commands(&image.asset, image.fit.as_deref(), &local, images, out);
+    }
+}
+
+/// The slate of a video layer whose input shows no picture: its placeholder image over a
+/// neutral grey, or the grey with `label` centred on it.
+fn slate_commands(
+    video: &VideoSpec,
+    label: &str,
+    p: &Position,
+    fonts: &mut FontBook,
+    images: &dyn ImageSource,
+    out: &mut Vec<DrawCommand>,
+) {
+    out.push(DrawCommand::Rect {
+        x: 0.0,
+        y: 0.0,
+        width: p.width,
+        height: p.height,
+        radius: 0.0,
+        fill: Fill::Solid {
+            color: [0x20, 0x20, 0x24, 0xff],
+        },
+    });
+    if let Some(asset) = &video.placeholder
+        && images.image(asset).is_some()
+    {
+        image_commands(asset, video.fit.as_deref(), p, images, out);
+        return;
+    }
+    let size = (p.height / 10.0).clamp(8.0, 72.0);
+    let spec = TextSpec {
+        content: String::new(),
+        font_family: None,
+        size,
+        color: "#c8c8c8".into(),
+        align: "center".into(),
+        weight: None,
+    };
+    let centred = Position {
+        y: (p.height - size * 1.2) / 2.0,
+        height: size * 1.2,
+        ..p.clone()
+    };
+    text_commands(&spec, label, &centred, fonts, out);
+}
+
+/// An image asset fitted into the box `p` (local coordinates).
+fn image_commands(
+    asset: &str,
+    fit: Option<&str>,
+    p: &Position,
+    images: &dyn ImageSource,
+    out: &mut Vec<DrawCommand>,
+) {
+    let Some(pixmap) = images.image(asset) else {
+        return;
+    };
+    let (x, y, width, height) = fit_rect(fit, p.width, p.height, pixmap.width(), pixmap.height());
+    let crop = fit == Some("cover");
+    if crop {
+        out.push(DrawCommand::Save);
+        out.push(DrawCommand::ClipRect {
+            x: 0.0,
+            y: 0.0,
+            width: p.width,
+            height: p.height,
         });
-        if crop {
-            out.push(DrawCommand::Restore);
-        }
+    }
+    out.push(DrawCommand::Image {
+        asset: asset.to_string(),
+        x,
+        y,
+        width,
+        height,
+    });
+    if crop {
+        out.push(DrawCommand::Restore);
     }
 }
 

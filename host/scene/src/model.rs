@@ -175,6 +175,28 @@ pub struct ImageSpec {
     pub fit: Option<String>,
 }
 
+/// A `video` layer's content: a live input, fitted into the layer box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VideoSpec {
+    /// Input id (as in `GET /api/inputs`).
+    pub input: String,
+    /// `contain`, `cover` or `fill`. Default `contain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<String>,
+    /// How long the last frame stays after the input stops playing, in ms, 0..=60000.
+    /// Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<u32>,
+    /// Image asset shown (fitted like the video) once the hold is over; without one, a
+    /// neutral slate naming the input and its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+}
+
+/// Default of [`VideoSpec::hold_ms`].
+pub const DEFAULT_HOLD_MS: u32 = 1000;
+
 /// One layer of a scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -185,7 +207,7 @@ pub struct Layer {
     /// Display name; defaults to the id.
     #[serde(default)]
     pub name: String,
-    /// `shape`, `text` or `image`.
+    /// `shape`, `text`, `image`, `template` or `video`.
     pub kind: String,
     /// Hidden layers are not drawn. Default true.
     #[serde(default = "yes")]
@@ -204,6 +226,9 @@ pub struct Layer {
     /// Content of a `template` layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateSpec>,
+    /// Content of a `video` layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoSpec>,
 }
 
 /// A `template` layer: which uploaded template draws it, with what params.
@@ -259,6 +284,7 @@ impl Layer {
             text: None,
             image: None,
             template: None,
+            video: None,
         }
     }
 }

@@ -20,6 +20,10 @@ pub trait AssetLookup {
     fn check_template(&self, _spec: &TemplateSpec) -> Result<(), String> {
         Ok(())
     }
+    /// Whether live input `id` exists.
+    fn has_input(&self, _id: &str) -> bool {
+        false
+    }
 }
 
 /// No uploaded assets.
@@ -46,7 +50,7 @@ pub enum SceneError {
         reason: String,
     },
     /// A layer kind that does not exist.
-    #[error("{field}: unknown layer kind {kind:?}; one of shape, text, image, template")]
+    #[error("{field}: unknown layer kind {kind:?}; one of shape, text, image, template, video")]
     UnknownKind {
         /// JSON path.
         field: String,
@@ -69,6 +73,14 @@ pub enum SceneError {
         field: String,
         /// The id given.
         template: String,
+    },
+    /// A video layer naming an input that does not exist.
+    #[error("{field}: unknown input {input:?}")]
+    UnknownInput {
+        /// JSON path.
+        field: String,
+        /// The id given.
+        input: String,
     },
     /// Template params refused by its schema or by the template itself.
     #[error("{field}: {message}")]
@@ -157,6 +169,15 @@ impl Position {
     }
 }
 
+fn check_fit(field: &str, fit: Option<&str>) -> Result<(), SceneError> {
+    match fit {
+        Some(f) if !["contain", "cover", "fill"].contains(&f) => {
+            Err(out_of_range(field, "contain, cover or fill"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Layer {
     /// Checks the layer against the assets that exist.
     pub fn validate(&self, field: &str, assets: &dyn AssetLookup) -> Result<(), SceneError> {
@@ -175,6 +196,7 @@ impl Layer {
             ("text", self.text.is_some()),
             ("image", self.image.is_some()),
             ("template", self.template.is_some()),
+            ("video", self.video.is_some()),
         ];
         if !present.iter().any(|(k, _)| *k == self.kind) {
             return Err(SceneError::UnknownKind {
@@ -273,14 +295,26 @@ impl Layer {
                     asset: i.asset.clone(),
                 });
             }
-            if i.fit
-                .as_deref()
-                .is_some_and(|f| !["contain", "cover", "fill"].contains(&f))
+            check_fit(&format!("{field}.image.fit"), i.fit.as_deref())?;
+        }
+        if let Some(v) = &self.video {
+            if !assets.has_input(&v.input) {
+                return Err(SceneError::UnknownInput {
+                    field: format!("{field}.video.input"),
+                    input: v.input.clone(),
+                });
+            }
+            check_fit(&format!("{field}.video.fit"), v.fit.as_deref())?;
+            if v.hold_ms.is_some_and(|h| h > 60_000) {
+                return Err(out_of_range(format!("{field}.video.holdMs"), "0..=60000"));
+            }
+            if let Some(p) = &v.placeholder
+                && !assets.is_image(p)
             {
-                return Err(out_of_range(
-                    format!("{field}.image.fit"),
-                    "contain, cover or fill",
-                ));
+                return Err(SceneError::UnknownAsset {
+                    field: format!("{field}.video.placeholder"),
+                    asset: p.clone(),
+                });
             }
         }
         Ok(())

@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Render a scene offline into PNG files or an MP4.
     Render(crate::render::RenderArgs),
     /// Check or render a template component offline (for template authors).
@@ -122,6 +122,19 @@ pub struct ServeArgs {
     /// Largest template upload in bytes. Default 16777216 (16 MiB).
     #[arg(long)]
     pub max_template_bytes: Option<usize>,
+    /// Folder of media files (uploads through `POST /api/media`, and files that `file`
+    /// inputs name by path). Default `media`.
+    #[arg(long)]
+    pub media_dir: Option<PathBuf>,
+    /// Largest media upload in bytes. Default 4294967296 (4 GiB).
+    #[arg(long)]
+    pub max_media_bytes: Option<u64>,
+    /// Largest picture an input may decode, `WIDTHxHEIGHT`. Default 4096x2160.
+    #[arg(long)]
+    pub max_input_size: Option<String>,
+    /// An input with no picture for this long is `stalled`, in ms. Default 2000.
+    #[arg(long)]
+    pub input_stall_ms: Option<u64>,
 }
 
 /// The TOML file. Every key is optional.
@@ -150,6 +163,10 @@ struct FileConfig {
     template_fault_window: Option<u32>,
     template_memory_mib: Option<usize>,
     max_template_bytes: Option<usize>,
+    media_dir: Option<PathBuf>,
+    max_media_bytes: Option<u64>,
+    max_input_size: Option<String>,
+    input_stall_ms: Option<u64>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
 }
@@ -191,6 +208,16 @@ pub struct Settings {
     pub plugin_limits: sm_plugin_host::PluginLimits,
     /// Stream config used when the store holds none.
     pub stream: StreamConfig,
+    /// Limits and timings of live inputs, and the media folder.
+    pub inputs: sm_media::input::InputSettings,
+    /// Largest media upload in bytes.
+    pub max_media_bytes: u64,
+}
+
+/// Parses `WIDTHxHEIGHT`.
+fn parse_size(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.trim().split_once(['x', 'X'])?;
+    Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
 }
 
 /// A configuration error; the message names the field, variable or flag.
@@ -367,6 +394,39 @@ impl Settings {
                     ..d
                 }
             },
+            inputs: sm_media::input::InputSettings {
+                media_dir: args
+                    .media_dir
+                    .clone()
+                    .or_else(|| env(&var("MEDIA_DIR")).map(PathBuf::from))
+                    .or(file.media_dir)
+                    .unwrap_or_else(|| PathBuf::from("media")),
+                max_picture: match pick(
+                    args.max_input_size.clone(),
+                    "MAX_INPUT_SIZE",
+                    file.max_input_size,
+                ) {
+                    None => sm_media::input::decode::DEFAULT_MAX_PICTURE,
+                    Some(v) => parse_size(&v)
+                        .filter(|(w, h)| (16..=16384).contains(w) && (16..=16384).contains(h))
+                        .ok_or_else(|| {
+                            SettingsError(format!(
+                                "max-input-size: {v:?} is not WIDTHxHEIGHT with each 16..=16384"
+                            ))
+                        })?,
+                },
+                stall_after: std::time::Duration::from_millis(
+                    args.input_stall_ms
+                        .or(env_value(env, &var("INPUT_STALL_MS"))?)
+                        .or(file.input_stall_ms)
+                        .unwrap_or(2000),
+                ),
+            },
+            max_media_bytes: args
+                .max_media_bytes
+                .or(env_value(env, &var("MAX_MEDIA_BYTES"))?)
+                .or(file.max_media_bytes)
+                .unwrap_or(4 << 30),
             stream: match file.stream {
                 None => StreamConfig::default(),
                 Some(table) => {
@@ -409,6 +469,13 @@ impl Settings {
             return Err(SettingsError(
                 "template-memory-mib: must be 1..=4096".into(),
             ));
+        }
+        let stall = self.inputs.stall_after.as_millis();
+        if !(100..=60_000).contains(&stall) {
+            return Err(SettingsError("input-stall-ms: must be 100..=60000".into()));
+        }
+        if self.max_media_bytes == 0 {
+            return Err(SettingsError("max-media-bytes: must be at least 1".into()));
         }
         if l.max_component_bytes == 0 {
             return Err(SettingsError(

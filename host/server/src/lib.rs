@@ -17,6 +17,8 @@ pub mod api;
 pub mod assets;
 pub mod config;
 pub mod control;
+pub mod inputs;
+pub mod media;
 pub mod metrics;
 pub mod pipeline;
 pub mod render;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
@@ -129,6 +129,24 @@ pub struct Snapshot {
     pub template_faults: Vec<(String, String, u64)>,
     /// Template layers quarantined now.
     pub quarantined_layers: u64,
+    /// Live inputs.
+    pub inputs: Vec<InputSample>,
+}
+
+/// One live input's measurements.
+#[derive(Debug, Clone, Default)]
+pub struct InputSample {
+    /// Input id.
+    pub id: String,
+    /// State code: 0 idle, 1 connecting, 2 playing, 3 stalled, 4 reconnecting, 5 failed,
+    /// 6 ended.
+    pub state: i64,
+    /// Pictures per second.
+    pub fps: f64,
+    /// Reconnects since the input was created.
+    pub reconnects: u64,
+    /// Arrival to ready for the render thread, ms.
+    pub latency_ms: f64,
 }
 
 /// Renders the snapshot in the Prometheus text format.
@@ -239,6 +257,38 @@ pub fn render(s: &Snapshot) -> String {
         "template_quarantined_layers",
         "Template layers quarantined after repeated faults",
         ConstGauge::new(s.quarantined_layers as i64),
+    );
+    let state = Family::<Vec<(String, String)>, Gauge>::default();
+    let fps = Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let reconnects = Family::<Vec<(String, String)>, Counter>::default();
+    let latency =
+        Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for i in &s.inputs {
+        let labels = vec![("input".to_string(), i.id.clone())];
+        state.get_or_create(&labels).set(i.state);
+        fps.get_or_create(&labels).set(i.fps);
+        reconnects.get_or_create(&labels).inc_by(i.reconnects);
+        latency.get_or_create(&labels).set(i.latency_ms);
+    }
+    r.register(
+        "input_state",
+        "Live input state: 0 idle, 1 connecting, 2 playing, 3 stalled, 4 reconnecting, 5 failed, 6 ended",
+        state,
+    );
+    r.register(
+        "input_fps",
+        "Pictures per second decoded from a live input",
+        fps,
+    );
+    r.register(
+        "input_reconnects",
+        "Times a live input was opened again after a failure",
+        reconnects,
+    );
+    r.register(
+        "input_latency_ms",
+        "From a live input picture's arrival to it being ready for the render thread, ms",
+        latency,
     );
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");

@@ -14,7 +14,9 @@ use sm_render::{OnAir, SceneSlot, Templates};
 use sm_scene::{AssetLookup, Scene, SceneError, TemplateSpec, Transition, Tween, valid_id};
 
 use crate::assets::{AssetError, AssetInfo, AssetManager};
+use crate::inputs::{InputManager, InputsError};
 use crate::state::{Event, KEY_SCENE, StateManager};
+use sm_media::input::Input;
 use sm_plugin_host::registry::{RegistryError, TemplateRegistry};
 
 /// Key of the named scenes and the active one.
@@ -140,12 +142,14 @@ pub struct SceneManager {
     book: Mutex<Book>,
     edits: tokio::sync::Mutex<()>,
     templates: Option<Arc<TemplateRegistry>>,
+    inputs: Option<Arc<InputManager>>,
 }
 
-/// The assets and templates a scene may refer to.
+/// The assets, templates and inputs a scene may refer to.
 struct Lookup<'a> {
     assets: &'a AssetManager,
     templates: Option<&'a TemplateRegistry>,
+    inputs: Option<&'a InputManager>,
 }
 
 impl AssetLookup for Lookup<'_> {
@@ -163,6 +167,9 @@ impl AssetLookup for Lookup<'_> {
             Some(build) => build.check_spec(spec),
             None => Err(format!("template {:?} was removed", spec.id)),
         }
+    }
+    fn has_input(&self, id: &str) -> bool {
+        self.inputs.is_some_and(|i| i.exists(id))
     }
 }
 
@@ -189,10 +196,12 @@ impl SceneManager {
         state: Arc<StateManager>,
         assets: Arc<AssetManager>,
         templates: Option<Arc<TemplateRegistry>>,
+        inputs: Option<Arc<InputManager>>,
     ) -> Self {
         let lookup = Lookup {
             assets: &assets,
             templates: templates.as_deref(),
+            inputs: inputs.as_deref(),
         };
         let book = match state.load_doc(KEY_SCENES).await {
             Some(bytes) => match serde_json::from_slice::<Book>(&bytes) {
@@ -233,6 +242,7 @@ impl SceneManager {
         };
         let mut manager = Self::with_book(state, assets, book);
         manager.templates = templates;
+        manager.inputs = inputs;
         manager.republish(None).await;
         manager
     }
@@ -264,6 +274,7 @@ impl SceneManager {
             book: Mutex::new(book),
             edits: tokio::sync::Mutex::new(()),
             templates: None,
+            inputs: None,
         }
     }
 
@@ -272,7 +283,44 @@ impl SceneManager {
         Lookup {
             assets: &self.assets,
             templates: self.templates.as_deref(),
+            inputs: self.inputs.as_deref(),
         }
+    }
+
+    /// `scene/layer` of every layer of every scene that `matches`.
+    fn layers_where(&self, matches: impl Fn(&sm_scene::Layer) -> bool) -> Vec<String> {
+        self.lock()
+            .scenes
+            .iter()
+            .flat_map(|named| {
+                named
+                    .scene
+                    .layers
+                    .iter()
+                    .filter(|l| matches(l))
+                    .map(|l| format!("{}/{}", named.id, l.id))
+            })
+            .collect()
+    }
+
+    /// The live inputs, when the server runs them.
+    pub fn inputs(&self) -> Option<&Arc<InputManager>> {
+        self.inputs.as_ref()
+    }
+
+    /// Deletes an input unless a scene shows it (checked under the edit lock, so no edit
+    /// can start showing it meanwhile).
+    pub async fn delete_input(&self, id: &str) -> Result<Input, InputsError> {
+        let _serial = self.edits.lock().await;
+        let inputs = self.inputs.as_ref().ok_or(InputsError::Unavailable)?;
+        let users = self.layers_where(|l| l.video.as_ref().is_some_and(|v| v.input == id));
+        if !users.is_empty() {
+            return Err(InputsError::Conflict(format!(
+                "input {id:?} is shown by {}",
+                users.join(", ")
+            )));
+        }
+        inputs.delete(id).await
     }
 
     /// The templates, when the server runs them.
@@ -309,19 +357,7 @@ impl SceneManager {
             .templates
             .as_ref()
             .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-        let users: Vec<String> = self
-            .lock()
-            .scenes
-            .iter()
-            .flat_map(|named| {
-                named
-                    .scene
-                    .layers
-                    .iter()
-                    .filter(|l| l.template.as_ref().is_some_and(|t| t.id == id))
-                    .map(|l| format!("{}/{}", named.id, l.id))
-            })
-            .collect();
+        let users = self.layers_where(|l| l.template.as_ref().is_some_and(|t| t.id == id));
         if !users.is_empty() {
             return Err(TemplateDeleteError::InUse {
                 id: id.to_string(),
@@ -455,6 +491,7 @@ impl SceneManager {
                     .unwrap_or_default(),
                 runtime: self.templates.as_ref().map(|t| t.runtime().clone()),
             },
+            inputs: Arc::new(self.inputs.as_ref().map(|i| i.feeds()).unwrap_or_default()),
         }
     }
 

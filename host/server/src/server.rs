@@ -16,6 +16,8 @@ use crate::api::{self, AppState};
 use crate::assets::AssetManager;
 use crate::config::Settings;
 use crate::control::StreamController;
+use crate::inputs::InputManager;
+use crate::media::MediaLibrary;
 use crate::scene_manager::SceneManager;
 use crate::state::StateManager;
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
@@ -57,7 +59,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(dir) = &settings.templates_dir {
         install_templates(&templates, dir, &mut HashMap::new()).await;
     }
-    let scenes = Arc::new(SceneManager::load(state.clone(), assets, Some(templates.clone())).await);
+    let library = Arc::new(MediaLibrary::new(
+        settings.inputs.media_dir.clone(),
+        settings.max_media_bytes,
+        settings.inputs.max_picture,
+    ));
+    let inputs = Arc::new(InputManager::new(
+        state.clone(),
+        settings.inputs.clone(),
+        library,
+    ));
+    inputs.load().await;
+    let scenes = Arc::new(
+        SceneManager::load(
+            state.clone(),
+            assets,
+            Some(templates.clone()),
+            Some(inputs.clone()),
+        )
+        .await,
+    );
     report_template_events(&templates, &scenes, &state);
     if let (Some(dir), true) = (&settings.templates_dir, settings.watch_templates) {
         tokio::spawn(watch_templates(
@@ -150,6 +171,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if controller.state().is_live {
         let _ = controller.stop().await;
     }
+    inputs.shutdown().await;
     let _ = http_task.await;
     let _ = ws_task.await;
     tracing::info!("stopped");

@@ -48,6 +48,29 @@ pub struct UploadQuery {
     pub name: Option<String>,
 }
 
+impl UploadQuery {
+    /// Checks the name's length.
+    pub(super) fn check(&self) -> Result<(), ApiError> {
+        match &self.name {
+            Some(name) if name.is_empty() || name.len() > 256 => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "out_of_range",
+                "name: 1 to 256 bytes",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The media type of a request's body (lower case, without parameters; empty if none).
+pub(super) fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::assets::media_type)
+        .unwrap_or_default()
+}
+
 /// Reads an upload body of at most `limit` bytes. Over the limit (by Content-Length, before
 /// reading, or while reading a chunked body) the answer is a 413 that closes the connection:
 /// the rest of the body is not read.
@@ -96,26 +119,14 @@ pub async fn upload(
     body: Body,
 ) -> Result<axum::response::Response, ApiError> {
     let limit = s.scenes.assets().limits().max_bytes;
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::assets::media_type)
-        .unwrap_or_default();
+    let mime = content_type(&headers);
     if !matches!(
         mime.as_str(),
         "image/png" | "image/jpeg" | "image/webp" | "image/gif" | "font/ttf" | "font/otf"
     ) {
         return Err(AssetError::UnsupportedType(mime).into());
     }
-    if let Some(name) = &query.name
-        && (name.is_empty() || name.len() > 256)
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "out_of_range",
-            "name: 1 to 256 bytes",
-        ));
-    }
+    query.check()?;
     let data = match read_limited(&headers, body, limit, "asset").await {
         Ok(d) => d,
         Err(r) => return Ok(*r),

@@ -45,6 +45,22 @@ pub struct HealthComponents {
     pub destinations: BTreeMap<String, DestinationStatus>,
     /// Template layers: `degraded` while any is quarantined; detail names the newest fault.
     pub templates: TemplateHealth,
+    /// Live inputs: `degraded` while an input shown on air is not playing.
+    pub inputs: InputsHealth,
+}
+
+/// Health of the live inputs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InputsHealth {
+    /// `ok`, or `degraded` while an input a layer of the scene on air shows is not
+    /// `playing` (an ended file is fine).
+    pub status: &'static str,
+    /// Every input's state, by id.
+    pub states: BTreeMap<String, sm_media::input::InputState>,
+    /// The shown inputs that are not playing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_playing: Vec<String>,
 }
 
 /// Health of the template layers.
@@ -102,12 +118,14 @@ pub fn health_report(s: &AppState) -> Health {
         quarantined: stats.quarantined,
         last_fault: stats.last_fault,
     };
+    let inputs = inputs_health(s);
     let status = if pipeline.status == "down" {
         "down"
     } else if store.status != "ok"
         || pipeline.status != "ok"
         || !destinations_ok
         || templates.status != "ok"
+        || inputs.status != "ok"
     {
         "degraded"
     } else {
@@ -120,7 +138,37 @@ pub fn health_report(s: &AppState) -> Health {
             pipeline,
             destinations,
             templates,
+            inputs,
         },
+    }
+}
+
+fn inputs_health(s: &AppState) -> InputsHealth {
+    use sm_media::input::InputState;
+    let statuses = s.scenes.inputs().map(|i| i.statuses()).unwrap_or_default();
+    let scene = s.scenes.scene();
+    let not_playing: Vec<String> = statuses
+        .iter()
+        .filter(|(id, state, _)| {
+            !matches!(state, InputState::Playing | InputState::Ended)
+                && scene
+                    .layers
+                    .iter()
+                    .any(|l| l.visible && l.video.as_ref().is_some_and(|v| v.input == *id))
+        })
+        .map(|(id, ..)| id.clone())
+        .collect();
+    InputsHealth {
+        status: if not_playing.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        states: statuses
+            .into_iter()
+            .map(|(id, state, _)| (id, state))
+            .collect(),
+        not_playing,
     }
 }
 
@@ -173,6 +221,20 @@ pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
             .map(|((t, k), n)| (t.clone(), k.clone(), *n))
             .collect(),
         quarantined_layers: template_stats.quarantined.len() as u64,
+        inputs: s
+            .scenes
+            .inputs()
+            .map(|i| i.statuses())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, state, stats)| metrics::InputSample {
+                id,
+                state: state.code(),
+                fps: stats.fps,
+                reconnects: stats.reconnects,
+                latency_ms: stats.latency_ms,
+            })
+            .collect(),
     };
     (
         [(

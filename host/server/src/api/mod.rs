@@ -8,6 +8,7 @@ mod app;
 pub mod assets;
 pub mod error;
 pub mod health;
+pub mod inputs;
 pub mod scene;
 pub mod scenes;
 pub mod stream;
@@ -67,6 +68,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::list, templates::upload))
         .routes(routes!(templates::get, templates::put, templates::delete))
         .routes(routes!(templates::rollback))
+        .routes(routes!(inputs::list, inputs::create))
+        .routes(routes!(inputs::get, inputs::patch, inputs::delete))
+        .routes(routes!(inputs::list_media, inputs::upload_media))
+        .routes(routes!(inputs::get_media, inputs::delete_media))
 }
 
 /// The OpenAPI document of every mounted route.
@@ -214,6 +219,15 @@ pub(crate) mod tests {
             ("put", "/api/templates/{id}"),
             ("delete", "/api/templates/{id}"),
             ("post", "/api/templates/{id}/rollback"),
+            ("get", "/api/inputs"),
+            ("post", "/api/inputs"),
+            ("get", "/api/inputs/{id}"),
+            ("patch", "/api/inputs/{id}"),
+            ("delete", "/api/inputs/{id}"),
+            ("get", "/api/media"),
+            ("post", "/api/media"),
+            ("get", "/api/media/{id}"),
+            ("delete", "/api/media/{id}"),
         ];
         for (method, path) in expected {
             assert!(

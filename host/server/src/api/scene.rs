@@ -23,6 +23,7 @@ impl From<SceneError> for ApiError {
             SceneError::UnknownKind { .. } => "unknown_kind",
             SceneError::UnknownAsset { .. } => "unknown_asset",
             SceneError::UnknownTemplate { .. } => "unknown_template",
+            SceneError::UnknownInput { .. } => "unknown_input",
             SceneError::InvalidParams { .. } => "invalid_params",
         };
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())

@@ -58,6 +58,8 @@ pub enum Event {
     SceneUpdate(sm_scene::Scene),
     /// A fault somewhere in the server.
     Error(FaultEvent),
+    /// A live input changed state.
+    InputUpdate(sm_media::input::InputUpdate),
 }
 
 /// System-wide measurements persisted under `system:metrics`.

@@ -1,0 +1,195 @@
+//! Live input routes (`/api/inputs`) and the media library they play from (`/api/media`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::app::{AppState, json_body};
+use super::assets::{UploadQuery, content_type};
+use super::error::{ApiError, ErrorBody};
+use crate::inputs::{InputManager, InputsError};
+use crate::media::{MediaError, MediaInfo};
+use sm_media::input::Input;
+
+impl From<InputsError> for ApiError {
+    fn from(e: InputsError) -> Self {
+        let message = e.to_string();
+        match e {
+            InputsError::Invalid(e) => {
+                let code = if e.field == "url" {
+                    "invalid_url"
+                } else {
+                    "out_of_range"
+                };
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            InputsError::Malformed(e) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, message)
+            }
+            InputsError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            InputsError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            InputsError::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inputs_unavailable",
+                message,
+            ),
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match e {
+            MediaError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_media"),
+            MediaError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            MediaError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            MediaError::InUse { .. } => (StatusCode::CONFLICT, "conflict"),
+            MediaError::Io(_) => (StatusCode::INSUFFICIENT_STORAGE, "storage_failed"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+fn manager(s: &AppState) -> Result<&std::sync::Arc<InputManager>, ApiError> {
+    s.scenes
+        .inputs()
+        .ok_or_else(|| InputsError::Unavailable.into())
+}
+
+/// Every input, with its state and stats (RTSP credentials and stream keys masked).
+#[utoipa::path(get, path = "/api/inputs", tag = "inputs", responses((status = 200, body = Vec<Input>)))]
+pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<Input>>, ApiError> {
+    Ok(Json(manager(&s)?.list()))
+}
+
+/// Creates an input and starts it. An `rtmp` input's generated `streamKey` is in this
+/// answer only; it is masked everywhere afterwards.
+#[utoipa::path(post, path = "/api/inputs", tag = "inputs",
+    request_body(content = sm_media::input::InputConfig, content_type = "application/json"),
+    responses((status = 201, body = Input), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let body = json_body(&headers, body)?;
+    let input = manager(&s)?.create(body).await?;
+    Ok((StatusCode::CREATED, Json(input)).into_response())
+}
+
+/// One input.
+#[utoipa::path(get, path = "/api/inputs/{id}", tag = "inputs", params(("id" = String, Path)),
+    responses((status = 200, body = Input), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Input>, ApiError> {
+    manager(&s)?
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| InputsError::NotFound(id).into())
+}
+
+/// Changes an input (JSON merge patch); a changed source reconnects, and the layers showing
+/// the input hold their last picture meanwhile. `id` and `kind` cannot change.
+#[utoipa::path(patch, path = "/api/inputs/{id}", tag = "inputs", params(("id" = String, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Input), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Input>, ApiError> {
+    let body = json_body(&headers, body)?;
+    Ok(Json(manager(&s)?.patch(&id, &body).await?))
+}
+
+/// Deletes an input and disconnects it; 409 while a layer of any scene shows it.
+#[utoipa::path(delete, path = "/api/inputs/{id}", tag = "inputs", params(("id" = String, Path)),
+    responses((status = 200, body = Input), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Input>, ApiError> {
+    Ok(Json(s.scenes.delete_input(&id).await?))
+}
+
+/// Uploads a video file (MP4, MOV, MKV, WebM) for `file` inputs as the raw body, streamed
+/// to the media folder (never held in memory) and probed with FFmpeg: 413 over
+/// `--max-media-bytes`, 422 `invalid_media` when it is not a video this server plays.
+#[utoipa::path(post, path = "/api/media", tag = "inputs", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file (video/*, application/octet-stream)"),
+    responses((status = 201, body = MediaInfo), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn upload_media(
+    State(s): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::response::Response, ApiError> {
+    let library = manager(&s)?.library().clone();
+    let mime = content_type(&headers);
+    if !(mime.starts_with("video/")
+        || mime == "application/octet-stream"
+        || mime == "application/mp4")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{mime:?} is not a video type (video/*, application/octet-stream)"),
+        ));
+    }
+    query.check()?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match library.upload(query.name.as_deref(), declared, body).await {
+        Ok(info) => Ok((StatusCode::CREATED, Json(info)).into_response()),
+        Err(e @ MediaError::TooLarge(_)) => {
+            // The rest of the body is not read: close the connection.
+            let mut r = ApiError::from(e).into_response();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every media file.
+#[utoipa::path(get, path = "/api/media", tag = "inputs", responses((status = 200, body = Vec<MediaInfo>)))]
+pub async fn list_media(State(s): State<AppState>) -> Result<Json<Vec<MediaInfo>>, ApiError> {
+    Ok(Json(manager(&s)?.library().list()))
+}
+
+/// One media file.
+#[utoipa::path(get, path = "/api/media/{id}", tag = "inputs", params(("id" = String, Path)),
+    responses((status = 200, body = MediaInfo), (status = 404, body = ErrorBody)))]
+pub async fn get_media(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MediaInfo>, ApiError> {
+    manager(&s)?
+        .library()
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| MediaError::NotFound(id).into())
+}
+
+/// Deletes a media file; 409 while an input plays it.
+#[utoipa::path(delete, path = "/api/media/{id}", tag = "inputs", params(("id" = String, Path)),
+    responses((status = 200, body = MediaInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_media(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MediaInfo>, ApiError> {
+    Ok(Json(manager(&s)?.delete_media(&id).await?))
+}
