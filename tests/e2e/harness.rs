@@ -481,6 +481,11 @@ impl Server {
         format!("ws://127.0.0.1:{}/", self.builder.ws_port)
     }
 
+    /// Where a publisher pushes input `key`.
+    pub fn rtmp_input_url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/input/{key}", self.builder.rtmp_port)
+    }
+
     pub fn rtmp_play_url(&self) -> String {
         format!("rtmp://127.0.0.1:{}/live/main", self.builder.rtmp_port)
     }

@@ -453,3 +453,111 @@ async fn inputs_come_back_after_a_crash_and_play_by_themselves() {
         pixel(&frame, 160, 90)
     );
 }
+
+/// `ffmpeg -re` publishing a flat `colour` test picture to `url` until dropped.
+fn publisher(url: &str, colour: &str, dir: &TempDir, tag: &str) -> Proc {
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .arg("-i")
+        .arg(format!("color=c={colour}:s=320x180:r=30"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-pix_fmt", "yuv420p", "-f", "flv"])
+        .arg(url);
+    Proc::spawn(tag, &mut cmd, &dir.join(&format!("{tag}.log")), false)
+}
+
+#[tokio::test]
+async fn an_rtmp_publisher_goes_on_air_under_its_key_only() {
+    let dir = TempDir::new("publishers");
+    let (server, player) = crate::common::live_server(Server::builder()).await;
+    let mut ws = Ws::open(&server).await;
+    let created = call(
+        &server,
+        Method::POST,
+        "/api/inputs",
+        Some(&json!({"id": "guest", "name": "Guest", "kind": "rtmp"})),
+        201,
+    )
+    .await;
+    let key = created["streamKey"].as_str().unwrap().to_string();
+    let guest = wait_state(&server, "guest", "idle").await;
+    assert_eq!(guest["streamKey"], "****");
+    call(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&video_layer("g", "guest", (0, 0, 960, 540))),
+        201,
+    )
+    .await;
+
+    // A wrong key is refused: the publisher gives up, nothing goes on air.
+    let mut wrong = publisher(
+        &server.rtmp_input_url("not-the-key-000000"),
+        "red",
+        &dir,
+        "wrong",
+    );
+    let status = wrong.wait_exit(secs(10.0)).await;
+    assert!(!status.success(), "a publisher with a wrong key was let in");
+    assert_eq!(server.get_json("/api/inputs/guest").await["state"], "idle");
+
+    let mut first = publisher(&server.rtmp_input_url(&key), "lime", &dir, "first");
+    wait_state(&server, "guest", "playing").await;
+    let frame = player.settled_after(Instant::now()).await;
+    let p = pixel(&frame, 80, 45);
+    assert!(
+        crate::pixels::loose::green(p),
+        "the publisher's picture: {p:?}"
+    );
+    assert!(black(pixel(&frame, 240, 135)), "outside the layer");
+
+    // A second publisher on the live key is refused; the first stays on air.
+    let mut second = publisher(&server.rtmp_input_url(&key), "blue", &dir, "second");
+    let status = second.wait_exit(secs(10.0)).await;
+    assert!(!status.success(), "a second publisher was let in");
+    let frame = player.settled_after(Instant::now()).await;
+    assert!(crate::pixels::loose::green(pixel(&frame, 80, 45)));
+
+    // Gone: the input waits for it (the layer holds, then shows its slate); back: on air.
+    first.kill();
+    wait_state(&server, "guest", "reconnecting").await;
+    let _back = publisher(&server.rtmp_input_url(&key), "blue", &dir, "back");
+    let back = wait_state(&server, "guest", "playing").await;
+    assert_eq!(back["stats"]["reconnects"], 1, "{back}");
+    let frame = player.settled_after(Instant::now()).await;
+    assert!(
+        crate::pixels::loose::blue(pixel(&frame, 80, 45)),
+        "{:?}",
+        pixel(&frame, 80, 45)
+    );
+    let mut states = Vec::new();
+    while let Some(m) = ws.try_next(secs(0.5)).await {
+        if m["type"] == "inputUpdate" {
+            states.push(m["payload"]["state"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        states,
+        [
+            "connecting",
+            "idle",
+            "connecting",
+            "playing",
+            "reconnecting",
+            "connecting",
+            "playing"
+        ],
+    );
+    let state = server.state().await;
+    assert_eq!(state["droppedFrames"], 0, "{state}");
+    let log = std::fs::read_to_string(server_log(&server)).unwrap_or_default();
+    assert!(!log.contains(&key), "the stream key is in the log");
+}

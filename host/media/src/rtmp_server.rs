@@ -1,13 +1,15 @@
-//! The embedded RTMP server: players pull `rtmp://host:<rtmp-port>/live/main`.
+//! The embedded RTMP server: players pull `rtmp://host:<rtmp-port>/live/main`, and
+//! publishers push live inputs to `rtmp://host:<rtmp-port>/input/<streamKey>`.
 //!
-//! Each connection is a tokio task: handshake, then a play-only session, then the shared
-//! relay. The session uses `rml_rtmp`'s chunk and AMF0 layers but answers the few commands
+//! Each connection is a tokio task: handshake, then a session, then the shared relay (a
+//! player) or the ingest loop (a publisher, see [`crate::input::rtmp`]). The session uses `rml_rtmp`'s chunk and AMF0 layers but answers the few commands
 //! a player sends (`connect`, `createStream`, `play`) itself: `rml_rtmp`'s general server
 //! session stamps its data messages (`onMetaData`, `|RtmpSampleAccess`,
 //! `NetStream.Data.Start`) with the session's wall-clock age, which FFmpeg-based players
 //! (ffplay, OBS, VLC) then show as stray subtitle and data tracks. Here every data message
-//! is stamped 0, as nginx-rtmp does. Publishing is refused: the only source is our encoder.
-//! A player that connects while the stream is stopped waits for it to start.
+//! is stamped 0, as nginx-rtmp does. Publishing is accepted only on the `input` application
+//! with the stream key of an `rtmp` input, one publisher per key. A player that connects
+//! while the stream is stopped waits for it to start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::hub::{MediaHub, Track};
+use crate::input::rtmp::{INGEST_APP, IngestMessage, IngestRegistry, PublishRefusal, Publishing};
 use crate::relay::{self, MediaSession, RtmpError, protocol};
 
 /// The application name players use.
@@ -34,21 +37,28 @@ pub const STREAM_KEY: &str = "main";
 const CHUNK_SIZE: u32 = 4096;
 /// The message stream id handed out by `createStream`.
 const STREAM_ID: u32 = 1;
+/// A publisher silent this long is disconnected.
+const PUBLISH_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a player asked for.
 #[derive(Debug, PartialEq, Eq)]
 enum Request {
     /// `play` of the live stream was accepted on this message stream.
     Play(u32),
-    /// The player closed its stream.
+    /// `publish` to an input's key was accepted.
+    Publish,
+    /// The peer closed its stream, or its request was refused.
     Close,
 }
 
-/// A play-only RTMP server session.
+/// A server session: players on `live`, publishers on `input`.
 struct PlaySession {
     serializer: ChunkSerializer,
     deserializer: ChunkDeserializer,
     stream_id: u32,
+    app: String,
+    ingest: Option<Arc<IngestRegistry>>,
+    publishing: Option<Publishing>,
 }
 
 fn object(pairs: &[(&str, Amf0Value)]) -> Amf0Value {
@@ -74,11 +84,14 @@ fn status(level: &str, code: &str, description: &str) -> Amf0Value {
 
 impl PlaySession {
     /// A session and the control messages that open it.
-    fn new() -> Result<(Self, Vec<Vec<u8>>), RtmpError> {
+    fn new(ingest: Option<Arc<IngestRegistry>>) -> Result<(Self, Vec<Vec<u8>>), RtmpError> {
         let mut session = Self {
             serializer: ChunkSerializer::new(),
             deserializer: ChunkDeserializer::new(),
             stream_id: STREAM_ID,
+            app: String::new(),
+            ingest,
+            publishing: None,
         };
         let mut out = vec![
             session
@@ -158,10 +171,19 @@ impl PlaySession {
                 additional_arguments,
             } = message
             else {
-                if let RtmpMessage::SetChunkSize { size } = message {
-                    self.deserializer
+                let ts = payload.timestamp.value;
+                match (message, &mut self.publishing) {
+                    (RtmpMessage::SetChunkSize { size }, _) => self
+                        .deserializer
                         .set_max_chunk_size(size as usize)
-                        .map_err(protocol)?;
+                        .map_err(protocol)?,
+                    (RtmpMessage::VideoData { data }, Some(p)) => {
+                        p.send(IngestMessage::Video(data, ts))
+                    }
+                    (RtmpMessage::AudioData { data }, Some(p)) => {
+                        p.send(IngestMessage::Audio(data, ts))
+                    }
+                    _ => {}
                 }
                 continue;
             };
@@ -177,7 +199,9 @@ impl PlaySession {
                         },
                         _ => String::new(),
                     };
-                    if app == APP {
+                    let accepted = app == APP || (app == INGEST_APP && self.ingest.is_some());
+                    self.app = app;
+                    if accepted {
                         let props = object(&[
                             ("fmsVer", text("FMS/3,0,1,123")),
                             ("capabilities", Amf0Value::Number(31.0)),
@@ -276,14 +300,46 @@ impl PlaySession {
                     }
                 }
                 "publish" => {
-                    let info = status(
-                        "error",
-                        "NetStream.Publish.Denied",
-                        "publishing is not accepted here",
-                    );
+                    let key = match additional_arguments.first() {
+                        Some(Amf0Value::Utf8String(n)) => n.split('?').next().unwrap_or_default(),
+                        _ => "",
+                    };
+                    let admitted = match (&self.ingest, self.app == INGEST_APP) {
+                        (Some(ingest), true) => ingest.publish(key),
+                        _ => Err(PublishRefusal::UnknownKey),
+                    };
+                    let stream = if stream == 0 { STREAM_ID } else { stream };
+                    let (level, code, description) = match admitted {
+                        Ok(p) => {
+                            self.publishing = Some(p);
+                            request = Some(Request::Publish);
+                            ("status", "NetStream.Publish.Start", "publishing")
+                        }
+                        Err(PublishRefusal::UnknownKey) => {
+                            request = Some(Request::Close);
+                            tracing::info!(app = %self.app, "publish refused: unknown stream key");
+                            (
+                                "error",
+                                "NetStream.Publish.BadName",
+                                "unknown stream key; publish to input/<streamKey> of an rtmp input",
+                            )
+                        }
+                        Err(PublishRefusal::Busy) => {
+                            request = Some(Request::Close);
+                            tracing::info!(
+                                "publish refused: another publisher is live on this key"
+                            );
+                            (
+                                "error",
+                                "NetStream.Publish.BadName",
+                                "another publisher is live on this stream key",
+                            )
+                        }
+                    };
+                    let info = status(level, code, description);
                     out.push(self.command("onStatus", 0.0, Amf0Value::Null, vec![info], stream)?);
                 }
-                "deleteStream" | "closeStream" => request = Some(Request::Close),
+                "deleteStream" | "closeStream" | "FCUnpublish" => request = Some(Request::Close),
                 // releaseStream, FCPublish, getStreamLength, _checkbw, …: answered when the
                 // peer waits for an answer, otherwise ignored.
                 _ if transaction_id > 0.0 => {
@@ -350,7 +406,13 @@ impl MediaSession for PlaySession {
 pub const MAX_PLAYERS: usize = 256;
 
 /// Accepts players until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, hub: Arc<MediaHub>, shutdown: watch::Receiver<bool>) {
+/// Publishers are let in on the keys of `ingest` (none: publishing is refused).
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<MediaHub>,
+    ingest: Option<Arc<IngestRegistry>>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut stop = shutdown.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PLAYERS));
     loop {
@@ -361,10 +423,10 @@ pub async fn serve(listener: TcpListener, hub: Arc<MediaHub>, shutdown: watch::R
                         tracing::warn!(%peer, "player refused: {MAX_PLAYERS} players already connected");
                         continue;
                     };
-                    let (hub, shutdown) = (hub.clone(), shutdown.clone());
+                    let (hub, shutdown, ingest) = (hub.clone(), shutdown.clone(), ingest.clone());
                     tokio::spawn(async move {
                         let _slot = slot;
-                        match serve_player(sock, &hub, shutdown).await {
+                        match serve_player(sock, &hub, ingest, shutdown).await {
                             Ok(()) | Err(RtmpError::Closed) => tracing::debug!("player left"),
                             Err(e) => tracing::info!(error = %e, "player connection ended"),
                         }
@@ -383,13 +445,14 @@ pub async fn serve(listener: TcpListener, hub: Arc<MediaHub>, shutdown: watch::R
 async fn serve_player(
     mut sock: TcpStream,
     hub: &MediaHub,
+    ingest: Option<Arc<IngestRegistry>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RtmpError> {
     sock.set_nodelay(true)?;
     // The handshake and the session set-up each have one deadline: a peer trickling bytes
     // cannot hold a slot.
     let remaining = relay::handshake(&mut sock, hub, PeerType::Server).await?;
-    let (mut session, mut out) = PlaySession::new()?;
+    let (mut session, mut out) = PlaySession::new(ingest)?;
     let mut input = remaining;
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + relay::SETUP_TIMEOUT * 2;
@@ -404,6 +467,9 @@ async fn serve_player(
                 relay::relay(&mut sock, hub, &mut session, sub, &mut shutdown).await?;
                 return Ok(());
             }
+            Some(Request::Publish) => {
+                return receive_published(&mut sock, hub, &mut session, &mut shutdown).await;
+            }
             Some(Request::Close) => return Ok(()),
             None => {}
         }
@@ -412,6 +478,39 @@ async fn serve_player(
                 .await
                 .map_err(|_| RtmpError::Timeout("waiting for play"))??;
         input = buf[..n].to_vec();
+    }
+}
+
+/// Reads a publisher's media into its input until it stops, goes silent for
+/// [`PUBLISH_IDLE`], or the server shuts down. The input hears `End` when the session (and
+/// its [`Publishing`]) is dropped.
+async fn receive_published(
+    sock: &mut TcpStream,
+    hub: &MediaHub,
+    session: &mut PlaySession,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), RtmpError> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = tokio::select! {
+            read = tokio::time::timeout(PUBLISH_IDLE, sock.read(&mut buf)) => {
+                read.map_err(|_| RtmpError::Timeout("waiting for the publisher's media"))??
+            }
+            _ = shutdown.changed() => return Ok(()),
+        };
+        if n == 0 {
+            return Err(RtmpError::Closed);
+        }
+        hub.count_in(n);
+        let request = session.handle(&buf[..n], &mut out)?;
+        for bytes in out.drain(..) {
+            relay::write(sock, hub, &bytes).await?;
+        }
+        if request == Some(Request::Close) {
+            return Ok(());
+        }
     }
 }
 
@@ -469,7 +568,7 @@ mod tests {
 
     #[test]
     fn player_commands_are_answered_and_data_is_stamped_zero() {
-        let (mut session, mut out) = PlaySession::new().unwrap();
+        let (mut session, mut out) = PlaySession::new(None).unwrap();
         let mut client = ChunkSerializer::new();
         let mut reader = ChunkDeserializer::new();
         let connect = client_command(
@@ -508,7 +607,7 @@ mod tests {
 
     #[test]
     fn other_apps_and_streams_are_refused() {
-        let (mut session, mut out) = PlaySession::new().unwrap();
+        let (mut session, mut out) = PlaySession::new(None).unwrap();
         let mut client = ChunkSerializer::new();
         let connect = client_command(
             &mut client,

@@ -15,6 +15,7 @@ use serde_json::Value;
 use sm_compose::video::VideoFeed;
 use sm_media::input::file::FileSource;
 use sm_media::input::model::{InputError, MAX_INPUTS, new_stream_key, valid_id};
+use sm_media::input::rtmp::{IngestRegistry, RtmpSource};
 use sm_media::input::{
     Input, InputConfig, InputKind, InputSettings, InputState, InputStats, InputWorker, Source,
     UpdateFn,
@@ -61,6 +62,7 @@ pub struct InputManager {
     state: Arc<StateManager>,
     settings: InputSettings,
     library: Arc<MediaLibrary>,
+    ingest: Arc<IngestRegistry>,
     entries: Mutex<Vec<Entry>>,
     edits: tokio::sync::Mutex<()>,
 }
@@ -76,6 +78,7 @@ impl InputManager {
             state,
             settings,
             library,
+            ingest: Arc::new(IngestRegistry::default()),
             entries: Mutex::new(Vec::new()),
             edits: tokio::sync::Mutex::new(()),
         }
@@ -83,6 +86,11 @@ impl InputManager {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream keys publishers may push to, for the embedded RTMP server.
+    pub fn ingest(&self) -> &Arc<IngestRegistry> {
+        &self.ingest
     }
 
     /// The media library that `file` inputs play from.
@@ -124,6 +132,10 @@ impl InputManager {
 
     /// Starts the worker of an enabled input.
     fn start(&self, config: &InputConfig, feed: &Arc<VideoFeed>) -> Option<InputWorker> {
+        if let Some(key) = &config.stream_key {
+            // A new worker takes the key over; a disabled input lets nobody publish.
+            self.ingest.unregister(key);
+        }
         if !config.is_enabled() {
             feed.set_state(InputState::Idle.as_str());
             return None;
@@ -137,7 +149,11 @@ impl InputManager {
                     .unwrap_or_else(|_| self.library.dir().join(url));
                 (Box::new(FileSource::new(path, config.loops())), false)
             }
-            InputKind::Rtsp | InputKind::Rtmp => return None,
+            InputKind::Rtmp => {
+                let key = config.stream_key.as_deref().unwrap_or_default();
+                (Box::new(RtmpSource::new(self.ingest.register(key))), true)
+            }
+            InputKind::Rtsp => return None,
         };
         let state = self.state.clone();
         let on_update: UpdateFn = Arc::new(move |u| state.publish(Event::InputUpdate(u)));
@@ -355,6 +371,9 @@ impl InputManager {
             entries.remove(i)
         };
         let shown = Self::view(&entry);
+        if let Some(key) = &entry.config.stream_key {
+            self.ingest.unregister(key);
+        }
         if let Some(w) = entry.worker {
             let _ = tokio::task::spawn_blocking(move || w.stop(STOP_WAIT)).await;
         }

@@ -129,7 +129,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         });
     }
-    tokio::spawn(rtmp_server::serve(rtmp, hub.clone(), shutdown.clone()));
+    tokio::spawn(rtmp_server::serve(
+        rtmp,
+        hub.clone(),
+        Some(inputs.ingest().clone()),
+        shutdown.clone(),
+    ));
     let http_task = tokio::spawn(serve_http(http, api::router(app.clone()), shutdown.clone()));
     let ws_task = tokio::spawn(serve_http(
         ws,

@@ -17,6 +17,7 @@ pub mod file;
 pub mod model;
 pub mod pace;
 pub mod present;
+pub mod rtmp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,6 +208,16 @@ impl Session<'_> {
             self.shared.set_state(InputState::Playing);
         }
         presented
+    }
+
+    /// Starts pacing again from the next picture (a new publisher, a reconnect).
+    pub fn restart(&mut self) {
+        self.presenter.restart();
+    }
+
+    /// Counts a reconnect that happened within the source's run (a publisher came back).
+    pub fn count_reconnect(&self) {
+        self.shared.update_stats(|s| s.reconnects += 1);
     }
 
     /// Whether the input is being stopped.
