@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what stream-manager needs on Debian/Ubuntu, idempotently: FFmpeg development
-# libraries, clang (bindgen), pkg-config, the ffmpeg CLI, redis-server and nginx with the
-# RTMP module (test peers), fonts, and the wasm32-wasip2 Rust target. Sourced by serve.sh
+# libraries, clang (bindgen), pkg-config, the ffmpeg CLI, redis-server, nginx with the RTMP
+# module and GStreamer's RTSP server (test peers), fonts, and the wasm32-wasip2 Rust target. Sourced by serve.sh
 # and test.sh; safe to run again.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
   ffmpeg redis-server nginx libnginx-mod-rtmp socat openssl
+  # The RTSP camera of the tests: GStreamer's RTSP server, run with the system python3.
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1180,6 +1180,66 @@ impl Nginx {
 // ---------------------------------------------------------------------------------------
 // Redis
 
+/// An RTSP camera: GStreamer's RTSP server (`tests/peers/rtsp_camera.py`, system python3)
+/// serving a white ball moving over a blue background (H.264 + AAC) at `/cam`; can be
+/// killed, frozen (SIGSTOP) and started again on the same port.
+pub struct RtspCamera {
+    pub port: u16,
+    args: Vec<String>,
+    proc: Option<Proc>,
+    dir: TempDir,
+}
+
+impl RtspCamera {
+    /// A camera on a free port; `args` are passed to the script (`--user`, `--password`, …).
+    pub async fn start(args: &[&str]) -> Self {
+        let mut c = Self {
+            port: free_port(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            proc: None,
+            dir: TempDir::new("camera"),
+        };
+        c.restart().await;
+        c
+    }
+
+    /// `rtsp://[credentials@]127.0.0.1:<port><path>`.
+    pub fn url(&self, credentials: Option<&str>, path: &str) -> String {
+        match credentials {
+            Some(c) => format!("rtsp://{c}@127.0.0.1:{}{path}", self.port),
+            None => format!("rtsp://127.0.0.1:{}{path}", self.port),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Freezes (`STOP`) or thaws (`CONT`) the camera: its sockets stay open.
+    pub fn signal(&self, sig: &str) {
+        self.proc.as_ref().expect("camera running").signal(sig);
+    }
+
+    /// (Re)starts the camera on the same port and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/rtsp_camera.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script)
+            .args(["--port", &self.port.to_string()])
+            .args(&self.args);
+        self.proc = Some(Proc::spawn(
+            "rtsp camera",
+            &mut cmd,
+            &self.dir.join("camera.log"),
+            false,
+        ));
+        wait_listening(self.port, "the RTSP camera").await;
+    }
+}
+
 /// `redis-server` without persistence on a fixed port; can be killed and started again on
 /// the same port (it comes back empty).
 pub struct Redis {

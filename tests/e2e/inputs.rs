@@ -561,3 +561,203 @@ async fn an_rtmp_publisher_goes_on_air_under_its_key_only() {
     let log = std::fs::read_to_string(server_log(&server)).unwrap_or_default();
     assert!(!log.contains(&key), "the stream key is in the log");
 }
+
+/// Blue dominates a sampled colour (the camera's background).
+fn bluish(p: Rgb) -> bool {
+    p[2] > 150 && p[0] < 90 && p[1] < 90
+}
+
+/// The camera's picture in the top-left quarter of the output: blue around a moving ball.
+fn assert_camera_on_air(frames: &[Vec<u8>], context: &str) {
+    let blue_frames = frames
+        .iter()
+        .filter(|f| bluish(pixel(f, 10, 10)) || bluish(pixel(f, 150, 80)))
+        .count();
+    assert!(
+        blue_frames * 10 >= frames.len() * 9,
+        "{context}: the camera's blue in {blue_frames} of {} frames",
+        frames.len()
+    );
+    for f in frames {
+        assert!(
+            black(pixel(f, 240, 135)),
+            "{context}: outside the layer {:?}",
+            pixel(f, 240, 135)
+        );
+    }
+    // The ball moves: the first and last frames differ inside the layer, and only there.
+    let (a, b) = (&frames[0], &frames[frames.len() - 1]);
+    let moved = (0..90)
+        .flat_map(|y| (0..160).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let (p, q) = (pixel(a, x, y), pixel(b, x, y));
+            p.iter().zip(q).any(|(u, v)| u.abs_diff(v) > 60)
+        })
+        .count();
+    assert!(
+        moved > 20,
+        "{context}: the picture does not move ({moved} pixels changed)"
+    );
+}
+
+/// Input updates received on `ws` until it is quiet for half a second: their states.
+async fn input_states(ws: &mut Ws, id: &str) -> Vec<String> {
+    let mut states = Vec::new();
+    while let Some(m) = ws.try_next(secs(0.5)).await {
+        if m["type"] == "inputUpdate" && m["payload"]["id"] == id {
+            states.push(m["payload"]["state"].as_str().unwrap().to_string());
+        }
+    }
+    states
+}
+
+#[tokio::test]
+async fn an_rtsp_camera_goes_on_air_and_rides_out_its_faults() {
+    let mut camera = RtspCamera::start(&["--user", "op", "--password", "s3cret"]).await;
+    let (server, player) = crate::common::live_server(Server::builder()).await;
+    let mut ws = Ws::open(&server).await;
+    let url = camera.url(Some("op:s3cret"), "/cam");
+    let body = json!({"id": "cam", "name": "Camera 1", "kind": "rtsp", "url": url});
+    let created = call(&server, Method::POST, "/api/inputs", Some(&body), 201).await;
+    assert_eq!(created["url"], camera.url(Some("****:****"), "/cam"));
+    call(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&video_layer("c", "cam", (0, 0, 960, 540))),
+        201,
+    )
+    .await;
+    let playing = wait_state(&server, "cam", "playing").await;
+    assert_eq!(
+        (&playing["stats"]["width"], &playing["stats"]["height"]),
+        (&json!(320), &json!(180))
+    );
+    let frames = player.wait_since(Instant::now(), 45).await;
+    assert_camera_on_air(&frames, "first connection");
+    assert_eq!(
+        input_states(&mut ws, "cam").await,
+        ["connecting", "playing"]
+    );
+    let before = server.state().await;
+
+    // Killed: the layer holds its last picture, then the slate; the input reconnects.
+    camera.kill();
+    let t = Instant::now();
+    wait_state(&server, "cam", "reconnecting").await;
+    let held = player.wait_since(t, 15).await;
+    assert!(
+        bluish(pixel(&held[5], 10, 10)) || bluish(pixel(&held[5], 150, 80)),
+        "the last picture is held"
+    );
+    tokio::time::sleep(secs(1.5)).await;
+    let slate = player.settled_after(Instant::now()).await;
+    let p = pixel(&slate, 10, 10);
+    assert!(
+        p.iter().all(|&c| (20..=50).contains(&c)),
+        "the slate's grey: {p:?}"
+    );
+    // Back on the same port: on air again within 2 s of its return.
+    camera.restart().await;
+    let back = Instant::now();
+    wait_state(&server, "cam", "playing").await;
+    let took = back.elapsed();
+    assert!(
+        took <= secs(2.5),
+        "back on air {took:?} after the camera returned"
+    );
+    let frames = player.wait_since(Instant::now(), 30).await;
+    assert_camera_on_air(&frames, "after the restart");
+
+    // Frozen while its connection stays up: stalled within 2.5 s, playing once thawed.
+    camera.signal("STOP");
+    let frozen = Instant::now();
+    wait_state(&server, "cam", "stalled").await;
+    assert!(
+        frozen.elapsed() <= secs(2.5),
+        "stalled after {:?}",
+        frozen.elapsed()
+    );
+    camera.signal("CONT");
+    wait_state(&server, "cam", "playing").await;
+    // In order: reconnecting, (connecting, reconnecting) per failed attempt, then back.
+    let states = input_states(&mut ws, "cam").await;
+    let mut rest: &[String] = &states;
+    assert_eq!(
+        rest.first().map(String::as_str),
+        Some("reconnecting"),
+        "{states:?}"
+    );
+    rest = &rest[1..];
+    while rest.len() >= 2 && rest[0] == "connecting" && rest[1] == "reconnecting" {
+        rest = &rest[2..];
+    }
+    assert_eq!(
+        rest,
+        ["connecting", "playing", "stalled", "playing"],
+        "{states:?}"
+    );
+
+    // The program never faltered.
+    let after = server.state().await;
+    assert_eq!(after["droppedFrames"], before["droppedFrames"], "{after}");
+    assert!(after["fps"].as_f64().unwrap() > 28.0, "{after}");
+    let health = server.health().await;
+    assert_eq!(
+        health["components"]["inputs"]["states"]["cam"], "playing",
+        "{health}"
+    );
+    let text = server.get("/metrics").await.1;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("stream_input_fps{input=\"cam\"}")
+    );
+    let log = std::fs::read_to_string(server_log(&server)).unwrap_or_default();
+    assert!(!log.contains("s3cret"), "the password is in the log");
+}
+
+#[tokio::test]
+async fn a_camera_that_refuses_is_failed_and_not_hammered() {
+    let camera = RtspCamera::start(&["--user", "op", "--password", "right"]).await;
+    let server = Server::start().await;
+    let wrong = json!({"id": "wrong", "kind": "rtsp", "url": camera.url(Some("op:wrong"), "/cam")});
+    call(&server, Method::POST, "/api/inputs", Some(&wrong), 201).await;
+    let missing =
+        json!({"id": "missing", "kind": "rtsp", "url": camera.url(Some("op:right"), "/nothing")});
+    call(&server, Method::POST, "/api/inputs", Some(&missing), 201).await;
+    let failed = wait_state(&server, "wrong", "failed").await;
+    let message = failed["stats"]["lastError"].as_str().unwrap().to_string();
+    assert!(message.contains("401"), "{message}");
+    assert!(
+        !message.contains("wrong@") && !failed.to_string().contains("op:wrong"),
+        "{failed}"
+    );
+    let failed = wait_state(&server, "missing", "failed").await;
+    assert!(
+        failed["stats"]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("404"),
+        "{failed}"
+    );
+    // Not tried again on its own for a while.
+    tokio::time::sleep(secs(3.0)).await;
+    for id in ["wrong", "missing"] {
+        let input = server.get_json(&format!("/api/inputs/{id}")).await;
+        assert_eq!(
+            (&input["state"], &input["stats"]["reconnects"]),
+            (&json!("failed"), &json!(0)),
+            "{input}"
+        );
+    }
+    // Fixed by a change: tried at once, and plays.
+    let fix = json!({"url": camera.url(Some("op:right"), "/cam")});
+    call(&server, Method::PATCH, "/api/inputs/wrong", Some(&fix), 200).await;
+    wait_state(&server, "wrong", "playing").await;
+    // An unreachable host and a port where nothing answers RTSP: retried, never failed.
+    let closed = json!({"id": "closed", "kind": "rtsp", "url": format!("rtsp://127.0.0.1:{}/x", free_port())});
+    call(&server, Method::POST, "/api/inputs", Some(&closed), 201).await;
+    let retrying = wait_state(&server, "closed", "reconnecting").await;
+    assert!(retrying["stats"]["lastError"].is_string(), "{retrying}");
+}

@@ -116,7 +116,7 @@ pub struct FeedFrame {
 pub struct FeedStatus {
     /// The input's state name (`connecting`, `playing`, `stalled`, …).
     pub state: &'static str,
-    /// When it entered that state.
+    /// When its picture last started or stopped being current.
     pub since: Instant,
 }
 
@@ -217,14 +217,15 @@ impl VideoFeed {
         }
     }
 
-    /// Sets the state (no change when it is the same).
+    /// Sets the state. `since` moves only when the picture stops or starts being current,
+    /// so an input cycling through `reconnecting` and `connecting` still ends its layers'
+    /// hold on time.
     pub fn set_state(&self, state: &'static str) {
         let mut inner = self.lock();
-        if inner.status.state != state {
-            inner.status = FeedStatus {
-                state,
-                since: Instant::now(),
-            };
+        let was = inner.status.playing();
+        inner.status.state = state;
+        if inner.status.playing() != was {
+            inner.status.since = Instant::now();
         }
     }
 

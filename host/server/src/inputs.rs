@@ -16,6 +16,7 @@ use sm_compose::video::VideoFeed;
 use sm_media::input::file::FileSource;
 use sm_media::input::model::{InputError, MAX_INPUTS, new_stream_key, valid_id};
 use sm_media::input::rtmp::{IngestRegistry, RtmpSource};
+use sm_media::input::rtsp::{RtspSessions, RtspSource};
 use sm_media::input::{
     Input, InputConfig, InputKind, InputSettings, InputState, InputStats, InputWorker, Source,
     UpdateFn,
@@ -63,6 +64,9 @@ pub struct InputManager {
     settings: InputSettings,
     library: Arc<MediaLibrary>,
     ingest: Arc<IngestRegistry>,
+    /// Where RTSP sessions run (the server's runtime).
+    runtime: Option<tokio::runtime::Handle>,
+    rtsp: RtspSessions,
     entries: Mutex<Vec<Entry>>,
     edits: tokio::sync::Mutex<()>,
 }
@@ -79,6 +83,8 @@ impl InputManager {
             settings,
             library,
             ingest: Arc::new(IngestRegistry::default()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            rtsp: RtspSessions::default(),
             entries: Mutex::new(Vec::new()),
             edits: tokio::sync::Mutex::new(()),
         }
@@ -153,7 +159,19 @@ impl InputManager {
                 let key = config.stream_key.as_deref().unwrap_or_default();
                 (Box::new(RtmpSource::new(self.ingest.register(key))), true)
             }
-            InputKind::Rtsp => return None,
+            InputKind::Rtsp => {
+                let url = config.url.as_deref().unwrap_or_default();
+                let transport = config.transport.unwrap_or_default();
+                let source =
+                    RtspSource::new(url, transport, self.runtime.clone()?, self.rtsp.clone());
+                match source {
+                    Ok(s) => (Box::new(s), true),
+                    Err(e) => {
+                        tracing::warn!(input = %config.id, error = %e.message, "input not started");
+                        return None;
+                    }
+                }
+            }
         };
         let state = self.state.clone();
         let on_update: UpdateFn = Arc::new(move |u| state.publish(Event::InputUpdate(u)));
@@ -397,7 +415,8 @@ impl InputManager {
         self.library.remove(id).await
     }
 
-    /// Stops every worker (shutdown), each with a bounded wait.
+    /// Stops every worker (shutdown), each with a bounded wait, and waits (bounded) for the
+    /// cameras' RTSP sessions to be torn down.
     pub async fn shutdown(&self) {
         let workers: Vec<InputWorker> = self
             .lock()
@@ -413,5 +432,6 @@ impl InputManager {
             }
         })
         .await;
+        self.rtsp.await_teardown(STOP_WAIT).await;
     }
 }

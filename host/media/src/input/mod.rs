@@ -18,6 +18,7 @@ pub mod model;
 pub mod pace;
 pub mod present;
 pub mod rtmp;
+pub mod rtsp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
