@@ -37,17 +37,19 @@ def call(base, method, path, body=None, raw=None, ctype="application/json"):
 
 
 @contextlib.contextmanager
-def live_server(binary, width, height, fps):
-    """Starts `binary serve` at width x height @ fps on free ports, waits for its health;
-    yields (base URL, pid) and stops it afterwards."""
+def live_server(binary, width, height, fps, extra=(), rtmp=False):
+    """Starts `binary serve [extra…]` at width x height @ fps on free ports, waits for its
+    health; yields (base URL, pid), or (base URL, pid, RTMP port) with `rtmp`, and stops it
+    afterwards."""
     ports = [free_port() for _ in range(3)]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "c.toml")
         with open(cfg, "w") as f:
             f.write(f"http-port = {ports[0]}\nws-port = {ports[1]}\nrtmp-port = {ports[2]}\n")
+            f.write(f'media-dir = "{tmp}/media"\n')
             f.write(f"[stream]\nwidth = {width}\nheight = {height}\ntargetFPS = {fps}\n")
         with open(os.path.join(tmp, "server.log"), "w") as log:
-            server = subprocess.Popen([binary, "serve", "--config", cfg], stderr=log, stdout=log)
+            server = subprocess.Popen([binary, "serve", "--config", cfg, *extra], stderr=log, stdout=log)
             base = f"http://127.0.0.1:{ports[0]}"
             try:
                 for _ in range(100):
@@ -56,7 +58,7 @@ def live_server(binary, width, height, fps):
                         break
                     except OSError:
                         time.sleep(0.1)
-                yield base, server.pid
+                yield (base, server.pid, ports[2]) if rtmp else (base, server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=10)

@@ -1185,6 +1185,7 @@ impl Nginx {
 /// killed, frozen (SIGSTOP) and started again on the same port.
 pub struct RtspCamera {
     pub port: u16,
+    script: &'static str,
     args: Vec<String>,
     proc: Option<Proc>,
     dir: TempDir,
@@ -1193,8 +1194,19 @@ pub struct RtspCamera {
 impl RtspCamera {
     /// A camera on a free port; `args` are passed to the script (`--user`, `--password`, …).
     pub async fn start(args: &[&str]) -> Self {
+        Self::run("rtsp_camera.py", args).await
+    }
+
+    /// An attacker posing as a camera (`tests/peers/hostile_rtsp.py --mode <mode>`): garbage
+    /// RTP, a 100-Mpx SPS, key frames without pictures, a flood, a web server, silence.
+    pub async fn hostile(mode: &str) -> Self {
+        Self::run("hostile_rtsp.py", &["--mode", mode]).await
+    }
+
+    async fn run(script: &'static str, args: &[&str]) -> Self {
         let mut c = Self {
             port: free_port(),
+            script,
             args: args.iter().map(|a| a.to_string()).collect(),
             proc: None,
             dir: TempDir::new("camera"),
@@ -1225,7 +1237,9 @@ impl RtspCamera {
     /// (Re)starts the camera on the same port and waits until it listens.
     pub async fn restart(&mut self) {
         self.kill();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/rtsp_camera.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/peers")
+            .join(self.script);
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(script)
             .args(["--port", &self.port.to_string()])

@@ -79,6 +79,11 @@ fn video_layer(id: &str, input: &str, (x, y, w, h): (i32, i32, i32, i32)) -> Val
            "video": {"input": input}})
 }
 
+/// Adds a layer to the scene on air.
+async fn add_layer(server: &Server, layer: &Value) {
+    call(server, Method::POST, "/api/scene/layers", Some(layer), 201).await;
+}
+
 /// Waits until input `id` is in `state`.
 async fn wait_state(server: &Server, id: &str, state: &str) -> Value {
     let path = format!("/api/inputs/{id}");
@@ -130,14 +135,7 @@ async fn a_media_file_plays_on_its_layer_in_real_time_and_loops_without_a_seam()
     assert_eq!(states, ["connecting", "playing"]);
 
     // The bottom-right quarter of the canvas (output 160,90 – 320,180).
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("cam", "clip", (960, 540, 960, 540))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("cam", "clip", (960, 540, 960, 540))).await;
     let t = Instant::now();
     let frames = player.wait_since(t, KEPT_FRAMES).await;
     // Skip the first second (the layer appearing), then read the clip's frame numbers.
@@ -217,14 +215,7 @@ async fn a_file_without_loop_ends_on_its_last_frame() {
     let body = json!({"id": "once", "kind": "file", "url": media["id"], "loop": false,
                       "enabled": false});
     call(&server, Method::POST, "/api/inputs", Some(&body), 201).await;
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("v", "once", (0, 0, 1920, 1080))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("v", "once", (0, 0, 1920, 1080))).await;
     tokio::time::sleep(secs(0.3)).await;
     let enable = json!({"enabled": true});
     call(
@@ -251,10 +242,20 @@ async fn a_file_without_loop_ends_on_its_last_frame() {
 #[tokio::test]
 async fn inputs_and_media_refuse_what_they_cannot_use() {
     let server = Server::builder()
-        .args(["--max-media-bytes", "200000"])
+        .args(["--max-media-bytes", "200000", "--max-input-size", "160x90"])
         .start()
         .await;
     clear_scene(&server).await;
+    // A picture over --max-input-size: refused, saying why.
+    let dir = TempDir::new("media-big");
+    let clip = make_clip(dir.path(), "big.mp4", "testsrc2=s=320x180:r=10", 1.0);
+    let reply = upload(&server, &clip, "video/mp4").await;
+    assert_api_error(&reply, 422, "invalid_media", "over the size limit");
+    let message = reply.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("320×180") && message.contains("160×90"),
+        "{message}"
+    );
     // Media: not a video, too big, wrong type.
     let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
     let reply = post_alone(&server, "/api/media", Some("video/mp4"), &garbage).await;
@@ -371,14 +372,7 @@ async fn inputs_and_media_refuse_what_they_cannot_use() {
     .await;
 
     // In use: a layer shows it, so it cannot go.
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("v", "cam", (0, 0, 100, 100))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("v", "cam", (0, 0, 100, 100))).await;
     refused(
         &server,
         Method::DELETE,
@@ -430,14 +424,7 @@ async fn inputs_come_back_after_a_crash_and_play_by_themselves() {
     let (_, uploaded) = upload(&server, &clip, "video/mp4").await;
     let body = json!({"id": "clip", "kind": "file", "url": uploaded["id"]});
     call(&server, Method::POST, "/api/inputs", Some(&body), 201).await;
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("v", "clip", (0, 0, 1920, 1080))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("v", "clip", (0, 0, 1920, 1080))).await;
     server.start_stream().await;
     wait_state(&server, "clip", "playing").await;
     server.restart().await;
@@ -489,14 +476,7 @@ async fn an_rtmp_publisher_goes_on_air_under_its_key_only() {
     let key = created["streamKey"].as_str().unwrap().to_string();
     let guest = wait_state(&server, "guest", "idle").await;
     assert_eq!(guest["streamKey"], "****");
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("g", "guest", (0, 0, 960, 540))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("g", "guest", (0, 0, 960, 540))).await;
 
     // A wrong key is refused: the publisher gives up, nothing goes on air.
     let mut wrong = publisher(
@@ -620,14 +600,7 @@ async fn an_rtsp_camera_goes_on_air_and_rides_out_its_faults() {
     let body = json!({"id": "cam", "name": "Camera 1", "kind": "rtsp", "url": url});
     let created = call(&server, Method::POST, "/api/inputs", Some(&body), 201).await;
     assert_eq!(created["url"], camera.url(Some("****:****"), "/cam"));
-    call(
-        &server,
-        Method::POST,
-        "/api/scene/layers",
-        Some(&video_layer("c", "cam", (0, 0, 960, 540))),
-        201,
-    )
-    .await;
+    add_layer(&server, &video_layer("c", "cam", (0, 0, 960, 540))).await;
     let playing = wait_state(&server, "cam", "playing").await;
     assert_eq!(
         (&playing["stats"]["width"], &playing["stats"]["height"]),
@@ -760,4 +733,126 @@ async fn a_camera_that_refuses_is_failed_and_not_hammered() {
     call(&server, Method::POST, "/api/inputs", Some(&closed), 201).await;
     let retrying = wait_state(&server, "closed", "reconnecting").await;
     assert!(retrying["stats"]["lastError"].is_string(), "{retrying}");
+}
+
+/// Attackers posing as cameras, next to a real one, all on air at once: each costs its own
+/// input only. The program keeps its rate with nothing dropped and the real camera plays on.
+#[tokio::test]
+async fn hostile_cameras_cost_only_their_own_input() {
+    let camera = RtspCamera::start(&[]).await;
+    let hostile = [
+        RtspCamera::hostile("garbage").await,
+        RtspCamera::hostile("bigsps").await,
+        RtspCamera::hostile("keyframes").await,
+        RtspCamera::hostile("flood").await,
+        RtspCamera::hostile("silent").await,
+    ];
+    let modes = ["garbage", "bigsps", "keyframes", "flood", "silent"];
+    let (server, player) = crate::common::live_server(Server::builder()).await;
+    let good = json!({"id": "cam", "kind": "rtsp", "url": camera.url(None, "/cam")});
+    call(&server, Method::POST, "/api/inputs", Some(&good), 201).await;
+    add_layer(&server, &video_layer("c", "cam", (0, 0, 960, 540))).await;
+    // A second layer shows the same camera, smaller: one decoder serves both.
+    add_layer(&server, &video_layer("c2", "cam", (1000, 0, 480, 270))).await;
+    // A web server where a camera should be: this server's own HTTP port.
+    let web = server.url("/cam").replace("http://", "rtsp://");
+    let urls = hostile
+        .iter()
+        .map(|h| h.url(None, "/cam"))
+        .chain([web])
+        .zip(modes.iter().chain(&["web"]));
+    for (i, (url, mode)) in urls.enumerate() {
+        let input = json!({"id": mode, "kind": "rtsp", "url": url});
+        call(&server, Method::POST, "/api/inputs", Some(&input), 201).await;
+        // Below the camera's layer, clear of the point checked to be outside it.
+        let x = (i as i32 % 3) * 300;
+        let y = 600 + (i as i32 / 3) * 200;
+        let layer = video_layer(&format!("l-{mode}"), mode, (x, y, 280, 160));
+        add_layer(&server, &layer).await;
+    }
+    wait_state(&server, "cam", "playing").await;
+    let before = server.state().await;
+    let start = Instant::now();
+
+    // The oversized picture is refused for good, from its parameter sets.
+    let big = wait_state(&server, "bigsps", "failed").await;
+    let error = big["stats"]["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("10000×10000"), "{big}");
+    assert!(error.contains("over the limit of 4096×2160"), "{big}");
+    // Let every attacker run for a while.
+    tokio::time::sleep(secs(8.0).saturating_sub(start.elapsed())).await;
+    let frames = player.wait_since(Instant::now(), 30).await;
+    assert_camera_on_air(&frames, "next to the attackers");
+    let second = frames
+        .iter()
+        .filter(|f| bluish(pixel(f, 172, 4)) || bluish(pixel(f, 240, 40)))
+        .count();
+    assert!(
+        second * 10 >= frames.len() * 9,
+        "the second layer: {second}"
+    );
+    // None plays (the flood's random slices do decode, into noise: it is bounded below).
+    for mode in modes.iter().chain(&["web"]).filter(|m| **m != "flood") {
+        let input = server.get_json(&format!("/api/inputs/{mode}")).await;
+        assert_ne!(input["state"], "playing", "{input}");
+        assert_eq!(input["stats"]["framesDecoded"], 0, "{input}");
+        if *mode != "silent" {
+            assert!(input["stats"]["lastError"].is_string(), "{input}");
+        }
+    }
+    // A flood is read no faster than the budget allows, and says nothing in the log.
+    let flood = server.get_json("/api/inputs/flood").await;
+    let kbps = flood["stats"]["bitrateKbps"].as_f64().unwrap_or(0.0);
+    assert!(
+        kbps <= 210_000.0,
+        "the flood was read at {kbps} kbit/s: {flood}"
+    );
+    let log = std::fs::read_to_string(server_log(&server)).unwrap_or_default();
+    assert!(
+        log.lines().count() < 200,
+        "{} log lines",
+        log.lines().count()
+    );
+    let cam = server.get_json("/api/inputs/cam").await;
+    assert_eq!(cam["state"], "playing", "{cam}");
+    let fps = cam["stats"]["fps"].as_f64().unwrap();
+    assert!(
+        (27.0..=33.0).contains(&fps),
+        "decoded once for both layers: {cam}"
+    );
+    let after = server.state().await;
+    assert_eq!(after["droppedFrames"], before["droppedFrames"], "{after}");
+    assert!(after["fps"].as_f64().unwrap() > 28.0, "{after}");
+    let health = server.health().await;
+    let not_playing = health["components"]["inputs"]["notPlaying"].to_string();
+    assert!(
+        modes
+            .iter()
+            .filter(|m| **m != "flood")
+            .all(|m| not_playing.contains(m))
+            && !not_playing.contains("\"cam\""),
+        "{health}"
+    );
+    // Gone again without a trace: the layers, then the inputs.
+    for mode in modes.iter().chain(&["web"]) {
+        call(
+            &server,
+            Method::DELETE,
+            &format!("/api/scene/layers/l-{mode}"),
+            None,
+            200,
+        )
+        .await;
+        call(
+            &server,
+            Method::DELETE,
+            &format!("/api/inputs/{mode}"),
+            None,
+            200,
+        )
+        .await;
+    }
+    let health = server.health().await;
+    assert_eq!(health["components"]["inputs"]["status"], "ok", "{health}");
+    drop(hostile);
 }

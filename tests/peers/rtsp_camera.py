@@ -3,18 +3,68 @@
 (a white ball moving over a flat background) as H.264, with AAC sound (mpeg4-generic,
 which retina takes), optionally behind Basic authentication.
 
+With `--timecode`, the picture instead carries the wall-clock time it was made, for latency
+measurements: a row of 26 blocks of 64x64 pixels at the top left, white, then 24 bits of
+(milliseconds since the epoch mod 2^24), most significant first (white = 1), then black;
+the rest is a grey gradient with a bar sweeping across it.
+
 Run with the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0):
     /usr/bin/python3 tests/peers/rtsp_camera.py --port 8554 --path /cam
 """
 
 import argparse
 import sys
+import time
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+BLOCK = 64
+BITS = 24
+
+
+class TimecodeSource:
+    """Feeds an appsrc with I420 pictures stamped with the time they were made."""
+
+    def __init__(self, width: int, height: int, fps: int) -> None:
+        self.w, self.h, self.fps = width, height, fps
+        luma = bytearray(width * height)
+        for y in range(height):
+            row = 16 + (200 * y) // height
+            luma[y * width:(y + 1) * width] = bytes([row]) * width
+        self.luma = luma
+        self.chroma = bytes([128]) * (2 * (width // 2) * (height // 2))
+        self.frame = 0
+        self.start = 0.0
+
+    def need_data(self, src, _length) -> None:  # noqa: ANN001
+        # appsrc asks as fast as the encoder takes: pace to the frame rate here.
+        if self.frame == 0:
+            self.start = time.monotonic()
+        delay = self.start + self.frame / self.fps - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        w = self.w
+        picture = bytearray(self.luma)
+        bar = (self.frame * 16) % w
+        for y in range(BLOCK * 2, self.h):
+            picture[y * w + bar:y * w + min(w, bar + 32)] = b"\xeb" * min(32, w - bar)
+        now = int(time.time() * 1000) % (1 << BITS)
+        blocks = [1] + [(now >> (BITS - 1 - i)) & 1 for i in range(BITS)] + [0]
+        for i, bit in enumerate(blocks):
+            value = b"\xeb" if bit else b"\x10"
+            for y in range(BLOCK):
+                start = y * w + i * BLOCK
+                picture[start:start + BLOCK] = value * BLOCK
+        buf = Gst.Buffer.new_wrapped(bytes(picture) + self.chroma)
+        buf.pts = self.frame * Gst.SECOND // self.fps
+        buf.duration = Gst.SECOND // self.fps
+        self.frame += 1
+        src.emit("push-buffer", buf)
 
 
 def main() -> None:
@@ -27,13 +77,20 @@ def main() -> None:
     p.add_argument("--background", default="0xff0000ff", help="ARGB of the background")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--timecode", action="store_true", help="stamp the time into each picture")
     a = p.parse_args()
 
     Gst.init(None)
+    caps = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
+    if a.timecode:
+        source = f"appsrc name=clock format=time caps=\"{caps},format=I420\""
+    else:
+        source = (
+            f"videotestsrc is-live=true pattern=ball background-color={a.background} "
+            f"foreground-color=0xffffffff ! {caps}"
+        )
     video = (
-        f"videotestsrc is-live=true pattern=ball background-color={a.background} "
-        f"foreground-color=0xffffffff ! video/x-raw,width={a.width},height={a.height},"
-        f"framerate={a.fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"{source} ! x264enc tune=zerolatency speed-preset=ultrafast threads=1 "
         f"key-int-max={a.fps} ! rtph264pay name=pay0 pt=96 config-interval=-1"
     )
     audio = (
@@ -43,6 +100,14 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f"( {video} {audio} )")
     factory.set_shared(True)
+    if a.timecode:
+        def configure(_factory, media) -> None:  # noqa: ANN001
+            # A new media (the first client after none) starts its own clock.
+            clock = TimecodeSource(a.width, a.height, a.fps)
+            appsrc = media.get_element().get_by_name("clock")
+            appsrc.connect("need-data", clock.need_data)
+
+        factory.connect("media-configure", configure)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(settings.log_format);
-            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+            // FFmpeg's own lines are kept to fatal ones: a corrupt input stream would
+            // otherwise write one per broken macroblock, as fast as a camera sends them.
+            // Failures reach the log and the API through stream-manager's own errors.
+            ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Fatal);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

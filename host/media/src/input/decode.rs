@@ -56,6 +56,23 @@ impl VideoDecoder {
                     source: e,
                 }
             })?;
+        // The size the container declares is refused before a decoder exists.
+        // SAFETY: plain fields of a context this function owns.
+        let (width, height) = unsafe {
+            let raw = ctx.as_ptr();
+            (
+                u32::try_from((*raw).width).unwrap_or(0),
+                u32::try_from((*raw).height).unwrap_or(0),
+            )
+        };
+        if width > max.0 || height > max.1 {
+            return Err(DecodeError::TooLarge {
+                width,
+                height,
+                max_w: max.0,
+                max_h: max.1,
+            });
+        }
         Self::open(&mut ctx, id, max)?;
         Self::finish(ctx, id, max)
     }

@@ -11,8 +11,15 @@
 //! half a minute or more: the input keeps its own watchdog instead. No picture for
 //! `stall_after` makes it `stalled`; for twice that, the session is dropped and opened again.
 //! A 401 or 404 from the camera, or a codec FFmpeg does not decode, makes the input
-//! `failed`. Credentials are taken out of the URL before it reaches retina, so no message or
-//! log line can carry them.
+//! `failed`, and so does a picture over the size limit, declared in the session description
+//! or in band (checked on the parameter sets retina parses, before FFmpeg sees them).
+//! Credentials are taken out of the URL before it reaches retina, so no message or log line
+//! can carry them.
+//!
+//! What a camera may cost is bounded too: over [`MAX_BYTES_PER_SEC`] or
+//! [`MAX_UNITS_PER_SEC`] the session stops reading until the second is over (TCP pushes
+//! back on the sender), so a camera flooding the connection spends its own second, not the
+//! host's CPU.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,7 @@ use futures_util::StreamExt as _;
 use retina::client::{
     Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, Transport,
 };
-use retina::codec::{CodecItem, FrameFormat};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use super::decode::VideoDecoder;
 use super::model::{Transport as InputTransport, mask_rtsp_url};
@@ -33,6 +40,10 @@ use super::{InputState, Outcome, Session, Source, SourceError};
 const QUEUE: usize = 120;
 /// Longest the RTSP set-up (DESCRIBE, SETUP, PLAY) may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most a camera may send a second: 200 Mbit/s, over twice what a 4K camera sends.
+pub const MAX_BYTES_PER_SEC: usize = 25_000_000;
+/// Most access units a camera may send a second (120 fps plus its bursts).
+pub const MAX_UNITS_PER_SEC: u32 = 240;
 
 /// What the session task hands the input's thread.
 enum Item {
@@ -118,6 +129,7 @@ fn classify(stage: &str, e: &retina::Error) -> SourceError {
 /// Runs one RTSP session until it fails, `cancel` fires, or the receiver goes away.
 async fn pull(
     (url, credentials, transport): (url::Url, Option<Credentials>, InputTransport),
+    max: (u32, u32),
     sessions: RtspSessions,
     tx: Sender<Item>,
     cancel: tokio::sync::oneshot::Receiver<()>,
@@ -163,6 +175,8 @@ async fn pull(
             )
             .await
             .map_err(|e| classify("SETUP", &e))?;
+        // A size declared in the session description is refused before anything plays.
+        check_size(described.streams()[index].parameters(), max)?;
         let playing = described
             .play(PlayOptions::default())
             .await
@@ -183,6 +197,7 @@ async fn pull(
     if tx.try_send(Item::Codec(codec)).is_err() {
         return;
     }
+    let mut budget = Budget::new();
     loop {
         let item = tokio::select! {
             item = demuxed.next() => item,
@@ -192,6 +207,18 @@ async fn pull(
             None => return fail(SourceError::retry("the camera ended the session")),
             Some(Err(e)) => return fail(classify("RTSP", &e)),
             Some(Ok(CodecItem::VideoFrame(frame))) => {
+                if frame.has_new_parameters() {
+                    let stream = &demuxed.streams()[frame.stream_id()];
+                    if let Err(e) = check_size(stream.parameters(), max) {
+                        return fail(e);
+                    }
+                }
+                if let Some(rest) = budget.spend(frame.data().len()) {
+                    tokio::select! {
+                        () = tokio::time::sleep(rest) => {}
+                        _ = &mut cancel => return,
+                    }
+                }
                 let at = frame.timestamp().elapsed_secs();
                 let key = frame.is_random_access_point();
                 match tx.try_send(Item::Picture(frame.into_data(), at, key)) {
@@ -205,19 +232,65 @@ async fn pull(
     }
 }
 
+/// A picture size over `max` in the stream's parameters, as a lasting failure.
+fn check_size(parameters: Option<ParametersRef<'_>>, max: (u32, u32)) -> Result<(), SourceError> {
+    let Some(ParametersRef::Video(video)) = parameters else {
+        return Ok(());
+    };
+    let (width, height) = video.pixel_dimensions();
+    if width > max.0 || height > max.1 {
+        return Err(SourceError::fatal(format!(
+            "the camera sends {width}×{height} pictures, over the limit of {}×{} \
+             (--max-input-size)",
+            max.0, max.1
+        )));
+    }
+    Ok(())
+}
+
+/// What one camera may send in a second ([`MAX_BYTES_PER_SEC`], [`MAX_UNITS_PER_SEC`]).
+struct Budget {
+    since: tokio::time::Instant,
+    bytes: usize,
+    units: u32,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            since: tokio::time::Instant::now(),
+            bytes: 0,
+            units: 0,
+        }
+    }
+
+    /// Counts one access unit of `len` bytes; over budget, how long to stop reading.
+    fn spend(&mut self, len: usize) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.since) >= Duration::from_secs(1) {
+            *self = Self::new();
+        }
+        self.bytes += len;
+        self.units += 1;
+        (self.bytes > MAX_BYTES_PER_SEC || self.units > MAX_UNITS_PER_SEC)
+            .then(|| (self.since + Duration::from_secs(1)).saturating_duration_since(now))
+    }
+}
+
 impl Source for RtspSource {
     fn run(&mut self, session: &mut Session<'_>) -> Result<Outcome, SourceError> {
         let (tx, rx): (Sender<Item>, Receiver<Item>) = crossbeam_channel::bounded(QUEUE);
         let (cancel, cancelled) = tokio::sync::oneshot::channel();
+        let max = session.settings().max_picture;
         self.runtime.spawn(pull(
             (self.url.clone(), self.credentials.clone(), self.transport),
+            max,
             self.sessions.clone(),
             tx,
             cancelled,
         ));
         // Dropping `cancel` (any return below) ends the session task, which tears down.
         let _cancel = cancel;
-        let max = session.settings().max_picture;
         let stall = session.settings().stall_after;
         let mut decoder: Option<VideoDecoder> = None;
         let mut codec = None;
