@@ -856,3 +856,56 @@ async fn hostile_cameras_cost_only_their_own_input() {
     assert_eq!(health["components"]["inputs"]["status"], "ok", "{health}");
     drop(hostile);
 }
+
+/// H.265 in Matroska, VP9 in WebM, AV1 in MP4 and H.264 in QuickTime: each probed on upload
+/// and played on its own layer, in its own colour.
+#[tokio::test]
+async fn files_of_each_codec_and_container_play() {
+    let dir = TempDir::new("codecs");
+    let cases = [
+        ("red.mkv", "red", "libx265", "hevc", (0, 0)),
+        ("lime.webm", "lime", "libvpx-vp9", "vp9", (960, 0)),
+        ("blue.mp4", "blue", "libaom-av1", "av1", (0, 540)),
+        ("white.mov", "white", "libx264", "h264", (960, 540)),
+    ];
+    let (server, player) = crate::common::live_server(Server::builder()).await;
+    for (name, colour, encoder, codec, (x, y)) in cases {
+        let path = dir.path().join(name);
+        let mut args = vec!["-t", "1", "-c:v", encoder, "-pix_fmt", "yuv420p"];
+        if encoder == "libaom-av1" {
+            args.extend(["-cpu-used", "8", "-b:v", "200k"]);
+        }
+        if encoder == "libx265" {
+            args.extend(["-x265-params", "log-level=error"]);
+        }
+        lavfi(&path, &format!("color=c={colour}:s=160x90:r=10"), &args);
+        let reply = upload(&server, &path, "application/octet-stream").await;
+        assert_eq!(reply.0, 201, "{name}: {}", reply.1);
+        let media = &reply.1;
+        assert_eq!(
+            (&media["videoCodec"], &media["width"], &media["height"]),
+            (&json!(codec), &json!(160), &json!(90)),
+            "{name}: {media}"
+        );
+        let input = json!({"id": colour, "kind": "file", "url": media["id"]});
+        call(&server, Method::POST, "/api/inputs", Some(&input), 201).await;
+        add_layer(&server, &video_layer(colour, colour, (x, y, 960, 540))).await;
+    }
+    for (_, colour, ..) in cases {
+        wait_state(&server, colour, "playing").await;
+    }
+    let frame = player.settled_after(Instant::now()).await;
+    let looks: [(&str, fn(Rgb) -> bool, (u32, u32)); 4] = [
+        ("red", crate::pixels::red, (80, 45)),
+        ("lime", crate::pixels::green, (240, 45)),
+        ("blue", crate::pixels::blue, (80, 135)),
+        ("white", |p| p.iter().all(|&c| c > 220), (240, 135)),
+    ];
+    for (name, look, (x, y)) in looks {
+        assert!(
+            look(pixel(&frame, x, y)),
+            "{name}: {:?}",
+            pixel(&frame, x, y)
+        );
+    }
+}
