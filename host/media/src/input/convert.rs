@@ -136,26 +136,14 @@ impl Converter {
         }
         let key = (format as i32, cw, ch, dw, dh, cs, full);
         if key != self.key || self.ctx.is_null() {
-            // SAFETY: plain constructor calls; the old context is freed first.
+            if !self.rebuild(
+                (cw, ch, format),
+                (dw, dh, ffi::AVPixelFormat::AV_PIX_FMT_RGBA),
+            ) {
+                return false;
+            }
+            // SAFETY: a live context.
             unsafe {
-                if !self.ctx.is_null() {
-                    ffi::sws_freeContext(self.ctx);
-                }
-                self.ctx = ffi::sws_getContext(
-                    cw as i32,
-                    ch as i32,
-                    format,
-                    dw as i32,
-                    dh as i32,
-                    ffi::AVPixelFormat::AV_PIX_FMT_RGBA,
-                    ffi::SWS_BILINEAR,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    std::ptr::null(),
-                );
-                if self.ctx.is_null() {
-                    return false;
-                }
                 let coefficients = ffi::sws_getCoefficients(cs);
                 ffi::sws_setColorspaceDetails(
                     self.ctx,
@@ -226,6 +214,34 @@ impl Converter {
         }
     }
 
+    /// A new bilinear swscale context from `src` to `dst` (width, height, format), the old
+    /// one freed; false if swscale refuses.
+    fn rebuild(
+        &mut self,
+        src: (u32, u32, ffi::AVPixelFormat),
+        dst: (u32, u32, ffi::AVPixelFormat),
+    ) -> bool {
+        // SAFETY: plain constructor calls; the old context is freed first.
+        unsafe {
+            if !self.ctx.is_null() {
+                ffi::sws_freeContext(self.ctx);
+            }
+            self.ctx = ffi::sws_getContext(
+                src.0 as i32,
+                src.1 as i32,
+                src.2,
+                dst.0 as i32,
+                dst.1 as i32,
+                dst.2,
+                ffi::SWS_BILINEAR,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            );
+        }
+        !self.ctx.is_null()
+    }
+
     /// The 8-bit 4:2:0 path: crop `(x, y, w, h)` (even, on the chroma grid) scaled in YUV
     /// when the sizes differ, then converted to RGBA into `dst` of `raster`.
     fn convert_420(
@@ -260,25 +276,8 @@ impl Converter {
         if scaled {
             let key = (-2, cw as u32, ch as u32, dw, dh, 0, false);
             if key != self.key || self.ctx.is_null() {
-                // SAFETY: plain constructor calls; the old context is freed first.
-                unsafe {
-                    if !self.ctx.is_null() {
-                        ffi::sws_freeContext(self.ctx);
-                    }
-                    self.ctx = ffi::sws_getContext(
-                        cw as i32,
-                        ch as i32,
-                        ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
-                        dw as i32,
-                        dh as i32,
-                        ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
-                        ffi::SWS_BILINEAR,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        std::ptr::null(),
-                    );
-                }
-                if self.ctx.is_null() {
+                let yuv420 = ffi::AVPixelFormat::AV_PIX_FMT_YUV420P;
+                if !self.rebuild((cw as u32, ch as u32, yuv420), (dw, dh, yuv420)) {
                     return false;
                 }
                 self.key = key;
