@@ -895,7 +895,8 @@ async fn files_of_each_codec_and_container_play() {
         wait_state(&server, colour, "playing").await;
     }
     let frame = player.settled_after(Instant::now()).await;
-    let looks: [(&str, fn(Rgb) -> bool, (u32, u32)); 4] = [
+    type Look = fn(Rgb) -> bool;
+    let looks: [(&str, Look, (u32, u32)); 4] = [
         ("red", crate::pixels::red, (80, 45)),
         ("lime", crate::pixels::green, (240, 45)),
         ("blue", crate::pixels::blue, (80, 135)),
