@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::assets::post_alone;
 use crate::common::{call, clear_scene, refused};
 use crate::harness::*;
-use crate::pixels::{Rgb, black, pixel};
+use crate::pixels::{BLUE, GREEN, Look, RED, Rgb, assert_looks, black, pixel};
 
 /// Y of grey frame `i` of the counting clip (limited range).
 fn clip_luma(i: usize) -> u8 {
@@ -740,14 +740,11 @@ async fn a_camera_that_refuses_is_failed_and_not_hammered() {
 #[tokio::test]
 async fn hostile_cameras_cost_only_their_own_input() {
     let camera = RtspCamera::start(&[]).await;
-    let hostile = [
-        RtspCamera::hostile("garbage").await,
-        RtspCamera::hostile("bigsps").await,
-        RtspCamera::hostile("keyframes").await,
-        RtspCamera::hostile("flood").await,
-        RtspCamera::hostile("silent").await,
-    ];
     let modes = ["garbage", "bigsps", "keyframes", "flood", "silent"];
+    let mut hostile = Vec::new();
+    for mode in modes {
+        hostile.push(RtspCamera::hostile(mode).await);
+    }
     let (server, player) = crate::common::live_server(Server::builder()).await;
     let good = json!({"id": "cam", "kind": "rtsp", "url": camera.url(None, "/cam")});
     call(&server, Method::POST, "/api/inputs", Some(&good), 201).await;
@@ -895,18 +892,12 @@ async fn files_of_each_codec_and_container_play() {
         wait_state(&server, colour, "playing").await;
     }
     let frame = player.settled_after(Instant::now()).await;
-    type Look = fn(Rgb) -> bool;
-    let looks: [(&str, Look, (u32, u32)); 4] = [
-        ("red", crate::pixels::red, (80, 45)),
-        ("lime", crate::pixels::green, (240, 45)),
-        ("blue", crate::pixels::blue, (80, 135)),
-        ("white", |p| p.iter().all(|&c| c > 220), (240, 135)),
+    let white: Look = ("white", |p| p.iter().all(|&c| c > 220));
+    let points = [
+        (80, 45, RED),
+        (240, 45, GREEN),
+        (80, 135, BLUE),
+        (240, 135, white),
     ];
-    for (name, look, (x, y)) in looks {
-        assert!(
-            look(pixel(&frame, x, y)),
-            "{name}: {:?}",
-            pixel(&frame, x, y)
-        );
-    }
+    assert_looks(&frame, &points, "each file on its layer");
 }

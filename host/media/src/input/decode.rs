@@ -22,7 +22,7 @@ pub enum DecodeError {
         source: ffmpeg::Error,
     },
     /// A picture over the size limit.
-    #[error("a {width}×{height} picture exceeds the limit of {max_w}×{max_h}")]
+    #[error("a {width}×{height} picture is over the limit of {max_w}×{max_h} (--max-input-size)")]
     TooLarge {
         /// Picture width.
         width: u32,
@@ -65,14 +65,7 @@ impl VideoDecoder {
                 u32::try_from((*raw).height).unwrap_or(0),
             )
         };
-        if width > max.0 || height > max.1 {
-            return Err(DecodeError::TooLarge {
-                width,
-                height,
-                max_w: max.0,
-                max_h: max.1,
-            });
-        }
+        check_size((width, height), max)?;
         Self::open(&mut ctx, id, max)?;
         Self::finish(ctx, id, max)
     }
@@ -179,16 +172,22 @@ impl VideoDecoder {
         if w == 0 || h == 0 {
             return Ok(None);
         }
-        if w > self.max.0 || h > self.max.1 {
-            return Err(DecodeError::TooLarge {
-                width: w,
-                height: h,
-                max_w: self.max.0,
-                max_h: self.max.1,
-            });
-        }
+        check_size((w, h), self.max)?;
         Ok(Some(&self.frame))
     }
+}
+
+/// A picture of `size` refused when it is over `max` (width, height).
+pub fn check_size((width, height): (u32, u32), max: (u32, u32)) -> Result<(), DecodeError> {
+    if width > max.0 || height > max.1 {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max_w: max.0,
+            max_h: max.1,
+        });
+    }
+    Ok(())
 }
 
 fn libc_enomem() -> i32 {

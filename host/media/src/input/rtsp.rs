@@ -31,7 +31,7 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
-use super::decode::VideoDecoder;
+use super::decode::{self, VideoDecoder};
 use super::model::{Transport as InputTransport, mask_rtsp_url};
 use super::present::Presented;
 use super::{InputState, Outcome, Session, Source, SourceError};
@@ -234,18 +234,11 @@ async fn pull(
 
 /// A picture size over `max` in the stream's parameters, as a lasting failure.
 fn check_size(parameters: Option<ParametersRef<'_>>, max: (u32, u32)) -> Result<(), SourceError> {
-    let Some(ParametersRef::Video(video)) = parameters else {
-        return Ok(());
-    };
-    let (width, height) = video.pixel_dimensions();
-    if width > max.0 || height > max.1 {
-        return Err(SourceError::fatal(format!(
-            "the camera sends {width}×{height} pictures, over the limit of {}×{} \
-             (--max-input-size)",
-            max.0, max.1
-        )));
+    match parameters {
+        Some(ParametersRef::Video(video)) => decode::check_size(video.pixel_dimensions(), max)
+            .map_err(|e| SourceError::fatal(format!("the camera: {e}"))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// What one camera may send in a second ([`MAX_BYTES_PER_SEC`], [`MAX_UNITS_PER_SEC`]).
