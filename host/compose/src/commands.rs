@@ -9,7 +9,7 @@
 //! cannot panic.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tiny_skia::{
@@ -589,12 +589,12 @@ struct State {
     clip: Option<Mask>,
 }
 
-/// When rasterizing must stop between two commands: at a deadline (the list ran over its
-/// time budget) or when a flag is raised (the pipeline stops).
+/// When rasterizing must stop between two commands: out of time (see [`Deadline`]) or when
+/// a flag is raised (the pipeline stops).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Interrupt<'a> {
-    /// Stop once this instant has passed.
-    pub deadline: Option<Instant>,
+    /// Stop once this has run out.
+    pub deadline: Option<Deadline>,
     /// Stop once this is true.
     pub stop: Option<&'a AtomicBool>,
 }
@@ -608,8 +608,68 @@ impl Interrupt<'_> {
 
     fn due(&self) -> bool {
         self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
-            || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.deadline.is_some_and(|d| d.passed())
     }
+}
+
+/// A time allowance for rasterizing one command list, counted in the rasterizing thread's
+/// own CPU time: a thread the machine preempted (other processes, a busy host) has not spent
+/// its allowance and is not cut short for it. Wall time still bounds it: at twice the
+/// allowance the list stops whatever the CPU time, so a starved thread holds its frame at
+/// most that long.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    allowance: Duration,
+    started: Instant,
+    started_cpu: Option<Duration>,
+}
+
+impl Deadline {
+    /// An allowance that starts now.
+    pub fn start(allowance: Duration) -> Self {
+        Self {
+            allowance,
+            started: Instant::now(),
+            started_cpu: thread_cpu_time(),
+        }
+    }
+
+    /// The allowance.
+    pub fn allowance(&self) -> Duration {
+        self.allowance
+    }
+
+    /// CPU time this thread spent since the start (wall time where the platform has no
+    /// thread CPU clock).
+    pub fn cpu_used(&self) -> Duration {
+        match (self.started_cpu, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => self.started.elapsed(),
+        }
+    }
+
+    /// Whether the allowance has run out. The thread's CPU clock (a system call) is read
+    /// only once the wall clock has passed the allowance.
+    pub fn passed(&self) -> bool {
+        let wall = self.started.elapsed();
+        wall >= self.allowance && (wall >= 2 * self.allowance || self.cpu_used() >= self.allowance)
+    }
+}
+
+/// The calling thread's CPU time, if the platform has the clock.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| {
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    })
 }
 
 /// Rasterizing stopped before the end of the list.

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use sm_compose::Resources;
+use sm_compose::commands::Deadline;
 use sm_compose::text::FontBook;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
@@ -20,6 +21,9 @@ pub struct HostState {
     pub(crate) log: Arc<Mutex<PluginLog>>,
     pub(crate) fonts: FontBook,
     pub(crate) resources: Arc<Resources>,
+    /// The running call's time budget, counted in this thread's CPU time (see
+    /// [`Deadline`]): a guest the machine kept off the CPU is not cut short for it.
+    pub(crate) deadline: Deadline,
 }
 
 /// The store's limits, recording the largest memory the instance grew to.

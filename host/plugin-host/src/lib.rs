@@ -6,7 +6,7 @@
 //! compiled or taken from the cache, described, configured and test-rendered under the
 //! limits, all off the render thread) into a [`Build`]; layers instantiate a build into an
 //! [`Instance`], a fresh [`Store`](wasmtime::Store) with its own memory limit, whose every call has an epoch
-//! deadline.
+//! deadline (a budget of CPU time, bounded in wall time too).
 //!
 //! A plugin is untrusted, so a guest call never panics the host and never runs past its
 //! budget: a trap, a Rust panic (an `unreachable`), a stack overflow, a memory limit hit, an

@@ -1,6 +1,6 @@
 //! The runtime: one wasmtime [`Engine`] with its limits, linker and compiled-component
 //! cache; components prepared into [`Build`]s and instantiated into [`Instance`]s whose every
-//! call runs under an epoch deadline.
+//! call runs under an epoch deadline checked against the thread's CPU time.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -22,7 +23,7 @@ use crate::output::{GuestOutput, PluginLog};
 use crate::wit;
 use crate::wit::since_v0_1_0 as v1;
 use sm_compose::Resources;
-use sm_compose::commands::{DrawCommand, Limits, validate};
+use sm_compose::commands::{Deadline, DrawCommand, Limits, validate};
 use sm_compose::text::FontBook;
 use sm_scene::TemplateSpec;
 
@@ -694,6 +695,7 @@ impl Instance {
             .build();
         let mut fonts = FontBook::default();
         fonts.sync(resources.fonts.iter());
+        let budget = runtime.limits.setup_budget;
         let mut store = Store::new(
             &runtime.engine,
             HostState {
@@ -703,11 +705,20 @@ impl Instance {
                 log,
                 fonts,
                 resources,
+                deadline: Deadline::start(budget),
             },
         );
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        let budget = runtime.limits.setup_budget;
+        // At the budget's epoch the call stops once it has had its budget of CPU time, or
+        // has taken twice its budget of wall time whatever it had; until then it is looked
+        // at again every tick.
+        store.epoch_deadline_callback(|store| {
+            Ok(if store.data().deadline.passed() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
         store.set_epoch_deadline(ticks(budget));
         let bindings =
             pre.instantiate(&mut store)
@@ -767,6 +778,7 @@ impl Instance {
                 message: "instance is broken by an earlier trap".into(),
             });
         }
+        self.store.data_mut().deadline = Deadline::start(budget);
         self.store.set_epoch_deadline(ticks(budget));
         if let Ok(mut log) = self.store.data().log.lock() {
             log.clear_recent();

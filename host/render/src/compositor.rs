@@ -13,15 +13,16 @@
 //!
 //! A template layer's new picture is rasterized into a spare raster against a deadline
 //! (what is left of the layer's share of the frame, with one share of slack for an
-//! estimate that was too low): a picture that runs out of time is abandoned between two
-//! draw commands, counted as a `rasterBudget` fault of its layer, and the last good raster
-//! stays on air. The pipeline's stop flag interrupts the same way, so a restart never
+//! estimate that was too low, in the thread's CPU time): a picture that runs out of time is
+//! abandoned between two draw commands, counted as a `rasterBudget` fault of its layer, and
+//! the last good raster stays on air. One cut short only because the machine kept the
+//! thread waiting is no fault: it is drawn again the next frame. The pipeline's stop flag interrupts the same way, so a restart never
 //! leaves a render thread behind working, and the thread names the template layer it is
 //! working on for the pipeline's watchdog ([`RenderWatch`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use crate::slot::{OnAir, SceneSlot};
 use sm_compose::Resources;
 use sm_compose::blend;
 use sm_compose::commands::{
-    DrawCommand, Interrupt, Interrupted, Limits, rasterize, rasterize_within, validate,
+    Deadline, DrawCommand, Interrupt, Interrupted, Limits, rasterize, rasterize_within, validate,
 };
 use sm_compose::text::FontBook;
 use sm_compose::video::{FeedFrame, Fit, Want};
@@ -77,6 +78,10 @@ struct CachedLayer {
     spare: Option<Pixmap>,
     /// The last picture of a template layer too big to cache, drawn straight into frames.
     picture: Vec<DrawCommand>,
+    /// A template layer's picture whose rasterizing was cut short by the machine (the
+    /// thread was preempted, not out of its CPU allowance): drawn again next frame unless
+    /// the template has a newer one.
+    retry: Option<(Vec<DrawCommand>, Duration)>,
     /// The input frame a video layer shows (0: none, its slate).
     video_seq: u64,
 }
@@ -97,6 +102,7 @@ impl CachedLayer {
             seen: true,
             spare: None,
             picture: Vec::new(),
+            retry: None,
             video_seq: 0,
         }
     }
@@ -143,11 +149,15 @@ struct Picture {
 }
 
 /// How rasterizing a template layer's new picture went.
+#[derive(Debug)]
 enum Rastered {
     /// Drawn in this long.
     Drawn(Duration),
-    /// Abandoned after this long (the last good raster stays).
+    /// Abandoned after this long, out of its allowance (the last good raster stays).
     Abandoned(Interrupted, Duration),
+    /// Cut short after this long by a busy machine, with its CPU allowance left: not the
+    /// template's fault; the picture is drawn again next frame.
+    Preempted(Duration),
 }
 
 /// A rectangle of frame pixels: `x0, y0, x1, y1` (end exclusive).
@@ -356,7 +366,7 @@ impl SceneRender {
                 continue;
             };
             match outcome {
-                Rastered::Drawn(took) => runner.rasterized(took),
+                Rastered::Drawn(took) | Rastered::Preempted(took) => runner.rasterized(took),
                 Rastered::Abandoned(at, took) => {
                     runner.rasterized(took);
                     let timing = runner.timing();
@@ -484,6 +494,7 @@ impl SceneRender {
             };
             let mut differs = !same_content(&cached.content, layer)
                 || cached.scale != scale
+                || cached.retry.is_some()
                 || self.pictures.iter().any(|p| p.index == i);
             if layer.video.is_some() && layer.visible {
                 // Asked every frame: this is also how the input learns the size it is
@@ -540,11 +551,13 @@ impl SceneRender {
                     .entry(layer.id.clone())
                     .or_insert_with(|| CachedLayer::new(layer.clone())),
             };
+            let retry = cached.retry.take();
             let picture = self
                 .pictures
                 .iter_mut()
                 .find(|p| p.index == i)
-                .map(|p| (std::mem::take(&mut p.commands), p.allowance));
+                .map(|p| (std::mem::take(&mut p.commands), p.allowance))
+                .or(retry);
             if picture.is_some()
                 && let Some(spec) = &layer.template
             {
@@ -834,17 +847,21 @@ fn refresh(
         return None;
     }
     if let Some((commands, allowance)) = picture {
-        return Some(draw_picture(
+        let outcome = draw_picture(
             cached,
             &commands,
             (rw as u32, rh as u32, margin),
             fonts,
             resources,
             Interrupt {
-                deadline: Some(Instant::now() + allowance),
+                deadline: Some(Deadline::start(allowance)),
                 stop,
             },
-        ));
+        );
+        if matches!(outcome, Rastered::Preempted(_)) {
+            cached.retry = Some((commands, allowance));
+        }
+        return Some(outcome);
     }
     // The previous raster's memory is reused when the size is the same.
     let reused = cached
@@ -930,7 +947,11 @@ fn draw_picture(
         }
         Err(at) => {
             cached.spare = Some(raster);
-            Rastered::Abandoned(at, took)
+            let stopping = interrupt.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+            match interrupt.deadline {
+                Some(d) if !stopping && d.cpu_used() < d.allowance() => Rastered::Preempted(took),
+                _ => Rastered::Abandoned(at, took),
+            }
         }
     }
 }
@@ -1596,11 +1617,23 @@ mod picture_tests {
 
         // Out of time: abandoned too.
         let past = Interrupt {
-            deadline: Some(Instant::now() - Duration::from_millis(1)),
+            deadline: Some(Deadline::start(Duration::ZERO)),
             stop: None,
         };
         let late = draw(&mut c, [255, 0, 0, 255], past);
         assert!(matches!(late, Rastered::Abandoned(..)));
+        assert_eq!(centre(&c), [0, 255, 0, 255]);
+
+        // Off the CPU past twice its allowance (a busy machine): cut short, but it is not
+        // the picture's fault.
+        let deadline = Deadline::start(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(5));
+        let starved = Interrupt {
+            deadline: Some(deadline),
+            stop: None,
+        };
+        let preempted = draw(&mut c, [255, 0, 0, 255], starved);
+        assert!(matches!(preempted, Rastered::Preempted(_)), "{preempted:?}");
         assert_eq!(centre(&c), [0, 255, 0, 255]);
 
         // In time: the new picture replaces it, drawn in the spare (no new raster).
