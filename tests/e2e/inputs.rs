@@ -901,3 +901,96 @@ async fn files_of_each_codec_and_container_play() {
     ];
     assert_looks(&frame, &points, "each file on its layer");
 }
+
+/// Green dominates a sampled colour (the switched camera's background).
+fn greenish(p: Rgb) -> bool {
+    p[1] > 150 && p[0] < 90 && p[2] < 90
+}
+
+/// How many of `frames` show a colour `like` in the layer whose top-left output pixel is
+/// `(x, y)` (sampled at two points, one of which the ball may cover).
+fn frames_showing(frames: &[Vec<u8>], (x, y): (u32, u32), like: fn(Rgb) -> bool) -> usize {
+    frames
+        .iter()
+        .filter(|f| like(pixel(f, x + 10, y + 10)) || like(pixel(f, x + 150, y + 80)))
+        .count()
+}
+
+/// A camera over UDP that changes its picture size mid-session, and a camera sending H.265:
+/// both on air, the resolution change taken without a reconnect or a dropped frame.
+#[tokio::test]
+async fn cameras_over_udp_in_h265_and_changing_resolution_stay_on_air() {
+    let mut switching = RtspCamera::start(&["--switch", "640x360:0xff00ff00"]).await;
+    let hevc = RtspCamera::start(&["--codec", "h265"]).await;
+    let (server, player) = crate::common::live_server(Server::builder()).await;
+    let mut ws = Ws::open(&server).await;
+    let inputs = [
+        ("udp", switching.url(None, "/cam"), "udp", (0, 0)),
+        ("hevc", hevc.url(None, "/cam"), "tcp", (0, 540)),
+    ];
+    for (id, url, transport, (x, y)) in &inputs {
+        let body = json!({"id": id, "kind": "rtsp", "url": url, "transport": transport});
+        call(&server, Method::POST, "/api/inputs", Some(&body), 201).await;
+        add_layer(&server, &video_layer(id, id, (*x, *y, 960, 540))).await;
+    }
+    for (id, ..) in &inputs {
+        let playing = wait_state(&server, id, "playing").await;
+        assert_eq!(
+            (&playing["stats"]["width"], &playing["stats"]["height"]),
+            (&json!(320), &json!(180)),
+            "{id}: {playing}"
+        );
+    }
+    let frames = player.wait_since(Instant::now(), 30).await;
+    assert_camera_on_air(&frames, "over UDP");
+    let hevc_frames = frames_showing(&frames, (0, 90), bluish);
+    assert!(
+        hevc_frames * 10 >= frames.len() * 9,
+        "the H.265 camera's blue in {hevc_frames} of {} frames",
+        frames.len()
+    );
+    assert_eq!(
+        input_states(&mut ws, "udp").await,
+        ["connecting", "playing"]
+    );
+    let before = server.state().await;
+
+    // The camera switches to 640×360 on a green background: new parameter sets in band.
+    switching.signal("USR1");
+    let switched = Instant::now();
+    let input = loop {
+        let input = server.get("/api/inputs/udp").await.1;
+        if input["stats"]["width"] == 640 {
+            break input;
+        }
+        assert!(
+            switched.elapsed() < secs(5.0),
+            "still {}x{} 5 s after the switch: {input}",
+            input["stats"]["width"],
+            input["stats"]["height"]
+        );
+        tokio::time::sleep(secs(0.1)).await;
+    };
+    assert_eq!(input["stats"]["height"], 360, "{input}");
+    assert_eq!(input["state"], "playing", "{input}");
+    assert_eq!(input["stats"]["reconnects"], 0, "{input}");
+    let frames = player.wait_since(Instant::now(), 30).await;
+    let green_frames = frames_showing(&frames, (0, 0), greenish);
+    assert!(
+        green_frames * 10 >= frames.len() * 9,
+        "the switched picture's green in {green_frames} of {} frames",
+        frames.len()
+    );
+    assert!(
+        frames.iter().all(|f| black(pixel(f, 240, 135))),
+        "outside the layers"
+    );
+    let states = input_states(&mut ws, "udp").await;
+    assert!(
+        states.iter().all(|s| s == "playing"),
+        "the switch was taken without leaving playing: {states:?}"
+    );
+    let after = server.state().await;
+    assert_eq!(after["droppedFrames"], before["droppedFrames"], "{after}");
+    assert!(after["fps"].as_f64().unwrap() > 28.0, "{after}");
+}

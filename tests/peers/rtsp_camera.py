@@ -3,6 +3,10 @@
 (a white ball moving over a flat background) as H.264, with AAC sound (mpeg4-generic,
 which retina takes), optionally behind Basic authentication.
 
+With `--codec h265` the picture is H.265 instead. With `--switch WxH:ARGB`, SIGUSR1 makes the
+camera switch, mid-session, to that picture size and background (new parameter sets with
+the next key frame, as a camera does when its resolution is changed).
+
 With `--timecode`, the picture instead carries the wall-clock time it was made, for latency
 measurements: a row of 26 blocks of 64x64 pixels at the top left, white, then 24 bits of
 (milliseconds since the epoch mod 2^24), most significant first (white = 1), then black;
@@ -13,6 +17,7 @@ Run with the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0):
 """
 
 import argparse
+import signal
 import sys
 import time
 
@@ -85,6 +90,8 @@ def main() -> None:
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--timecode", action="store_true", help="stamp the time into each picture")
+    p.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    p.add_argument("--switch", help="WxH:ARGB to switch to on SIGUSR1")
     a = p.parse_args()
 
     Gst.init(None)
@@ -93,13 +100,21 @@ def main() -> None:
         source = f"appsrc name=clock format=time caps=\"{caps},format=I420\""
     else:
         source = (
-            f"videotestsrc is-live=true pattern=ball background-color={a.background} "
-            f"foreground-color=0xffffffff ! {caps}"
+            f"videotestsrc name=pattern is-live=true pattern=ball "
+            f"background-color={a.background} foreground-color=0xffffffff ! "
+            f"videoscale ! capsfilter name=size caps=\"{caps}\""
         )
-    video = (
-        f"{source} ! x264enc tune=zerolatency speed-preset=ultrafast threads=1 "
-        f"key-int-max={a.fps} ! rtph264pay name=pay0 pt=96 config-interval=-1"
-    )
+    if a.codec == "h265":
+        encode = (
+            f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.fps} ! "
+            "video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
+        )
+    else:
+        encode = (
+            f"x264enc tune=zerolatency speed-preset=ultrafast threads=1 "
+            f"key-int-max={a.fps} ! rtph264pay name=pay0 pt=96 config-interval=-1"
+        )
+    video = f"{source} ! {encode}"
     audio = (
         "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
         "audio/x-raw,rate=48000,channels=2 ! voaacenc ! rtpmp4gpay name=pay1 pt=97"
@@ -107,6 +122,29 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f"( {video} {audio} )")
     factory.set_shared(True)
+    medias = []
+    factory.connect("media-configure", lambda _f, media: medias.append(media))
+    if a.switch:
+        size, background = a.switch.split(":")
+        width, height = size.split("x")
+
+        def switch() -> bool:
+            for media in medias:
+                pipeline = media.get_element()
+                pattern = pipeline.get_by_name("pattern")
+                if pattern is None:
+                    continue
+                pattern.set_property("background-color", int(background, 16))
+                pipeline.get_by_name("size").set_property(
+                    "caps",
+                    Gst.Caps.from_string(
+                        f"video/x-raw,width={width},height={height},framerate={a.fps}/1"
+                    ),
+                )
+            print(f"switched to {size}", flush=True)
+            return GLib.SOURCE_REMOVE
+
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, switch)
     if a.timecode:
         def configure(_factory, media) -> None:  # noqa: ANN001
             # A new media (the first client after none) starts its own clock.
