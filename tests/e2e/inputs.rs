@@ -920,7 +920,7 @@ fn frames_showing(frames: &[Vec<u8>], (x, y): (u32, u32), like: fn(Rgb) -> bool)
 /// both on air, the resolution change taken without a reconnect or a dropped frame.
 #[tokio::test]
 async fn cameras_over_udp_in_h265_and_changing_resolution_stay_on_air() {
-    let mut switching = RtspCamera::start(&["--switch", "640x360:0xff00ff00"]).await;
+    let switching = RtspCamera::start(&["--switch", "640x360:0xff00ff00"]).await;
     let hevc = RtspCamera::start(&["--codec", "h265"]).await;
     let (server, player) = crate::common::live_server(Server::builder()).await;
     let mut ws = Ws::open(&server).await;
