@@ -1384,10 +1384,23 @@ pub type WsRefusal = (Option<u16>, String);
 impl Ws {
     /// Connects, with `Authorization: Bearer <bearer>` when given.
     pub async fn connect(url: &str, bearer: Option<&str>) -> Result<Ws, WsRefusal> {
+        Self::connect_from(url, bearer, None).await
+    }
+
+    /// [`Ws::connect`] as a browser page of `origin` does (its `Origin` header).
+    pub async fn connect_from(
+        url: &str,
+        bearer: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, WsRefusal> {
         let mut req = url.into_client_request().expect("valid ws url");
         if let Some(t) = bearer {
             let value = format!("Bearer {t}").parse().expect("header value");
             req.headers_mut().insert("authorization", value);
+        }
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("origin", o.parse().expect("header value"));
         }
         let connect = tokio_tungstenite::connect_async(req);
         match tokio::time::timeout(secs(10.0), connect).await {

@@ -11,6 +11,7 @@ mod api;
 mod assets;
 mod authoring;
 mod common;
+mod console;
 mod destinations;
 mod golden;
 mod guests;

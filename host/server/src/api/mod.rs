@@ -6,6 +6,7 @@
 
 mod app;
 pub mod assets;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod inputs;
@@ -79,14 +80,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().split_for_parts().1
 }
 
-/// The REST router.
+/// The HTTP router: the REST API (behind the token), the console and the WebSocket at `/ws`
+/// (which check their own way).
 pub fn router(state: AppState) -> Router {
     api_routes()
         .split_for_parts()
         .0
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(console::router())
+        .merge(ws::route(state))
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {

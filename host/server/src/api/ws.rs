@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -37,12 +37,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The WebSocket at `/ws` alone, for the HTTP port (where the console opens it).
+pub fn route(state: AppState) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(state)
+}
+
 async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if !super::console::same_origin(&headers) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a page of another origin may not open this WebSocket",
+        )
+        .into_response();
+    }
     let presented = bearer(&headers).or(q.token.as_deref());
     if !state.authorized(presented) {
         return ApiError::unauthorized().into_response();
