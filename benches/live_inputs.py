@@ -2,10 +2,13 @@
 """Live inputs on air for minutes: the reference scene with its three templates plus two
 1080p30 RTSP cameras on video layers, streamed at 1080p30 (libx264 veryfast).
 
-Each camera (tests/peers/rtsp_camera.py --timecode) stamps the wall-clock time it made a
-picture into the picture. A viewer (ffmpeg reading the server's RTMP output) reads the
-stamps back out of the program, so each decoded program frame gives the camera→viewer
-latency of both cameras. Before the server starts, the same viewer reads camera 1
+A camera encodes in its own hardware; here the two would take a third of the 2 cores from
+the server. So each camera (tests/peers/rtsp_camera.py --replay) serves a clip made once
+(H.264 at up to 6 Mbit/s: a grey gradient, a moving bar and each frame's index stamped into
+it; with `--noise`, noise below the stamp, a worst case for the decoders and the program's
+encoder) in real time, and says when it started: frame i left it at that time + i/30 s. A viewer (ffmpeg reading the
+server's RTMP output) reads the stamps back out of the program, so each decoded program
+frame gives the camera→viewer latency of both cameras. Before the server starts, the same viewer reads camera 1
 directly (RTSP → decode) for a baseline: the difference is what the server adds (its
 decode, pacing, compose, encode and the RTMP hop). Every second it also samples the
 server's dropped frames, CPU time, RSS and `stream_input_latency_ms` (a picture's arrival
@@ -16,6 +19,8 @@ Prints a summary and writes a CSV and a PNG plot (matplotlib, when installed):
     cargo build --release --bin stream-manager
     (cd templates && cargo build --release --target wasm32-wasip2)
     python3 benches/live_inputs.py --minutes 10 --out target/live-inputs
+
+The clip is made on the first run (a few minutes; kept in the output directory).
 """
 import argparse
 import csv
@@ -58,9 +63,7 @@ def read_stamp(row, x0, scale):
     return value
 
 
-def age_ms(stamp, now_ms):
-    """Milliseconds from `stamp` (ms mod 2^24) to `now_ms`."""
-    return (now_ms - stamp) % (1 << BITS)
+FPS = 30
 
 
 class Viewer:
@@ -93,15 +96,45 @@ class Viewer:
         self.proc.wait(timeout=10)
 
 
-def camera(port, path):
-    proc = subprocess.Popen(
-        ["nice", "-n", str(NICE), "/usr/bin/python3", CAMERA, "--port", str(port), "--path", path, "--timecode",
-         "--width", "1920", "--height", "1080", "--fps", "30"],
-        stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if "ready" not in line:
-        sys.exit(f"the camera did not start: {line!r}")
-    return proc
+def make_clip(path, frames, noise):
+    if os.path.exists(path):
+        return
+    print(f"making the cameras' clip ({frames} frames at 1080p, once): {path}", flush=True)
+    subprocess.run(["/usr/bin/python3", CAMERA, "--port", "0", "--make-clip", path + ".part",
+                    "--frames", str(frames), "--width", "1920", "--height", "1080",
+                    "--fps", str(FPS), *(["--noise"] if noise else [])], check=True)
+    os.rename(path + ".part", path)
+
+
+class Camera:
+    """A camera replaying `clip` on `port`; `age_ms(index, now_ms)` is how long ago frame
+    `index` left it."""
+
+    def __init__(self, port, path, clip):
+        self.proc = subprocess.Popen(
+            ["nice", "-n", str(NICE), "/usr/bin/python3", CAMERA, "--port", str(port),
+             "--path", path, "--replay", clip, "--fps", str(FPS)],
+            stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.start_ms = None
+        line = self.proc.stdout.readline()
+        if "ready" not in line:
+            sys.exit(f"the camera did not start: {line!r}")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("started "):
+                self.start_ms = float(line.split()[1])
+
+    def age_ms(self, index, now_ms):
+        if self.start_ms is None:
+            return None
+        return now_ms - (self.start_ms + index * 1000 / FPS)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def proc_cpu_rss(pid):
@@ -118,12 +151,13 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def baseline(url, seconds):
+def baseline(cam, url, seconds):
     """camera → ffmpeg decode directly: latencies in ms."""
     ages = []
     viewer = Viewer(url, 1920, 0, 64, lambda row, now: (
         (s := read_stamp(row[32 * 1920:], 0, 1.0)) is not None
-        and ages.append(age_ms(s, now))), extra=["-rtsp_transport", "tcp"])
+        and (a := cam.age_ms(s, now)) is not None
+        and ages.append(a)), extra=["-rtsp_transport", "tcp"])
     time.sleep(seconds)
     viewer.stop()
     return ages[30:]  # past the start-up burst
@@ -139,26 +173,31 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--binary", default=BINARY)
     ap.add_argument("--out", default=os.path.join(ROOT, "target/live-inputs"))
+    ap.add_argument("--noise", action="store_true",
+                    help="cameras showing noise (a worst case for the codecs)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     assets_dir = os.path.join(ROOT, "target/reference-assets")
     subprocess.run([sys.executable, os.path.join(ROOT, "benches/reference/make_assets.py"),
                     assets_dir], check=True)
+    kind = "noise" if args.noise else "clean"
+    clip = os.path.join(args.out, f"camera-clip-{kind}-{args.minutes:g}min.mp4")
+    make_clip(clip, int((args.minutes * 60 + 60) * FPS), args.noise)
     ports = [free_port(), free_port()]
-    cams = [camera(p, f"/cam{i + 1}") for i, p in enumerate(ports)]
+    cams = [Camera(p, f"/cam{i + 1}", clip) for i, p in enumerate(ports)]
     urls = [f"rtsp://127.0.0.1:{p}/cam{i + 1}" for i, p in enumerate(ports)]
     try:
-        base_ages = baseline(urls[0], 15)
-        print(f"baseline camera → ffmpeg directly: p50 {pct(base_ages, .5)} ms, "
-              f"p99 {pct(base_ages, .99)} ms ({len(base_ages)} frames)", flush=True)
-        run(args, assets_dir, urls, base_ages, [c.pid for c in cams])
+        base_ages = baseline(cams[0], urls[0], 15)
+        print(f"baseline camera → ffmpeg directly: p50 {pct(base_ages, .5):.0f} ms, "
+              f"p99 {pct(base_ages, .99):.0f} ms ({len(base_ages)} frames)", flush=True)
+        run(args, assets_dir, urls, base_ages, cams)
     finally:
         for c in cams:
-            c.terminate()
-            c.wait(timeout=10)
+            c.stop()
 
 
-def run(args, assets_dir, urls, base_ages, peers):
+def run(args, assets_dir, urls, base_ages, cams):
+    peers = [c.pid for c in cams]
     templates = os.path.join(ROOT, "templates/target/wasm32-wasip2/release")
     extra = ["--templates-dir", templates]
     with live_server(args.binary, 1920, 1080, 30, extra, rtmp=True) as (base, pid, rtmp_port):
@@ -198,7 +237,7 @@ def run(args, assets_dir, urls, base_ages, peers):
             line = row[int(BLOCK / 2 * scale) * 1920:]
             stamps = [read_stamp(line, x, scale) for (x, _, _, _) in LAYERS]
             samples.append((now / 1000 - t0, *[
-                age_ms(s, now) if s is not None else None for s in stamps]))
+                cam.age_ms(s, now) if s is not None else None for s, cam in zip(stamps, cams)]))
 
         viewer = Viewer(f"rtmp://127.0.0.1:{rtmp_port}/live/main", 1920, LAYERS[0][1],
                         STRIP, on_row)

@@ -12,11 +12,19 @@ measurements: a row of 26 blocks of 64x64 pixels at the top left, white, then 24
 (milliseconds since the epoch mod 2^24), most significant first (white = 1), then black;
 the rest is a grey gradient with a bar sweeping across a band below the stamp.
 
+A camera encodes in its own hardware, not on the server's CPU. To measure a server without
+paying for live encoding on the same cores, `--make-clip PATH --frames N` writes such a
+picture sequence once as an H.264 MP4 whose stamp is the frame's index instead of a time,
+(`--noise`: noise below the stamp, a worst case for codecs), and `--replay PATH` serves that clip in real time (RTP timestamps from the clip), printing
+`started <ms since the epoch>` each time it starts from the top: frame i leaves the camera
+at that time + i / fps.
+
 Run with the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0):
     /usr/bin/python3 tests/peers/rtsp_camera.py --port 8554 --path /cam
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -33,10 +41,15 @@ BITS = 24
 
 
 class TimecodeSource:
-    """Feeds an appsrc with I420 pictures stamped with the time they were made."""
+    """Feeds an appsrc with I420 pictures stamped with the time they were made (or, for a
+    clip, their index, as fast as they are taken)."""
 
-    def __init__(self, width: int, height: int, fps: int) -> None:
+    def __init__(
+        self, width: int, height: int, fps: int, frames: int = 0, noise: bool = False
+    ) -> None:
         self.w, self.h, self.fps = width, height, fps
+        self.clip_frames = frames
+        self.noise = noise
         luma = bytearray(width * height)
         for y in range(height):
             row = 16 + (200 * y) // height
@@ -52,10 +65,15 @@ class TimecodeSource:
 
     def need_data(self, src, _length) -> None:  # noqa: ANN001
         # appsrc asks as fast as the encoder takes: pace to the frame rate here.
+        if self.clip_frames and self.frame >= self.clip_frames:
+            src.emit("end-of-stream")
+            return
+        if self.clip_frames and self.frame % (self.fps * 60) == 0:
+            print(f"clip: {self.frame} of {self.clip_frames} frames", file=sys.stderr, flush=True)
         if self.frame == 0:
             self.start = time.monotonic()
         delay = self.start + self.frame / self.fps - time.monotonic()
-        if delay > 0:
+        if delay > 0 and not self.clip_frames:
             time.sleep(delay)
         w, picture = self.w, self.picture
         span = min(32, w - self.bar)
@@ -67,7 +85,12 @@ class TimecodeSource:
         for y in self.band:
             at = y * w + self.bar
             picture[at:at + span] = b"\xeb" * span
-        now = int(time.time() * 1000) % (1 << BITS)
+        if self.noise:
+            # Noise below the band: the worst case for a decoder, and for the encoder of
+            # the program that shows it.
+            noisy = BLOCK * 4 * w
+            picture[noisy:w * self.h] = os.urandom(w * self.h - noisy)
+        now = (self.frame if self.clip_frames else int(time.time() * 1000)) % (1 << BITS)
         blocks = [1] + [(now >> (BITS - 1 - i)) & 1 for i in range(BITS)] + [0]
         row = b"".join((b"\xeb" if bit else b"\x10") * BLOCK for bit in blocks)
         for y in range(BLOCK):
@@ -77,6 +100,25 @@ class TimecodeSource:
         buf.duration = Gst.SECOND // self.fps
         self.frame += 1
         src.emit("push-buffer", buf)
+
+
+def make_clip(path: str, width: int, height: int, fps: int, frames: int, noise: bool) -> None:
+    """Encodes `frames` pictures stamped with their index into an H.264 MP4 at `path`."""
+    caps = f"video/x-raw,width={width},height={height},framerate={fps}/1,format=I420"
+    pipeline = Gst.parse_launch(
+        f"appsrc name=clock format=time caps=\"{caps}\" ! "
+        f"x264enc tune=zerolatency speed-preset=ultrafast bitrate=6000 key-int-max={fps} ! "
+        f"h264parse ! mp4mux ! filesink location={path}"
+    )
+    clock = TimecodeSource(width, height, fps, frames, noise)
+    pipeline.get_by_name("clock").connect("need-data", clock.need_data)
+    pipeline.set_state(Gst.State.PLAYING)
+    message = pipeline.get_bus().timed_pop_filtered(
+        Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR
+    )
+    pipeline.set_state(Gst.State.NULL)
+    if message.type == Gst.MessageType.ERROR:
+        sys.exit(f"cannot write the clip: {message.parse_error()[0].message}")
 
 
 def main() -> None:
@@ -92,11 +134,25 @@ def main() -> None:
     p.add_argument("--timecode", action="store_true", help="stamp the time into each picture")
     p.add_argument("--codec", choices=["h264", "h265"], default="h264")
     p.add_argument("--switch", help="WxH:ARGB to switch to on SIGUSR1")
+    p.add_argument("--make-clip", help="write a clip of --frames stamped pictures, then exit")
+    p.add_argument("--frames", type=int, default=0)
+    p.add_argument("--noise", action="store_true", help="a clip of noise below the stamp")
+    p.add_argument("--replay", help="serve this clip (from --make-clip) in real time")
     a = p.parse_args()
 
     Gst.init(None)
     caps = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
-    if a.timecode:
+    if a.make_clip:
+        make_clip(a.make_clip, a.width, a.height, a.fps, a.frames, a.noise)
+        return
+    if a.replay:
+        # Paced by the clip's timestamps before the payloader, as a live camera sends.
+        # Parameter sets in band, in the key frame's own access unit (as a camera sends).
+        source = (
+            f"filesrc location={a.replay} ! qtdemux ! h264parse config-interval=-1 ! "
+            "video/x-h264,stream-format=byte-stream,alignment=au ! identity sync=true"
+        )
+    elif a.timecode:
         source = f"appsrc name=clock format=time caps=\"{caps},format=I420\""
     else:
         source = (
@@ -115,15 +171,32 @@ def main() -> None:
             f"key-int-max={a.fps} ! rtph264pay name=pay0 pt=96 config-interval=-1"
         )
     video = f"{source} ! {encode}"
+    if a.replay:
+        video = f"{source} ! rtph264pay name=pay0 pt=96"
     audio = (
         "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
         "audio/x-raw,rate=48000,channels=2 ! voaacenc ! rtpmp4gpay name=pay1 pt=97"
     )
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(f"( {video} {audio} )")
+    # A clip is not live: mixed with the live sound, its late packets would be dropped.
+    factory.set_launch(f"( {video} )" if a.replay else f"( {video} {audio} )")
     factory.set_shared(True)
     medias = []
     factory.connect("media-configure", lambda _f, media: medias.append(media))
+    if a.replay:
+        def configure_replay(_factory, media) -> None:  # noqa: ANN001
+            def on_state(media, state) -> None:  # noqa: ANN001
+                if state != Gst.State.PLAYING:
+                    return
+                # The wall-clock time of running time 0, when the clip's first frame left.
+                pipeline = media.get_element()
+                running = pipeline.get_clock().get_time() - pipeline.get_base_time()
+                start_ms = time.time() * 1000 - running / 1e6
+                print(f"started {start_ms:.1f}", flush=True)
+
+            media.connect("new-state", on_state)
+
+        factory.connect("media-configure", configure_replay)
     if a.switch:
         size, background = a.switch.split(":")
         width, height = size.split("x")
