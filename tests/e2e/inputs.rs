@@ -547,17 +547,29 @@ fn bluish(p: Rgb) -> bool {
     p[2] > 150 && p[0] < 90 && p[1] < 90
 }
 
-/// The camera's picture in the top-left quarter of the output: blue around a moving ball.
-fn assert_camera_on_air(frames: &[Vec<u8>], context: &str) {
-    let blue_frames = frames
+/// Green dominates a sampled colour (the switched camera's background).
+fn greenish(p: Rgb) -> bool {
+    p[1] > 150 && p[0] < 90 && p[2] < 90
+}
+
+/// Asserts that at least 9 in 10 of `frames` show a colour `like` in the camera layer whose
+/// top-left output pixel is `(x, y)` (sampled at two points, one of which the ball may cover).
+fn assert_mostly(frames: &[Vec<u8>], (x, y): (u32, u32), like: fn(Rgb) -> bool, what: &str) {
+    let showing = frames
         .iter()
-        .filter(|f| bluish(pixel(f, 10, 10)) || bluish(pixel(f, 150, 80)))
+        .filter(|f| like(pixel(f, x + 10, y + 10)) || like(pixel(f, x + 150, y + 80)))
         .count();
     assert!(
-        blue_frames * 10 >= frames.len() * 9,
-        "{context}: the camera's blue in {blue_frames} of {} frames",
+        showing * 10 >= frames.len() * 9,
+        "{what} in {showing} of {} frames",
         frames.len()
     );
+}
+
+/// The camera's picture in the top-left quarter of the output: blue around a moving ball.
+fn assert_camera_on_air(frames: &[Vec<u8>], context: &str) {
+    let what = format!("{context}: the camera's blue");
+    assert_mostly(frames, (0, 0), bluish, &what);
     for f in frames {
         assert!(
             black(pixel(f, 240, 135)),
@@ -902,20 +914,6 @@ async fn files_of_each_codec_and_container_play() {
     assert_looks(&frame, &points, "each file on its layer");
 }
 
-/// Green dominates a sampled colour (the switched camera's background).
-fn greenish(p: Rgb) -> bool {
-    p[1] > 150 && p[0] < 90 && p[2] < 90
-}
-
-/// How many of `frames` show a colour `like` in the layer whose top-left output pixel is
-/// `(x, y)` (sampled at two points, one of which the ball may cover).
-fn frames_showing(frames: &[Vec<u8>], (x, y): (u32, u32), like: fn(Rgb) -> bool) -> usize {
-    frames
-        .iter()
-        .filter(|f| like(pixel(f, x + 10, y + 10)) || like(pixel(f, x + 150, y + 80)))
-        .count()
-}
-
 /// A camera over UDP that changes its picture size mid-session, and a camera sending H.265:
 /// both on air, the resolution change taken without a reconnect or a dropped frame.
 #[tokio::test]
@@ -943,12 +941,7 @@ async fn cameras_over_udp_in_h265_and_changing_resolution_stay_on_air() {
     }
     let frames = player.wait_since(Instant::now(), 30).await;
     assert_camera_on_air(&frames, "over UDP");
-    let hevc_frames = frames_showing(&frames, (0, 90), bluish);
-    assert!(
-        hevc_frames * 10 >= frames.len() * 9,
-        "the H.265 camera's blue in {hevc_frames} of {} frames",
-        frames.len()
-    );
+    assert_mostly(&frames, (0, 90), bluish, "the H.265 camera's blue");
     assert_eq!(
         input_states(&mut ws, "udp").await,
         ["connecting", "playing"]
@@ -975,12 +968,7 @@ async fn cameras_over_udp_in_h265_and_changing_resolution_stay_on_air() {
     assert_eq!(input["state"], "playing", "{input}");
     assert_eq!(input["stats"]["reconnects"], 0, "{input}");
     let frames = player.wait_since(Instant::now(), 30).await;
-    let green_frames = frames_showing(&frames, (0, 0), greenish);
-    assert!(
-        green_frames * 10 >= frames.len() * 9,
-        "the switched picture's green in {green_frames} of {} frames",
-        frames.len()
-    );
+    assert_mostly(&frames, (0, 0), greenish, "the switched picture's green");
     assert!(
         frames.iter().all(|f| black(pixel(f, 240, 135))),
         "outside the layers"

@@ -16,9 +16,10 @@
 //! estimate that was too low, in the thread's CPU time): a picture that runs out of time is
 //! abandoned between two draw commands, counted as a `rasterBudget` fault of its layer, and
 //! the last good raster stays on air. One cut short only because the machine kept the
-//! thread waiting is no fault: it is drawn again the next frame. The pipeline's stop flag interrupts the same way, so a restart never
-//! leaves a render thread behind working, and the thread names the template layer it is
-//! working on for the pipeline's watchdog ([`RenderWatch`]).
+//! thread waiting is no fault: it is drawn again the next frame. The pipeline's stop flag
+//! interrupts the same way, so a restart never leaves a render thread behind working, and
+//! the thread names the template layer it is working on for the pipeline's watchdog
+//! ([`RenderWatch`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -494,7 +495,9 @@ impl SceneRender {
             };
             let mut differs = !same_content(&cached.content, layer)
                 || cached.scale != scale
-                || cached.retry.is_some()
+                // A picture to draw again, only where it would be seen (a hidden layer's
+                // waits without recomposing every frame).
+                || (cached.retry.is_some() && layer.visible && layer.position.opacity > 0.0)
                 || self.pictures.iter().any(|p| p.index == i);
             if layer.video.is_some() && layer.visible {
                 // Asked every frame: this is also how the input learns the size it is
