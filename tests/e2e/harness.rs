@@ -1402,10 +1402,35 @@ impl Ws {
             req.headers_mut()
                 .insert("origin", o.parse().expect("header value"));
         }
+        Self::handshake(req).await.map(|(ws, _)| ws)
+    }
+
+    /// Connects offering `protocols` (`Sec-WebSocket-Protocol`), as a browser does that
+    /// carries its token there; also returns the subprotocol the server chose.
+    pub async fn connect_offering(
+        url: &str,
+        protocols: &[&str],
+    ) -> Result<(Ws, Option<String>), WsRefusal> {
+        let mut req = url.into_client_request().expect("valid ws url");
+        let offer = protocols.join(", ").parse().expect("header value");
+        req.headers_mut().insert("sec-websocket-protocol", offer);
+        Self::handshake(req).await
+    }
+
+    async fn handshake(
+        req: tungstenite::handshake::client::Request,
+    ) -> Result<(Ws, Option<String>), WsRefusal> {
         let connect = tokio_tungstenite::connect_async(req);
         match tokio::time::timeout(secs(10.0), connect).await {
             Err(_) => Err((None, "handshake timed out".into())),
-            Ok(Ok((stream, _))) => Ok(Ws { stream }),
+            Ok(Ok((stream, resp))) => {
+                let chosen = resp
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Ok((Ws { stream }, chosen))
+            }
             Ok(Err(tungstenite::Error::Http(resp))) => {
                 Err((Some(resp.status().as_u16()), format!("{resp:?}")))
             }

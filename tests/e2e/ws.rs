@@ -199,6 +199,27 @@ async fn websocket_requires_the_token() {
             "first message is not a stateUpdate: {first}"
         );
     }
+
+    // A browser offers the token as a subprotocol (base64url of its bytes, no padding).
+    for (what, offered) in [
+        ("a wrong token", "bearer.bm9wZQ"),
+        ("a token that is not base64url", "bearer.%%%"),
+    ] {
+        match Ws::connect_offering(&url, &["stream-manager", offered]).await {
+            Ok(_) => panic!("WebSocket accepted with {what} as a subprotocol"),
+            Err((status, detail)) => assert_eq!(status, Some(401), "{what}: {detail}"),
+        }
+    }
+    // "ws-t0ken" in base64url is d3MtdDBrZW4.
+    let (mut ws, chosen) = Ws::connect_offering(&url, &["stream-manager", "bearer.d3MtdDBrZW4"])
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket with the token as a subprotocol refused: {e:?}"));
+    assert_eq!(chosen.as_deref(), Some("stream-manager"));
+    let first = ws.next(secs(5.0)).await;
+    assert!(
+        is_state(&first),
+        "first message is not a stateUpdate: {first}"
+    );
 }
 
 /// The value of a Prometheus sample in `/metrics`.

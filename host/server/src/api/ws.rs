@@ -10,9 +10,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -28,6 +30,13 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 struct TokenQuery {
     token: Option<String>,
 }
+
+/// The subprotocol the server answers with when a client offers it (browsers, which
+/// cannot set an `Authorization` header on a WebSocket, offer it beside their token).
+pub const SUBPROTOCOL: &str = "stream-manager";
+
+/// Prefix of the subprotocol that carries a token: `bearer.<base64url of the token>`.
+const TOKEN_PROTOCOL: &str = "bearer.";
 
 /// The WebSocket router (served on its own port), at `/` and `/ws`.
 pub fn router(state: AppState) -> Router {
@@ -56,16 +65,38 @@ async fn upgrade(
         )
         .into_response();
     }
-    let presented = bearer(&headers).or(q.token.as_deref());
+    let offered = protocol_token(&headers);
+    let presented = bearer(&headers)
+        .or(offered.as_deref())
+        .or(q.token.as_deref());
     if !state.authorized(presented) {
         return ApiError::unauthorized().into_response();
     }
-    ws.on_upgrade(move |socket| async move {
-        state.ws_clients.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = socket.split();
-        session(&state, tx, rx).await;
-        state.ws_clients.fetch_sub(1, Ordering::Relaxed);
-    })
+    ws.protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| async move {
+            state.ws_clients.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = socket.split();
+            session(&state, tx, rx).await;
+            state.ws_clients.fetch_sub(1, Ordering::Relaxed);
+        })
+}
+
+/// The token a client offered as the subprotocol `bearer.<base64url, no padding>`, if any
+/// (one that does not decode to UTF-8 is no token, and fails as a wrong one would).
+fn protocol_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(TOKEN_PROTOCOL))
+        .map(|encoded| {
+            URL_SAFE_NO_PAD
+                .decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default()
+        })
 }
 
 /// Serializes one event as `{type, payload}`.
