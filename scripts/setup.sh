@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what stream-manager needs on Debian/Ubuntu, idempotently: FFmpeg development
 # libraries, clang (bindgen), pkg-config, the ffmpeg CLI, redis-server, nginx with the RTMP
-# module and GStreamer's RTSP server (test peers), fonts, and the wasm32-wasip2 Rust target. Sourced by serve.sh
-# and test.sh; safe to run again.
+# module and GStreamer's RTSP server (test peers), fonts, the wasm32-wasip2 Rust target, and
+# Chromium with a Python venv (target/browser-venv: pinned Playwright and pytest) for the
+# console's browser tests. Sourced by serve.sh and test.sh; safe to run again.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,8 @@ packages=(
   # The RTSP camera of the tests: GStreamer's RTSP server, run with the system python3.
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
+  # The console's browser tests: Debian's Chromium, driven by Playwright from a venv.
+  chromium python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -32,4 +35,19 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 >&2
+fi
+
+# The browser tests' venv: Playwright drives Debian's /usr/bin/chromium (no browser download;
+# never run `playwright install`). Made with Debian's python3; rebuilt only when a pin moves.
+browser_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/browser-venv"
+browser_pins=(playwright==1.65.2 pytest==9.2.0)
+if ! "$browser_venv/bin/python" - "${browser_pins[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
+PY
+then
+  echo "setup: making $browser_venv (${browser_pins[*]})" >&2
+  /usr/bin/python3 -m venv "$browser_venv"
+  "$browser_venv/bin/pip" install -q --disable-pip-version-check "${browser_pins[@]}" >&2
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and the whole test suite: formatting, clippy (-D warnings), docs, unit
-# tests and the end-to-end tests, which start their own redis-server, RTMP peers and decoders.
+# tests and the end-to-end tests, which start their own redis-server, RTMP peers and decoders,
+# then the admin console's browser tests (Chromium driven by Playwright, tests/browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -16,3 +17,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# The console in a real browser, against the binary the end-to-end tests built
+# (target/debug/stream-manager; a plain `cargo build` here would rebuild it without the
+# test build's dev-dependency features).
+target/browser-venv/bin/python -m pytest -q tests/browser

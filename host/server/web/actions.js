@@ -56,7 +56,7 @@ export async function refreshScenes() {
 
 let lastFullRefresh = 0;
 
-/** The full state, after every (re)connect and sign-in (`soon`: unless one just ran). */
+/** The full state, at load, after every reconnect and sign-in (`soon`: unless one just ran). */
 export function refreshAll(soon = false) {
   if (soon && Date.now() - lastFullRefresh < 1000) return Promise.resolve();
   lastFullRefresh = Date.now();
@@ -136,8 +136,14 @@ function onMessage({ type, payload }) {
   }
 }
 
+let opens = 0;
+
 export function startFeed() {
-  api.onUnauthorized(() => setState((s) => ({ auth: { ...s.auth, required: true } })));
+  // A 401: ask for a token, and stop the feed (it would fail the same way) until a sign-in.
+  api.onUnauthorized(() => {
+    if (feed) feed.stop();
+    setState((s) => ({ auth: { ...s.auth, required: true }, conn: { status: 'signin', attempt: 0, retryAt: 0 } }));
+  });
   setState((s) => ({ auth: { ...s.auth, signedIn: !!api.token.get() } }));
   feed = new api.Feed({
     url: api.feedUrl(),
@@ -148,14 +154,30 @@ export function startFeed() {
       if (conn.status === 'lost' && before !== 'lost') log('error', 'connection to the server lost; still retrying', { code: 'connection_lost' });
       if (conn.status === 'connected' && before === 'lost') log('info', 'connection restored');
     },
+    // Every (re)connect reloads the whole state (the server may have restarted), except a
+    // first connect right after the initial load below.
     onOpen: () => {
-      refreshAll(true);
+      opens += 1;
+      refreshAll(opens === 1);
     },
   });
-  feed.start();
   refreshAll();
+  connectFeed();
   // Health has no feed message of its own (destinations, store, quarantined layers).
   setInterval(() => { if (getState().conn.status === 'connected') refreshHealth(); }, 10000);
+}
+
+/**
+ * Opens the feed once the REST API takes the page's token (or needs none): a WebSocket
+ * opened without one would be refused the same way, and loudly, in the browser's console.
+ */
+async function connectFeed() {
+  try {
+    await api.get('/api/stream/state');
+  } catch (e) {
+    if (e.status === 401) return; // onUnauthorized has asked for a token
+  }
+  feed.restart();
 }
 
 export const retryNow = () => feed && feed.restart();
@@ -178,16 +200,18 @@ export async function signIn(value) {
   return true;
 }
 
-/** Esc on the sign-in dialog: close it; the next 401 opens it again. */
+/** Esc on the sign-in dialog: close it; the header's "Sign in" opens it again. */
 export const dismissSignIn = () => setState((s) => ({ auth: { ...s.auth, required: false } }));
+export const askSignIn = () => setState((s) => ({ auth: { ...s.auth, required: true } }));
 
 export function signOut() {
   api.token.clear();
   // Nothing read with the token stays on screen.
   setState({ auth: { required: false, signedIn: false, error: '' }, scene: null, scenes: [], templates: [], inputs: [], media: [], assets: [], preview: null, secret: null });
   log('info', 'signed out');
-  feed.restart();
+  feed.stop();
   refreshAll(); // asks for a token again if the server needs one
+  connectFeed();
 }
 
 // --- Helpers for components ---
@@ -261,7 +285,18 @@ export function take({ cut = false } = {}) {
     const r = await api.post(`/api/scenes/${enc(nextScene)}/activate`, { transition: t });
     log('info', `took ${r.id} (${r.transition.kind}${r.transition.kind === 'cut' ? '' : ` ${r.transition.durationMs} ms`})${frameNote(r)}`);
     await Promise.all([refreshScenes(), refreshScene()]);
+    advanceNext(r.id);
   });
+}
+
+// After a take, NEXT moves on from the scene now on air: to the one below it in the
+// rundown, else the first one not on air (a second Take must not take it again).
+function advanceNext(takenId) {
+  const { scenes, nextScene } = getState();
+  if (nextScene !== takenId) return;
+  const i = scenes.findIndex((x) => x.id === takenId);
+  const after = [...scenes.slice(i + 1), ...scenes.slice(0, i)].find((x) => x.id !== takenId);
+  setState({ nextScene: after ? after.id : takenId });
 }
 
 export function createScene(name, copyOnAir) {
@@ -303,27 +338,34 @@ export const patchLayer = (layerId, body, what = `changing layer ${layerId}`) =>
     return r;
   });
 
-function setPositionLocally(layerId, position) {
+// Shows a change of a layer at once, before the server confirms it.
+function changeLayerLocally(layerId, fields) {
   setState((s) => s.scene && {
-    scene: { ...s.scene, layers: s.scene.layers.map((l) => (l.id === layerId ? { ...l, position } : l)) },
+    scene: { ...s.scene, layers: s.scene.layers.map((l) => (l.id === layerId ? { ...l, ...fields } : l)) },
   });
+}
+
+// Runs `request` after showing `fields` on the layer; a refusal puts the server's scene back.
+async function optimistic(layerId, fields, request) {
+  changeLayerLocally(layerId, fields);
+  try {
+    return await request();
+  } catch (e) {
+    refreshScene();
+    throw e;
+  }
 }
 
 /** Replaces a layer's position; shown at once, put back from the server if refused. */
-export function putPosition(layerId, position) {
-  setPositionLocally(layerId, position);
-  return attempt(`moving layer ${layerId}`, async () => {
-    try {
-      const { appliedAtFrame, ...p } = await api.put(`/api/scene/layers/${enc(layerId)}/position`, position);
-      setPositionLocally(layerId, p);
-    } catch (e) {
-      refreshScene();
-      throw e;
-    }
-  });
-}
+export const putPosition = (layerId, position) => attempt(`moving layer ${layerId}`, () =>
+  optimistic(layerId, { position }, async () => {
+    const { appliedAtFrame, ...p } = await api.put(`/api/scene/layers/${enc(layerId)}/position`, position);
+    changeLayerLocally(layerId, { position: p });
+  }));
 
-export const setVisible = (layerId, visible) => patchLayer(layerId, { visible });
+/** Shows or hides a layer; the checkbox follows at once, put back if refused. */
+export const setVisible = (layerId, visible) =>
+  optimistic(layerId, { visible }, () => patchLayer(layerId, { visible }));
 
 /** The template of a template layer, if it is loaded. */
 export function templateOf(layer) {

@@ -1,9 +1,9 @@
 // REST and WebSocket client of the stream-manager API (docs/api.md).
 //
-// The bearer token lives in sessionStorage only: it is never put in the page's URL and never
-// logged. The one exception the browser forces on us is the WebSocket: browsers cannot set an
-// Authorization header on a WebSocket, and the server accepts the token only as that header
-// or as `?token=`, so the feed's URL carries it (see docs/api.md, "With an API token …").
+// The bearer token lives in sessionStorage only: it is never put in a URL and never logged.
+// REST calls send it as `Authorization: Bearer`; the WebSocket, on which a browser cannot set
+// headers, offers it as the subprotocol `bearer.<base64url of its UTF-8 bytes>` beside
+// `stream-manager` (the one the server answers with; see docs/api.md, WebSocket).
 
 const TOKEN_KEY = 'stream-manager.token';
 
@@ -109,6 +109,18 @@ export function feedUrl() {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
 }
 
+/** The WebSocket subprotocols to offer: with a token, `stream-manager` and `bearer.<base64url>`. */
+export function feedProtocols(t = token.get()) {
+  return t ? ['stream-manager', `bearer.${base64url(t)}`] : [];
+}
+
+// base64url without padding of the UTF-8 bytes of `text`.
+function base64url(text) {
+  let bin = '';
+  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const LOST_AFTER_FAILURES = 5; // ≈ 15 s of failed attempts
@@ -158,12 +170,9 @@ export class Feed {
 
   connect() {
     clearTimeout(this.timer);
-    const url = new URL(this.url);
-    const t = token.get();
-    if (t) url.searchParams.set('token', t);
     let ws;
     try {
-      ws = new WebSocket(url.href);
+      ws = new WebSocket(this.url, feedProtocols());
     } catch {
       this.closed();
       return;

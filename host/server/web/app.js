@@ -7,7 +7,7 @@
 //
 // data-testid hooks for browser tests (<id> is a scene, layer, template, input, media or
 // asset id):
-//   header     connection (data-state: connecting|connected|reconnecting|lost),
+//   header     connection (data-state: connecting|connected|reconnecting|lost|signin),
 //              stream-state (data-state: live|paused|stopped), go-live, pause, resume, stop,
 //              stream-error, health, shortcuts-toggle, shortcuts-help, signout
 //   dialogs    stop-dialog, confirm-stop, cancel-stop; confirm-dialog, confirm-ok,
@@ -98,7 +98,7 @@ function ShortcutMap() {
   return html`<${Dialog} testid="shortcut-map" title="Keyboard shortcuts" labelId="shortcuts-h" initialFocus=${close}
       onClose=${() => actions.showHelp(false)}>
     <p>${shortcuts ? 'Shortcuts are on.' : 'Shortcuts are off (toggle in the header).'} They are ignored while a
-      text field, list or dialog has the focus (F5 works inside forms).</p>
+      text field, a drop-down or a dialog has the focus (F5 works inside forms).</p>
     <table class="shortcuts">
       <tbody>${SHORTCUTS.map(([k, what]) => html`<tr key=${k}><th scope="row"><kbd>${k}</kbd></th><td>${what}</td></tr>`)}</tbody>
     </table>

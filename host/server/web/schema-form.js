@@ -186,7 +186,8 @@ function matches(pattern, value) {
 /**
  * Field errors named in a server message, e.g. `layers[5].template.params: /home/score: -1 is
  * less than the minimum of 0; /name: …`. A template's own refusal may name a field as
- * `name`, "name" or `name:`; such a top-level field gets the message too.
+ * `name`, "name", or by starting with it (`name: …`, `name must …`, `home.score …`); such a
+ * top-level field gets the message too.
  */
 export function errorsFromMessage(message, fieldNames = []) {
   const out = {};
@@ -199,7 +200,8 @@ export function errorsFromMessage(message, fieldNames = []) {
   if (!Object.keys(out).length) {
     for (const k of fieldNames) {
       const q = [`\`${k}\``, `"${k}"`, `'${k}'`];
-      if (q.some((x) => rest.includes(x)) || rest.startsWith(`${k}:`)) out[`/${esc(k)}`] = rest;
+      const leads = rest.startsWith(k) && /^[\s:.]/.test(rest.slice(k.length));
+      if (leads || q.some((x) => rest.includes(x))) out[`/${esc(k)}`] = rest;
     }
   }
   return out;
@@ -247,7 +249,7 @@ function Field({ ctx, schema, value, keys, label }) {
   const describedBy = [helpId, errId].filter(Boolean).join(' ') || undefined;
   const a11y = { id, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': describedBy };
   const isNone = value === null || (value === undefined && d.nullable);
-  const title = d.s.title || label;
+  const title = d.s.title || humanize(label);
 
   if (d.kind === 'object' && !isNone) {
     // The root object is the form itself; nested ones are fieldsets.
@@ -306,6 +308,13 @@ function Field({ ctx, schema, value, keys, label }) {
     <div class="field-control">${control}${noneToggle(d, ptr, id, isNone, onValue, ctx.disabled)}</div>
     ${help(d, helpId)}${errorLine(error, errId)}
   </div>`;
+}
+
+// A param key as a label: "accentColor" → "Accent color", "font_size" → "Font size".
+function humanize(key) {
+  if (typeof key !== 'string') return key;
+  const words = key.replace(/[_-]+/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').trim().toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
 function help(d, helpId) {

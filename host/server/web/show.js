@@ -8,7 +8,7 @@ import { useCan, useAction, useTick, NumberInput, fmt, tid, ErrorText } from './
 
 // --- Header ---
 
-const CONN_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', lost: 'Connection lost' };
+const CONN_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', lost: 'Connection lost', signin: 'Sign-in needed' };
 
 // Only the state words are a live region; the countdown next to them is not announced.
 function Connection() {
@@ -21,6 +21,7 @@ function Connection() {
     <span role="status">${CONN_TEXT[conn.status]}</span>
     ${down ? html`<span class="muted">${wait ? `retry in ${wait} s` : 'retrying'}</span>
       <button type="button" class="small" onClick=${actions.retryNow}>Retry now</button>` : null}
+    ${conn.status === 'signin' ? html`<button type="button" class="small" onClick=${actions.askSignIn}>Sign in</button>` : null}
   </div>`;
 }
 
@@ -314,10 +315,12 @@ export function Rundown() {
         onChange=${(e) => actions.setTransition({ kind: e.target.value })}>
         <option value="cut">Cut</option><option value="fade">Fade</option><option value="slide">Slide</option>
       </select>
-      <label for="transition-ms">ms</label>
       <${NumberInput} id="transition-ms" data-testid="transition-duration" class="narrow" min="0" max="10000" step="50"
-        value=${transition.durationMs} disabled=${!mayTake || transition.kind === 'cut'}
+        aria-label="Transition duration (ms)" value=${transition.durationMs} disabled=${!mayTake || transition.kind === 'cut'}
         onValue=${(v) => actions.setTransition({ durationMs: Number.isFinite(v) ? Math.max(0, Math.min(10000, Math.round(v))) : 0 })} />
+      <span class="muted" aria-hidden="true">ms</span>
+    </div>
+    <div class="take-bar">
       <button type="button" data-testid="cut" disabled=${!mayTake || !next || take.busy}
         onClick=${() => take.run(() => actions.take({ cut: true }))}>Cut</button>
       <button type="button" class="primary" data-testid="take" disabled=${!mayTake || !next || take.busy}

@@ -1,0 +1,236 @@
+"""The admin console in a real browser (Chromium) against the real binary: what an operator
+sees and does, checked against the REST API and the decoded RTMP output."""
+import os
+import re
+import time
+
+from playwright.sync_api import expect
+
+from harness import (GUESTS, TEMPLATES, Player, open_console, poll, shot, solid_scene,
+                     tid)
+
+TOKEN_KEY = "stream-manager.token"
+
+
+def no_errors(page, allow=()):
+    errors = [e for e in page.errors if not any(a in e for a in allow)]
+    assert not errors, "the page reported errors:\n  " + "\n  ".join(errors)
+
+
+def test_loads_without_errors_and_signs_in_and_out_with_a_token(page, new_page, servers):
+    plain = servers()
+    open_console(page, plain)
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "stopped")
+    expect(tid(page, "scene-default")).to_be_visible()
+    shot(page, "main-stopped")
+    no_errors(page)
+
+    token = "br0wser-t0ken/+="  # not URL-safe on purpose: it must survive base64url
+    secured = servers(token=token)
+    p = new_page()
+    p.goto(secured.url("/"))
+    expect(tid(p, "signin")).to_be_visible()
+    expect(tid(p, "connection")).to_have_attribute("data-state", "signin")
+    shot(p, "signin")
+    tid(p, "token").fill("wrong")
+    tid(p, "signin-submit").click()
+    expect(tid(p, "signin-error")).to_contain_text("not accepted")
+    tid(p, "token").fill(token)
+    tid(p, "signin-submit").click()
+    expect(tid(p, "signin")).to_be_hidden()
+    expect(tid(p, "connection")).to_have_attribute("data-state", "connected")
+    expect(tid(p, "scene-default")).to_be_visible()
+    assert p.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") == token
+    assert token not in p.evaluate("JSON.stringify(localStorage)")
+    assert token not in p.url
+    leaked = [u for u in p.urls if token in u or "token=" in u]
+    assert not leaked, f"the token is in a URL: {leaked}"
+    assert any(u.startswith("ws:") for u in p.urls), "the page opened no WebSocket"
+
+    tid(p, "signout").click()
+    expect(tid(p, "signin")).to_be_visible()
+    assert p.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
+    expect(tid(p, "scene-default")).to_have_count(0)  # nothing read with the token stays
+    no_errors(p, allow=["401"])
+
+
+def test_preview_updates_once_turned_on(page, servers):
+    server = servers()
+    server.api("POST", "/api/stream/start")
+    open_console(page, server)
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "live")
+    tid(page, "preview-enable").click()
+    expect(tid(page, "preview-enable")).to_have_count(0)
+    assert server.api("GET", "/api/stream/config")["preview"]["enabled"] is True
+    preview = tid(page, "preview")
+    expect(preview).to_be_visible()
+    first = poll(lambda: preview.get_attribute("src"), 10, "a first preview frame")
+    assert first.startswith("data:image/jpeg;base64,")
+    poll(lambda: preview.get_attribute("src") not in (None, first), 5, "the preview image to change")
+    expect(tid(page, "preview-age")).to_have_text(re.compile(r"^\s*\d+ ms\s*$"))
+    # A frame arriving several times a second keeps the shown picture young.
+    age = poll(lambda: int(tid(page, "preview-age").inner_text().split()[0]) < 1000 and
+               tid(page, "preview-age").inner_text(), 5, "a preview younger than 1 s")
+    print("preview age", age)
+    shot(page, "main-live-preview")
+    no_errors(page)
+
+
+def test_go_live_and_stop_with_confirmation(page, servers):
+    server = servers()
+    open_console(page, server)
+    tid(page, "go-live").click()
+    poll(lambda: server.state()["isLive"], 10, "GET /api/stream/state to be live")
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "live")
+
+    tid(page, "stop").click()
+    dialog = tid(page, "stop-dialog")
+    expect(dialog).to_be_visible()
+    expect(tid(page, "cancel-stop")).to_be_focused()
+    shot(page, "stop-dialog")
+    page.keyboard.press("Enter")  # on the focused Cancel: nothing harmful
+    expect(dialog).to_be_hidden()
+
+    tid(page, "stop").click()
+    tid(page, "cancel-stop").click()
+    expect(dialog).to_be_hidden()
+    # A stop would have been sent from the click handler itself: none was, and it is live.
+    assert not [u for u in page.urls if u.endswith("/api/stream/stop")], page.urls
+    assert server.state()["isLive"] is True
+
+    tid(page, "stop").click()
+    tid(page, "confirm-stop").click()
+    poll(lambda: not server.state()["isLive"], 10, "GET /api/stream/state to be stopped")
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "stopped")
+    expect(tid(page, "go-live")).to_be_enabled()
+    no_errors(page)
+
+
+def test_take_with_a_fade_changes_the_program(page, servers):
+    server = servers()
+    server.api("POST", "/api/scenes", {"id": "red", "name": "Red", "scene": solid_scene("#ff0000")})
+    server.api("POST", "/api/scenes", {"id": "blue", "name": "Blue", "scene": solid_scene("#0000ff")})
+    server.api("POST", "/api/scenes/red/activate", {})
+    server.api("POST", "/api/stream/start")
+    player = Player(server.rtmp_play_url(), server.dir)
+    player.wait_colour((255, 0, 0), 20, "the red scene on air")
+
+    open_console(page, server)
+    expect(tid(page, "scene-red")).to_have_attribute("data-tally", "onair")
+    tid(page, "scene-blue").click()
+    expect(tid(page, "scene-blue")).to_have_attribute("data-tally", "next")
+    tid(page, "transition-kind").select_option("fade")
+    tid(page, "transition-duration").fill("1000")
+    taken = time.monotonic()
+    tid(page, "take").click()
+
+    player.wait_colour((0, 0, 255), 10, "the blue scene on air after the take", since=taken)
+    # The fade: frames between red and blue (both channels well up) before the blue ones.
+    mixed = [c for c in player.colours(taken) if c[0] > 60 and c[2] > 60]
+    assert len(mixed) >= 5, f"no fade seen between red and blue: {player.colours(taken)}"
+    assert next(s for s in server.api("GET", "/api/scenes") if s["id"] == "blue")["active"]
+    expect(tid(page, "scene-blue")).to_have_attribute("data-tally", "onair")
+    expect(tid(page, "scene-blue")).to_contain_text("ON AIR")
+    expect(tid(page, "scene-red")).not_to_contain_text("ON AIR")
+    shot(page, "rundown-taken")
+    no_errors(page)
+
+
+def test_template_form_updates_params_and_shows_the_servers_refusal(page, servers):
+    lower_third = os.path.join(TEMPLATES, "lower_third.wasm")
+    hostile = os.path.join(GUESTS, "hostile.wasm")
+    for f, how in ((lower_third, "cd templates"), (hostile, "cd tests/guests")):
+        assert os.path.exists(f), f"{f} is missing: ({how} && cargo build --release --target wasm32-wasip2)"
+    server = servers(preview=True)
+    server.upload_template(lower_third)
+    server.upload_template(hostile)
+    server.api("POST", "/api/scene/layers", {
+        "id": "lt", "kind": "template", "position": {"x": 0, "y": 820, "width": 1280, "height": 200},
+        "template": {"id": "lower-third", "params": {"name": "Jane Doe", "title": "Presenter"}}})
+    server.api("POST", "/api/scene/layers", {
+        "id": "box", "kind": "template", "position": {"x": 1500, "y": 60, "width": 320, "height": 180},
+        "template": {"id": "hostile", "params": {"mode": "ok", "color": "#00ff00"}}})
+    server.api("POST", "/api/stream/start")
+    open_console(page, server)
+
+    # An edit goes on air with Update.
+    tid(page, "layer-lt").get_by_role("button", name="lt").first.click()
+    form = tid(page, "template-form-lt")
+    expect(form).to_be_visible()
+    form.locator('[data-field="/name"] input').fill("Ada Lovelace")
+    form.locator('[data-field="/title"] input').fill("Mathematician")
+    tid(page, "template-update").click()
+    expect(form.get_by_role("status")).to_contain_text("Updated")
+    params = server.api("GET", "/api/scene/layers/lt")["template"]["params"]
+    assert params["name"] == "Ada Lovelace" and params["title"] == "Mathematician", params
+    page.wait_for_timeout(300)  # the preview catches up, for the screenshot
+    form.evaluate("(f) => window.scrollTo(0, f.getBoundingClientRect().top + window.scrollY - 80)")
+    shot(page, "template-form")
+
+    # A value against the schema is caught before anything is sent.
+    accent = form.locator('[data-field="/accentColor"]')
+    accent.locator('input[type="text"]').fill("#12")
+    tid(page, "template-update").click()
+    expect(accent.get_by_test_id("field-error")).to_contain_text("#rrggbb")
+    assert server.api("GET", "/api/scene/layers/lt")["template"]["params"]["accentColor"] == "#e63946"
+
+    # One only the template itself refuses (its configure): the server's 422, at its field.
+    tid(page, "layer-box").get_by_role("button", name="box").first.click()
+    form = tid(page, "template-form-box")
+    colour = form.locator('[data-field="/color"]')
+    colour.locator("input").fill("#12")
+    with page.expect_response(lambda r: r.url.endswith("/api/scene/layers/box")) as answer:
+        tid(page, "template-update").click()
+    refused = answer.value
+    assert refused.status == 422, refused.text()
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_params"
+    said = error["message"].split("params: ", 1)[1]  # the template's own words
+    assert said == 'color must be "#rrggbb"', error
+    expect(colour.get_by_test_id("field-error")).to_have_text(said)
+    expect(form.get_by_test_id("form-error")).to_have_text(error["message"])
+    assert server.api("GET", "/api/scene/layers/box")["template"]["params"]["color"] == "#00ff00"
+    shot(page, "template-form-refused")
+    no_errors(page, allow=["status of 422"])
+
+
+def test_reconnects_to_a_restarted_server_and_shows_its_fresh_state(page, servers):
+    server = servers()
+    server.api("POST", "/api/scenes", {"id": "before", "name": "Before the restart", "scene": solid_scene("#00ff00")})
+    open_console(page, server)
+    expect(tid(page, "scene-before")).to_be_visible()
+
+    server.kill()
+    expect(tid(page, "connection")).to_have_attribute("data-state", "reconnecting")
+    expect(tid(page, "connection")).to_contain_text("Reconnecting")
+    shot(page, "reconnecting")
+    server.launch()  # same ports, fresh in-memory state
+    server.api("POST", "/api/stream/start")
+    expect(tid(page, "connection")).to_have_attribute("data-state", "connected", timeout=15_000)
+    expect(tid(page, "scene-before")).to_have_count(0)
+    expect(tid(page, "scene-default")).to_be_visible()
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "live")
+    no_errors(page, allow=["WebSocket connection to", "net::ERR_CONNECTION_REFUSED"])
+
+
+def test_shortcut_map_and_space_takes_the_selected_scene(page, servers):
+    server = servers()
+    server.api("POST", "/api/scenes", {"id": "studio", "name": "Studio", "scene": solid_scene("#00ff00")})
+    server.api("POST", "/api/scenes", {"id": "outro", "name": "Outro", "scene": solid_scene("#ffffff")})
+    open_console(page, server)
+
+    page.locator("body").click(position={"x": 5, "y": 795})  # focus nothing in particular
+    page.keyboard.press("?")
+    expect(tid(page, "shortcut-map")).to_be_visible()
+    expect(tid(page, "shortcut-map")).to_contain_text("Space")
+    shot(page, "shortcut-map")
+    page.keyboard.press("Escape")
+    expect(tid(page, "shortcut-map")).to_be_hidden()
+
+    tid(page, "scene-outro").click()
+    expect(tid(page, "scene-outro")).to_have_attribute("data-tally", "next")
+    page.keyboard.press(" ")
+    poll(lambda: next(s for s in server.api("GET", "/api/scenes") if s["id"] == "outro")["active"], 5,
+         "scene outro to be active after Space")
+    expect(tid(page, "scene-outro")).to_contain_text("ON AIR")
+    no_errors(page)
