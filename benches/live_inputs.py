@@ -200,7 +200,11 @@ def run(args, assets_dir, urls, base_ages, cams):
     peers = [c.pid for c in cams]
     templates = os.path.join(ROOT, "templates/target/wasm32-wasip2/release")
     extra = ["--templates-dir", templates]
-    with live_server(args.binary, 1920, 1080, 30, extra, rtmp=True) as (base, pid, rtmp_port):
+    log_path = os.path.join(args.out, "server.log")
+    # The render thread logs each drop and its cause at debug level.
+    os.environ["STREAM_MANAGER_LOG"] = "info,stream_manager::pipeline=debug"
+    with live_server(args.binary, 1920, 1080, 30, extra, rtmp=True,
+                     log_path=log_path) as (base, pid, rtmp_port):
         with open(os.path.join(ROOT, "benches/reference/scene.json")) as f:
             scene = json.load(f)
         ids = {}
@@ -264,10 +268,23 @@ def run(args, assets_dir, urls, base_ages, cams):
                       f"program frames read {viewer.frames}", flush=True)
         viewer.stop()
         inputs = call(base, "GET", "/api/inputs")
-    report(args, samples, ticks, base_ages, inputs)
+    report(args, samples, ticks, base_ages, inputs, drop_causes(log_path))
 
 
-def report(args, samples, ticks, base_ages, inputs):
+def drop_causes(log_path):
+    """Frames dropped by cause, from the server's debug log."""
+    late = behind = 0
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            if "render clock late" in line:
+                m = re.search(r"missed\W+(\d+)", line)
+                late += int(m.group(1)) if m else 1
+            elif "encoder behind" in line:
+                behind += 1
+    return late, behind
+
+
+def report(args, samples, ticks, base_ages, inputs, causes):
     with open(os.path.join(args.out, "latency.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["t_s", "cam1_ms", "cam2_ms"])
@@ -282,7 +299,8 @@ def report(args, samples, ticks, base_ages, inputs):
     last = [s for s in warm if s[0] >= warm[-1][0] - 60] if warm else []
     base = statistics.median(base_ages) if base_ages else float("nan")
     print(f"\n{args.minutes:g} min at 1080p30, reference scene + 3 templates + 2 cameras:")
-    print(f"  dropped frames: {ticks[-1][1] - ticks[0][1]} (total {ticks[-1][1]})")
+    print(f"  dropped frames: {ticks[-1][1] - ticks[0][1]} (total {ticks[-1][1]}; "
+          f"render clock late {causes[0]}, encoder behind {causes[1]})")
     span = [t for t in ticks if t[0] >= 30]
     if len(span) > 1 and span[-1][4] > span[0][4]:
         ms = (span[-1][2] - span[0][2]) * 1000 / (span[-1][4] - span[0][4])

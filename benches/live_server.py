@@ -37,10 +37,10 @@ def call(base, method, path, body=None, raw=None, ctype="application/json"):
 
 
 @contextlib.contextmanager
-def live_server(binary, width, height, fps, extra=(), rtmp=False):
+def live_server(binary, width, height, fps, extra=(), rtmp=False, log_path=None):
     """Starts `binary serve [extra…]` at width x height @ fps on free ports, waits for its
     health; yields (base URL, pid), or (base URL, pid, RTMP port) with `rtmp`, and stops it
-    afterwards."""
+    afterwards. Its log goes to `log_path` (kept), or to a temporary file."""
     ports = [free_port() for _ in range(3)]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "c.toml")
@@ -48,7 +48,7 @@ def live_server(binary, width, height, fps, extra=(), rtmp=False):
             f.write(f"http-port = {ports[0]}\nws-port = {ports[1]}\nrtmp-port = {ports[2]}\n")
             f.write(f'media-dir = "{tmp}/media"\n')
             f.write(f"[stream]\nwidth = {width}\nheight = {height}\ntargetFPS = {fps}\n")
-        with open(os.path.join(tmp, "server.log"), "w") as log:
+        with open(log_path or os.path.join(tmp, "server.log"), "w") as log:
             server = subprocess.Popen([binary, "serve", "--config", cfg, *extra], stderr=log, stdout=log)
             base = f"http://127.0.0.1:{ports[0]}"
             try:

@@ -17,3 +17,4 @@ pub mod input;
 pub mod preview;
 pub mod relay;
 pub mod rtmp_server;
+pub mod threads;

@@ -114,7 +114,10 @@ impl PreviewTap {
         let worker_shared = shared.clone();
         std::thread::Builder::new()
             .name("preview".into())
-            .spawn(move || encode_loop(&jobs, &free_tx, &worker_shared))?;
+            .spawn(move || {
+                crate::threads::yield_to_the_clock(crate::threads::Yield::Preview);
+                encode_loop(&jobs, &free_tx, &worker_shared)
+            })?;
         Ok(Self {
             shared,
             last: None,

@@ -78,6 +78,8 @@ impl Pipeline {
         let encoder = std::thread::Builder::new()
             .name("encoder".into())
             .spawn(move || {
+                // Before x264 starts its own threads, which inherit this priority.
+                sm_media::threads::yield_to_the_clock(sm_media::threads::Yield::Encoder);
                 let opened = Encoder::open(&enc_config, hub).and_then(|mut e| {
                     let tap = PreviewTap::new(preview)
                         .map_err(|err| EncodeError::Setup(format!("preview thread: {err}")))?;
@@ -205,6 +207,7 @@ fn render_loop(
         } else if now - due >= interval {
             let missed = ((now - due).as_nanos() / interval.as_nanos()) as u64;
             stats.dropped.fetch_add(missed, Ordering::Relaxed);
+            tracing::debug!(missed, "render clock late: ticks dropped");
             tick += missed;
         }
 
@@ -221,6 +224,7 @@ fn render_loop(
             let Ok(mut buffer) = pool_rx.try_recv() else {
                 // Every buffer is downstream: the encoder is behind. Drop this frame.
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("encoder behind (no free buffer): frame dropped");
                 tick += 1;
                 continue;
             };
@@ -249,6 +253,7 @@ fn render_loop(
             }
             Err(TrySendError::Full(msg)) => {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("encoder behind (queue full): frame dropped");
                 if let FrameMsg::Rendered { buffer, .. } = msg {
                     let _ = pool_tx.try_send(buffer);
                 }

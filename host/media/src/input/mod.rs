@@ -270,7 +270,10 @@ impl InputWorker {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("input-{id}"))
-                .spawn(move || run(&shared, source, Presenter::new(feed, live), &settings))
+                .spawn(move || {
+                    crate::threads::yield_to_the_clock(crate::threads::Yield::Input);
+                    run(&shared, source, Presenter::new(feed, live), &settings)
+                })
                 .map_err(
                     |e| tracing::error!(input = id, error = %e, "cannot start the input's thread"),
                 )
