@@ -474,8 +474,11 @@ async fn an_rtmp_publisher_goes_on_air_under_its_key_only() {
     )
     .await;
     let key = created["streamKey"].as_str().unwrap().to_string();
+    // The answer says where to publish, on the host the request named; only it does.
+    assert_eq!(created["publishUrl"], server.rtmp_input_url(&key));
     let guest = wait_state(&server, "guest", "idle").await;
     assert_eq!(guest["streamKey"], "****");
+    assert!(guest.get("publishUrl").is_none(), "{guest}");
     add_layer(&server, &video_layer("g", "guest", (0, 0, 960, 540))).await;
 
     // A wrong key is refused: the publisher gives up, nothing goes on air.

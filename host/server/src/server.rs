@@ -93,7 +93,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tls,
         scenes.slot().clone(),
     ));
-    let app = AppState::new(controller.clone(), scenes, settings.api_token.clone());
+    let app = AppState::new(controller.clone(), scenes, settings.api_token.clone())
+        .with_rtmp_port(settings.rtmp_port);
 
     let http = bind(
         SocketAddr::new(settings.bind, settings.http_port),

@@ -470,7 +470,7 @@ export function createInput(body) {
   return attempt('creating an input', async () => {
     const r = await api.post('/api/inputs', body);
     log('info', `input ${r.id} created`);
-    if (r.kind === 'rtmp' && r.streamKey) setState({ secret: { inputId: r.id, streamKey: r.streamKey } });
+    if (r.kind === 'rtmp' && r.streamKey) setState({ secret: { inputId: r.id, streamKey: r.streamKey, publishUrl: r.publishUrl } });
     await refreshInputs();
     return r;
   });

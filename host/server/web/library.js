@@ -126,15 +126,11 @@ function InputItem({ input, allowed }) {
   </li>`;
 }
 
-// The push URL uses the page's host and the default RTMP port: the API does not say which
-// port the embedded RTMP server listens on (`--rtmp-port`).
-const pushUrl = (key) => `rtmp://${location.hostname}:1935/input/${key}`;
-
 function Secret() {
   const secret = useStore((s) => s.secret);
   const [copied, setCopied] = useState(false);
   if (!secret) return null;
-  const url = pushUrl(secret.streamKey);
+  const url = secret.publishUrl;
   const copy = async () => {
     try { await navigator.clipboard.writeText(url); setCopied(true); } catch { setCopied(false); }
   };
@@ -142,7 +138,6 @@ function Secret() {
     <p><strong>Input ${secret.inputId}: push URL and stream key.</strong> Shown once — the server masks the key from now on.</p>
     <p><span class="muted">Push to</span> <code class="wrap" data-testid="push-url">${url}</code></p>
     <p><span class="muted">Stream key</span> <code data-testid="stream-key">${secret.streamKey}</code></p>
-    <p class="muted">The port is the server's --rtmp-port (1935 unless changed).</p>
     <div class="row-actions">
       <button type="button" onClick=${copy}>${copied ? 'Copied' : 'Copy URL'}</button>
       <button type="button" onClick=${() => { actions.clearSecret(); }}>I have saved it</button>

@@ -32,6 +32,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Connected WebSocket clients.
     pub ws_clients: Arc<AtomicU64>,
+    /// The embedded RTMP server's port, for the publish URL of a new `rtmp` input.
+    pub rtmp_port: Option<u16>,
 }
 
 impl AppState {
@@ -47,7 +49,14 @@ impl AppState {
             controller,
             token: token.map(Into::into),
             ws_clients: Arc::default(),
+            rtmp_port: None,
         }
+    }
+
+    /// The same state, telling clients that the embedded RTMP server listens on `port`.
+    pub fn with_rtmp_port(mut self, port: u16) -> Self {
+        self.rtmp_port = Some(port);
+        self
     }
 
     /// Whether `presented` is the configured token (constant time), or no token is needed.

@@ -12,7 +12,8 @@ use super::assets::{UploadQuery, content_type};
 use super::error::{ApiError, ErrorBody};
 use crate::inputs::{InputManager, InputsError};
 use crate::media::{MediaError, MediaInfo};
-use sm_media::input::Input;
+use serde::Serialize;
+use sm_media::input::{Input, InputKind};
 
 impl From<InputsError> for ApiError {
     fn from(e: InputsError) -> Self {
@@ -66,11 +67,23 @@ pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<Input>>, ApiErro
     Ok(Json(manager(&s)?.list()))
 }
 
-/// Creates an input and starts it. An `rtmp` input's generated `streamKey` is in this
-/// answer only; it is masked everywhere afterwards.
+/// A new input as its creation answers it: an `rtmp` input also gets the URL to publish to.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedInput {
+    #[serde(flatten)]
+    input: Input,
+    /// `rtmp` inputs: `rtmp://<the host this request named>:<rtmp-port>/input/<streamKey>`,
+    /// in this answer only (it holds the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish_url: Option<String>,
+}
+
+/// Creates an input and starts it. An `rtmp` input's generated `streamKey` (and the
+/// `publishUrl` that holds it) is in this answer only; it is masked everywhere afterwards.
 #[utoipa::path(post, path = "/api/inputs", tag = "inputs",
     request_body(content = sm_media::input::InputConfig, content_type = "application/json"),
-    responses((status = 201, body = Input), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedInput), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -78,7 +91,34 @@ pub async fn create(
 ) -> Result<axum::response::Response, ApiError> {
     let body = json_body(&headers, body)?;
     let input = manager(&s)?.create(body).await?;
-    Ok((StatusCode::CREATED, Json(input)).into_response())
+    let publish_url = match (&input.config.kind, &input.config.stream_key, s.rtmp_port) {
+        (InputKind::Rtmp, Some(key), Some(port)) => Some(format!(
+            "rtmp://{}:{port}/input/{key}",
+            request_host(&headers)
+        )),
+        _ => None,
+    };
+    let created = CreatedInput { input, publish_url };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// The host name (or bracketed IPv6 address) the request was sent to, without its port;
+/// 127.0.0.1 when the `Host` header is missing or holds anything else.
+fn request_host(headers: &HeaderMap) -> &str {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-[]:".contains(c);
+    if name.is_empty() || name.len() > 253 || !name.chars().all(plain) {
+        "127.0.0.1"
+    } else {
+        name
+    }
 }
 
 /// One input.
