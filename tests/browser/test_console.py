@@ -6,8 +6,8 @@ import time
 
 from playwright.sync_api import expect
 
-from harness import (GUESTS, TEMPLATES, Player, open_console, poll, shot, solid_scene,
-                     tid)
+from harness import (GUESTS, TEMPLATES, Player, free_port, open_console, poll, shot,
+                     solid_scene, spawn, tid)
 
 TOKEN_KEY = "stream-manager.token"
 
@@ -233,4 +233,35 @@ def test_shortcut_map_and_space_takes_the_selected_scene(page, servers):
     poll(lambda: next(s for s in server.api("GET", "/api/scenes") if s["id"] == "outro")["active"], 5,
          "scene outro to be active after Space")
     expect(tid(page, "scene-outro")).to_contain_text("ON AIR")
+    no_errors(page)
+
+
+def test_destinations_are_added_shown_connected_without_their_key_and_removed(page, servers):
+    server = servers()
+    port = free_port()
+    key = "s3cret-key"
+    # A receiver standing for a platform's ingest: ffmpeg listening for one RTMP publisher.
+    spawn(["ffmpeg", "-nostdin", "-loglevel", "error", "-listen", "1", "-i",
+           f"rtmp://127.0.0.1:{port}/app/{key}", "-f", "null", "-"],
+          os.path.join(server.dir, "ingest.log"))
+    server.api("POST", "/api/stream/start")
+    open_console(page, server)
+
+    tid(page, "destination-id").fill("ingest")
+    tid(page, "destination-url").fill(f"rtmp://127.0.0.1:{port}/app/{key}")
+    tid(page, "destination-add-submit").click()
+    row = tid(page, "destination-ingest")
+    expect(row).to_have_attribute("data-state", "live", timeout=15_000)
+    expect(row).to_contain_text("Connected")
+    expect(tid(page, "destinations")).not_to_contain_text(key)
+    assert tid(page, "destination-url").input_value() == "", "the key stays in the form"
+    status = server.api("GET", "/api/health")["components"]["destinations"]["ingest"]
+    assert status["state"] == "live", status
+    shot(page, "destinations")
+
+    tid(page, "destination-remove-ingest").click()
+    tid(page, "confirm-ok").click()
+    expect(row).to_have_count(0)
+    assert server.api("GET", "/api/stream/config")["destinations"] == []
+    assert server.state()["isLive"] is True
     no_errors(page)

@@ -256,6 +256,26 @@ export const enablePreview = () => attempt('turning the preview on', async () =>
   setState({ config: await api.patch('/api/stream/config', { preview: { enabled: true } }) });
 });
 
+// --- Destinations: the config's list is sent whole (a masked URL sent back keeps its key) ---
+
+function changeDestinations(doing, done, change) {
+  return attempt(doing, async () => {
+    const { config } = getState();
+    const destinations = change((config && config.destinations) || []);
+    setState({ config: await api.patch('/api/stream/config', { destinations }) });
+    log('info', done);
+    refreshHealthSoon();
+  });
+}
+
+export const addDestination = ({ id, url }) => changeDestinations(
+  `adding destination ${id}`, `destination ${id} added`, (list) => [...list, { id, url, enabled: true }]);
+export const removeDestination = (id) => changeDestinations(
+  `removing destination ${id}`, `destination ${id} removed`, (list) => list.filter((d) => d.id !== id));
+export const enableDestination = (id, enabled) => changeDestinations(
+  `${enabled ? 'enabling' : 'disabling'} destination ${id}`, `destination ${id} ${enabled ? 'enabled' : 'disabled'}`,
+  (list) => list.map((d) => (d.id === id ? { ...d, enabled } : d)));
+
 // --- Rundown (named scenes) ---
 
 export function setLocked(locked) {

@@ -3,7 +3,8 @@
 // Modules: api.js (REST + WebSocket client), store.js (state), actions.js (what the console
 // does), access.js (can(session, action)), schema-form.js (params forms from JSON Schema),
 // shortcuts.js (keyboard), ui.js (shared pieces), show.js (header, preview, rundown, log),
-// layers.js (layers and inspector), library.js (templates, inputs, media, assets).
+// layers.js (layers and inspector), library.js (templates, inputs, media, assets),
+// destinations.js (where the program is pushed).
 //
 // data-testid hooks for browser tests (<id> is a scene, layer, template, input, media or
 // asset id):
@@ -24,6 +25,10 @@
 //   templates  templates, template-upload, template-upload-error, template-<id>,
 //              template-quarantine-<id>, template-add-<id>, template-swap-<id>,
 //              template-rollback-<id>, template-delete-<id>
+//   destinations destinations, destination-<id> (data-state: live|connecting|retrying|failed|
+//              stopped|offair), destination-enabled-<id>, destination-remove-<id>,
+//              destination-add, destination-id, destination-url, destination-add-submit,
+//              destination-add-error
 //   inputs     inputs, input-<id>, input-state-<id>, input-enabled-<id>, input-layer-<id>,
 //              input-remove-<id>, input-add, input-kind, input-name, input-url,
 //              input-transport, input-media, input-loop, input-create, input-error,
@@ -40,6 +45,7 @@ import { Dialog } from './ui.js';
 import { Header, Monitor, Rundown, Log } from './show.js';
 import { Layers } from './layers.js';
 import { Templates, Inputs, Assets } from './library.js';
+import { Destinations } from './destinations.js';
 import { SHORTCUTS, installShortcuts } from './shortcuts.js';
 
 function ConfirmDialog() {
@@ -112,7 +118,7 @@ function App() {
   return html`
     <${Header} />
     <main class="layout">
-      <div class="col col-left"><${Rundown} /><${Log} /></div>
+      <div class="col col-left"><${Rundown} /><${Destinations} /><${Log} /></div>
       <div class="col col-main"><${Monitor} /><${Layers} /></div>
       <div class="col col-right"><${Templates} /><${Inputs} /><${Assets} /></div>
     </main>

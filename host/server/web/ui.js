@@ -11,12 +11,18 @@ export function useCan() {
   return (action) => can({ signedIn: auth.signedIn }, action);
 }
 
-/** Re-renders every `ms` milliseconds (0: not at all), for clocks and countdowns. */
-export function useTick(ms) {
+/**
+ * Re-renders every `ms` milliseconds (0: not at all), for clocks and countdowns; calls
+ * `onTick` first when given (a poll).
+ */
+export function useTick(ms, onTick) {
   const [, tick] = useState(0);
   useEffect(() => {
     if (!ms) return undefined;
-    const t = setInterval(() => tick((n) => n + 1), ms);
+    const t = setInterval(() => {
+      if (onTick) onTick();
+      tick((n) => n + 1);
+    }, ms);
     return () => clearInterval(t);
   }, [ms]);
 }
