@@ -37,25 +37,39 @@ def browser():
         browser.close()
 
 
+def started_processes(request, make, what):
+    """A fixture's body: yields `start(*args)`, which makes a process with `make(*args)` and
+    launches it; at teardown every process the test started is killed (with, on a failure,
+    the log tail of each `what`)."""
+    started = []
+
+    def start(*args, **kw):
+        proc = make(*args, **kw)
+        started.append(proc)
+        proc.launch()
+        return proc
+
+    yield start
+    if failed(request):
+        for p in started:
+            print(f"\n--- {what} log tail ({p.log_path}) ---\n{p.log_tail()}", file=sys.stderr)
+    harness.kill_all()
+    for p in started:
+        p.cleanup()
+
+
 @pytest.fixture
 def servers(request):
     """`servers(**kw)` starts a server (see harness.Server.small); all are killed at teardown,
     with every other process the test started."""
-    started = []
+    yield from started_processes(request, harness.Server.small, "server")
 
-    def start(**kw):
-        server = harness.Server.small(**kw)
-        started.append(server)
-        server.launch()
-        return server
 
-    yield start
-    if failed(request):
-        for s in started:
-            print(f"\n--- server log tail ({s.log_path}) ---\n{s.log_tail()}", file=sys.stderr)
-    harness.kill_all()
-    for s in started:
-        s.cleanup()
+@pytest.fixture
+def previews(request):
+    """`previews(wasm)` starts `template preview` on a copy of `wasm` (see harness.Preview);
+    all are killed at teardown."""
+    yield from started_processes(request, harness.Preview, "preview")
 
 
 @pytest.fixture

@@ -111,8 +111,31 @@ def _toml(v):
     return json.dumps(v)  # strings, numbers, booleans are TOML as JSON writes them
 
 
-class Server:
+class Launched:
+    """What a started binary shares: `proc`, `log_path` and `dir` (a temp dir), named `what`."""
+
+    what = "process"
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the {self.what} exited ({self.proc.returncode}):\n{self.log_tail()}")
+        return True
+
+    def log_tail(self, lines=60):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server(Launched):
     """`stream-manager serve` on free loopback ports, state in memory, files in a temp dir."""
+
+    what = "server"
 
     def __init__(self, token=None, stream=None, args=()):
         self.token = token
@@ -144,11 +167,6 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_MANAGER_")}
         self.proc = spawn(cmd, self.log_path, env=env)
         poll(lambda: self.alive() and self.health(), 20, "the server's /api/health")
-
-    def alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the server exited ({self.proc.returncode}):\n{self.log_tail()}")
-        return True
 
     def health(self):
         try:
@@ -188,15 +206,39 @@ class Server:
     def state(self):
         return self.api("GET", "/api/stream/state")
 
-    def log_tail(self, lines=60):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no log)"
+class Preview(Launched):
+    """`stream-manager template preview FILE --watch` on a free loopback port, serving a copy
+    of `wasm` in a temp dir (`replace(other)` writes another build over it)."""
 
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+    what = "preview"
+
+    def __init__(self, wasm):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sm-preview-")
+        self.file = os.path.join(self.dir, "template.wasm")
+        self.log_path = os.path.join(self.dir, "preview.log")
+        shutil.copyfile(wasm, self.file)
+        self.proc = None
+
+    def launch(self):
+        assert os.path.exists(BINARY), f"{BINARY} is missing: cargo build --bin stream-manager"
+        cmd = [BINARY, "template", "preview", self.file, "--watch", "--port", str(self.port)]
+        self.proc = spawn(cmd, self.log_path)
+        poll(lambda: self.alive() and self.template(), 30, "the preview's /api/template")
+
+    def template(self):
+        try:
+            with urllib.request.urlopen(self.url("/api/template"), timeout=2) as r:
+                return json.loads(r.read())
+        except (OSError, urllib.error.URLError):
+            return None
+
+    def replace(self, wasm):
+        with open(wasm, "rb") as src, open(self.file, "wb") as dst:
+            dst.write(src.read())
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
 
 
 def launch_browser(playwright):

@@ -93,6 +93,7 @@ fn a_new_template_builds_and_passes_check() {
         "cargo build --release --target wasm32-wasip2",
         "stream-manager template check target/wasm32-wasip2/release/hello_card.wasm",
         "stream-manager template render",
+        "stream-manager template preview target/wasm32-wasip2/release/hello_card.wasm --watch",
         "POST http://127.0.0.1:4200/api/templates",
     ] {
         assert!(

@@ -25,6 +25,7 @@ mod sandbox;
 mod scene;
 mod scenes;
 mod stream;
+mod template_preview;
 mod templates;
 mod uploads;
 mod ws;

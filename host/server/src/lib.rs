@@ -7,11 +7,12 @@
 //! machine), [`pipeline`] (the render clock feeding the encoder), [`api`] (REST +
 //! WebSocket), [`scene_manager`] (the one place scene edits go through), [`assets`]
 //! (uploads), [`config`] (settings and the CLI), [`render`] (offline rendering and template
-//! checks), and the `stream-manager` binary. It depends on every other host crate
-//! (`sm-compose`, `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them
-//! depends on it. What belongs to one of them goes there, not here: this crate must not grow
-//! its own drawing, media or sandbox code, and the others learn of the server only through
-//! the traits and callbacks they define (`TemplateStore`, `FaultSink`, `AssetLookup`).
+//! checks), [`preview`] (`template preview`, the template authors' page), and the
+//! `stream-manager` binary. It depends on every other host crate (`sm-compose`,
+//! `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them depends on it.
+//! What belongs to one of them goes there, not here: this crate must not grow its own
+//! drawing, media or sandbox code, and the others learn of the server only through the
+//! traits and callbacks they define (`TemplateStore`, `FaultSink`, `AssetLookup`).
 
 pub mod api;
 pub mod assets;
@@ -21,6 +22,7 @@ pub mod inputs;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;
+pub mod preview;
 pub mod render;
 pub mod scaffold;
 pub mod scene_manager;

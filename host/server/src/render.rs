@@ -92,7 +92,7 @@ fn load_template_dir(dir: &Path, fps: u32) -> anyhow::Result<Templates> {
     })
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -379,6 +379,10 @@ pub enum TemplateCommand {
     Check(TemplateCheckArgs),
     /// Render a template offline into PNG files or an MP4.
     Render(TemplateRenderArgs),
+    /// Serve a preview page of a component on 127.0.0.1 (its picture, a params form,
+    /// frame controls and its cost per frame), reloading it when the file changes with
+    /// `--watch`.
+    Preview(crate::preview::PreviewArgs),
     /// Create a template crate, ready to build with `cargo build --release --target
     /// wasm32-wasip2` and to check with `template check`.
     New(crate::scaffold::NewArgs),
@@ -434,6 +438,7 @@ pub fn run_template(command: &TemplateCommand) -> anyhow::Result<()> {
     match command {
         TemplateCommand::Check(args) => check_template(args),
         TemplateCommand::Render(args) => render_template(args),
+        TemplateCommand::Preview(args) => crate::preview::run(args),
         TemplateCommand::New(args) => crate::scaffold::run(args),
     }
 }
@@ -441,6 +446,17 @@ pub fn run_template(command: &TemplateCommand) -> anyhow::Result<()> {
 /// Reads and prepares a component (the same checks as an upload).
 fn prepare(file: &Path, fps: u32) -> anyhow::Result<(Arc<Runtime>, Arc<Build>)> {
     let runtime = Runtime::new(PluginLimits::default(), None)?;
+    let build = prepare_file(&runtime, file, fps)?;
+    Ok((runtime, build))
+}
+
+/// Reads a component file (no larger than the runtime takes) and prepares it with
+/// `runtime`: the same checks as an upload.
+pub(crate) fn prepare_file(
+    runtime: &Arc<Runtime>,
+    file: &Path,
+    fps: u32,
+) -> anyhow::Result<Arc<Build>> {
     let limit = runtime.limits().max_component_bytes as u64;
     let size = std::fs::metadata(file)
         .with_context(|| format!("{}", file.display()))?
@@ -449,10 +465,9 @@ fn prepare(file: &Path, fps: u32) -> anyhow::Result<(Arc<Runtime>, Arc<Build>)> 
         bail!("{}: larger than the {limit}-byte limit", file.display());
     }
     let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
-    let build = runtime
+    runtime
         .prepare(Bytes::from(bytes), fps)
-        .with_context(|| format!("{}", file.display()))?;
-    Ok((runtime, build))
+        .with_context(|| format!("{}", file.display()))
 }
 
 /// The params given (checked against the schema), or the defaults.
@@ -467,8 +482,9 @@ fn template_params(build: &Build, params: Option<&str>) -> anyhow::Result<serde_
     Ok(params)
 }
 
-/// One template layer filling a `w` × `h` canvas, as `template check` and `template render`
-/// run it: the same compositor, limits and budgets as the stream.
+/// One template layer filling a `w` × `h` canvas, as `template check`, `template render` and
+/// `template preview` run it: the same compositor, limits and budgets as the stream.
+/// Blocking (it loads the assets): not for a tokio worker.
 fn single_template_on_air(
     (runtime, build): (&Arc<Runtime>, &Arc<Build>),
     params: serde_json::Value,
@@ -496,7 +512,77 @@ fn single_template_on_air(
     tokio.block_on(offline_on_air(scene, assets, templates, w, h))
 }
 
-/// Layer id of the template in `template check` and `template render`.
+/// What a template run is drawn like: canvas size, frame rate, the wall clock at frame 0
+/// (ms since the Unix epoch), the background colour and the assets folder.
+pub(crate) struct RunSetup<'a> {
+    pub size: (u32, u32),
+    pub fps: u32,
+    pub clock: i64,
+    pub background: &'a str,
+    pub assets: Option<&'a Path>,
+}
+
+/// A template alone on a canvas, drawn frame by frame (from frame 0) through the stream's
+/// compositor: what `template check`, `template render` and `template preview` run.
+pub(crate) struct TemplateRun {
+    compositor: Compositor,
+    events: crossbeam_channel::Receiver<sm_plugin_host::TemplateEvent>,
+    next: u32,
+}
+
+impl TemplateRun {
+    /// A run of `build` with `params` (checked already). Blocking.
+    pub(crate) fn new(
+        (runtime, build): (&Arc<Runtime>, &Arc<Build>),
+        params: serde_json::Value,
+        setup: &RunSetup<'_>,
+    ) -> anyhow::Result<Self> {
+        let on_air = single_template_on_air(
+            (runtime, build),
+            params,
+            setup.size,
+            setup.background,
+            setup.assets,
+        )?;
+        let events = runtime.events();
+        // What earlier runs of the runtime reported is not this run's.
+        events.try_iter().for_each(drop);
+        let mut compositor = Compositor::new(setup.size.0, setup.size.1, setup.fps);
+        compositor.set_wall_clock(setup.clock);
+        compositor.set(on_air);
+        Ok(Self {
+            compositor,
+            events,
+            next: 0,
+        })
+    }
+
+    /// The number of the frame [`TemplateRun::step`] draws next.
+    pub(crate) fn next_frame(&self) -> u32 {
+        self.next
+    }
+
+    /// Draws the next frame into `pixmap` (of the run's size): what the template layer
+    /// cost, and its fault if it had one (the picture is then the last good one).
+    pub(crate) fn step(
+        &mut self,
+        pixmap: &mut Pixmap,
+    ) -> (
+        sm_plugin_host::layer::LayerTiming,
+        Option<sm_plugin_host::Fault>,
+    ) {
+        self.compositor
+            .render(&mut pixmap.as_mut(), u64::from(self.next));
+        self.next += 1;
+        let timing = self
+            .compositor
+            .template_timing(TEMPLATE_LAYER)
+            .unwrap_or_default();
+        (timing, first_fault(&self.events))
+    }
+}
+
+/// Layer id of the template in a [`TemplateRun`].
 const TEMPLATE_LAYER: &str = "template";
 
 /// The fault a template layer reported, if any, from `events`.
@@ -545,17 +631,17 @@ fn check_template(args: &TemplateCheckArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&build.info)?);
     let params = template_params(&build, args.params.as_deref())?;
     let [width, height] = build.info.default_size;
-    let on_air = single_template_on_air(
+    let mut run = TemplateRun::new(
         (&runtime, &build),
         params,
-        (width, height),
-        "#00000000",
-        None,
+        &RunSetup {
+            size: (width, height),
+            fps,
+            clock: 0,
+            background: "#00000000",
+            assets: None,
+        },
     )?;
-    let events = runtime.events();
-    let mut compositor = Compositor::new(width, height, fps);
-    compositor.set_wall_clock(0);
-    compositor.set(on_air);
     let mut pixmap = Pixmap::new(width, height).context("canvas size")?;
     reset_peak_memory();
     let base = resident_bytes();
@@ -564,17 +650,14 @@ fn check_template(args: &TemplateCheckArgs) -> anyhow::Result<()> {
         (Stats::default(), Stats::default(), Stats::default());
     let (mut drawn, mut faults) = (0u32, Vec::new());
     for frame in 0..args.frames {
-        compositor.render(&mut pixmap.as_mut(), u64::from(frame));
-        let timing = compositor
-            .template_timing(TEMPLATE_LAYER)
-            .unwrap_or_default();
+        let (timing, fault) = run.step(&mut pixmap);
         guest.add(timing.guest);
         if timing.drew {
             drawn += 1;
             raster.add(timing.raster);
             estimate.add(timing.estimate);
         }
-        if let Some(fault) = first_fault(&events) {
+        if let Some(fault) = fault {
             faults.push((frame, fault));
         }
     }
@@ -654,26 +737,23 @@ fn render_template(args: &TemplateRenderArgs) -> anyhow::Result<()> {
             .context("--size: WIDTHxHEIGHT, each 16..=7680")?,
     };
     let params = template_params(&build, args.params.as_deref())?;
-    let on_air = single_template_on_air(
+    let mut run = TemplateRun::new(
         (&runtime, &build),
         params,
-        (w, h),
-        &args.background,
-        args.assets.as_deref(),
+        &RunSetup {
+            size: (w, h),
+            fps: args.fps,
+            clock: args.clock.unwrap_or_else(now_ms),
+            background: &args.background,
+            assets: args.assets.as_deref(),
+        },
     )?;
-    let faults = runtime.events();
-    let mut compositor = Compositor::new(w, h, args.fps);
-    compositor.set_wall_clock(args.clock.unwrap_or_else(now_ms));
-    compositor.set(on_air);
     let mut pixmap = Pixmap::new(w, h).context("canvas size")?;
     // A faulty frame is not written: the command fails with the fault (a guest panic's
     // message and location included).
-    let mut next = |i: u32, pixmap: &mut Pixmap| {
-        compositor.render(&mut pixmap.as_mut(), u64::from(i));
-        match first_fault(&faults) {
-            Some(f) => Err(anyhow::anyhow!("frame {i}: {f}")),
-            None => Ok(()),
-        }
+    let mut next = |i: u32, pixmap: &mut Pixmap| match run.step(pixmap) {
+        (_, Some(f)) => Err(anyhow::anyhow!("frame {i}: {f}")),
+        (_, None) => Ok(()),
     };
     write_frames(&mut pixmap, (args.frames, args.fps), &args.out, &mut next)
 }

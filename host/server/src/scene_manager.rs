@@ -391,16 +391,12 @@ impl SceneManager {
             }
             let params = spec.params_or(&build.info.default_params).to_string();
             let runtime = registry.runtime().clone();
-            let verdict = tokio::task::spawn_blocking(move || {
-                let budget = runtime.limits().setup_budget;
-                let mut scratch = runtime.instantiate(&build, Arc::default())?;
-                scratch.configure(&params, budget)
-            })
-            .await;
+            let verdict =
+                tokio::task::spawn_blocking(move || template_accepts(&runtime, &build, &params))
+                    .await;
             let message = match verdict {
-                Ok(Ok(Ok(()))) => continue,
-                Ok(Ok(Err(refusal))) => refusal,
-                Ok(Err(fault)) => format!("the template faulted while configuring: {fault}"),
+                Ok(Ok(())) => continue,
+                Ok(Err(refusal)) => refusal,
                 Err(e) => format!("configure failed: {e}"),
             };
             return Err(SceneError::InvalidParams {
@@ -764,6 +760,24 @@ fn check_book(book: &Book, assets: &dyn AssetLookup) -> Result<(), SceneError> {
         s.scene.validate(assets)?;
     }
     Ok(())
+}
+
+/// Whether template `build` accepts `params` (JSON text): a scratch instance is configured
+/// with them, as a layer's would be, and its refusal (or fault) is the message. Blocking:
+/// off the render thread and off tokio's workers.
+pub(crate) fn template_accepts(
+    runtime: &Arc<sm_plugin_host::Runtime>,
+    build: &Arc<sm_plugin_host::Build>,
+    params: &str,
+) -> Result<(), String> {
+    let budget = runtime.limits().setup_budget;
+    let verdict = runtime
+        .instantiate(build, Arc::default())
+        .and_then(|mut scratch| scratch.configure(params, budget));
+    match verdict {
+        Ok(result) => result,
+        Err(fault) => Err(format!("the template faulted while configuring: {fault}")),
+    }
 }
 
 #[cfg(test)]

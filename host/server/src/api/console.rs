@@ -65,8 +65,14 @@ fn mime(path: &str) -> &'static str {
 
 /// The console's routes: `/` (its `index.html`) and every other file at its path.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    pages("index.html")
+}
+
+/// Every file under `web/` at its path, but `index` (a page, e.g. `template.html` for
+/// `template preview`) at `/`.
+pub fn pages<S: Clone + Send + Sync + 'static>(index: &str) -> Router<S> {
     files().iter().fold(Router::new(), |router, file| {
-        let path = if file.path == "index.html" {
+        let path = if file.path == index {
             "/".to_string()
         } else {
             format!("/{}", file.path)
