@@ -1,7 +1,9 @@
 """The admin console in a real browser (Chromium) against the real binary: what an operator
 sees and does, checked against the REST API and the decoded RTMP output."""
+import json
 import os
 import re
+import subprocess
 import time
 
 from playwright.sync_api import expect
@@ -265,3 +267,119 @@ def test_destinations_are_added_shown_connected_without_their_key_and_removed(pa
     assert server.api("GET", "/api/stream/config")["destinations"] == []
     assert server.state()["isLive"] is True
     no_errors(page)
+
+
+# The colour at the centre of an <img> and its natural size, read back through a canvas.
+PICTURE_CENTRE = """(img) => {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const [r, gr, b, a] = g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+  return {size: [img.naturalWidth, img.naturalHeight], rgba: [r, gr, b, a]};
+}"""
+
+
+def sign_in(page, server):
+    page.goto(server.url("/"))
+    tid(page, "token").fill(server.token)
+    tid(page, "signin-submit").click()
+    expect(tid(page, "connection")).to_have_attribute("data-state", "connected")
+
+
+def test_thumbnails_of_inputs_and_assets_and_all_graphics_out_asks_first(page, servers):
+    lower_third = os.path.join(TEMPLATES, "lower_third.wasm")
+    assert os.path.exists(lower_third), f"{lower_third} is missing: (cd templates && cargo build --release --target wasm32-wasip2)"
+    server = servers(token="thumb-t0ken")
+    png, clip = os.path.join(server.dir, "green.png"), os.path.join(server.dir, "red.mp4")
+    for out, args in ((png, ["-f", "lavfi", "-i", "color=c=0x00ff00:s=64x48", "-frames:v", "1"]),
+                      (clip, ["-f", "lavfi", "-i", "color=c=red:s=320x180:r=30", "-t", "2",
+                              "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])):
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args, out], check=True)
+    with open(png, "rb") as f:
+        asset = server.api("POST", "/api/assets?name=green", raw=f.read(), ctype="image/png")
+    with open(clip, "rb") as f:
+        media = server.api("POST", "/api/media?name=red", raw=f.read(), ctype="video/mp4")
+    server.api("POST", "/api/inputs", {"id": "reel", "name": "Reel", "kind": "file", "url": media["id"]})
+    server.upload_template(lower_third)
+    server.api("POST", "/api/scene/layers", {
+        "id": "lt", "kind": "template", "position": {"x": 0, "y": 120, "width": 320, "height": 60},
+        "template": {"id": "lower-third", "params": {"name": "Jane Doe", "visible": True}}})
+    server.api("POST", "/api/scene/layers", {
+        "id": "logo", "kind": "image", "position": {"x": 8, "y": 8, "width": 64, "height": 48},
+        "image": {"asset": asset["id"]}})
+    server.api("POST", "/api/stream/start")
+    sign_in(page, server)  # the pictures are behind the token too
+
+    # The input's latest picture, fetched with the token, refreshed while it plays.
+    thumb = tid(page, "input-thumb-reel")
+    expect(thumb).to_be_visible(timeout=10_000)
+    got = thumb.evaluate(PICTURE_CENTRE)
+    r, g, b, _ = got["rgba"]
+    assert got["size"] == [320, 180] and r > 200 and g < 60 and b < 60, got
+    first = thumb.get_attribute("src")
+    poll(lambda: tid(page, "input-thumb-reel").get_attribute("src") != first, 10,
+         "the input's thumbnail to be fetched again")
+    # The asset's, as the server made it.
+    thumb = tid(page, f"asset-thumb-{asset['id']}")
+    expect(thumb).to_be_visible()
+    got = thumb.evaluate(PICTURE_CENTRE)
+    r, g, b, a = got["rgba"]
+    assert got["size"] == [64, 48] and r < 4 and g > 250 and b < 4 and a == 255, got
+    tid(page, "input-reel").evaluate("(e) => e.scrollIntoView({block: 'center'})")
+    shot(page, "inputs-thumbnails")
+
+    # All graphics out: never at one click (Cancel is focused), then only the template layers.
+    tid(page, "all-out").click()
+    expect(tid(page, "confirm-dialog")).to_contain_text("Images, text, shapes and video stay")
+    expect(tid(page, "confirm-cancel")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(tid(page, "confirm-dialog")).to_be_hidden()
+    assert server.api("GET", "/api/scene/layers/lt")["template"]["params"]["visible"] is True
+    tid(page, "all-out").click()
+    tid(page, "confirm-ok").click()
+    poll(lambda: server.api("GET", "/api/scene/layers/lt")["template"]["params"]["visible"] is False, 5,
+         "the lower third to be taken out")
+    logo = server.api("GET", "/api/scene/layers/logo")
+    assert logo.get("visible", True) is True, logo
+    expect(tid(page, "all-out")).to_be_disabled()
+    no_errors(page, allow=["401"])  # what the page asked before the sign-in
+
+
+def test_record_shows_its_time_and_its_file_downloads_and_plays(page, servers):
+    server = servers(token="rec-t0ken")
+    sign_in(page, server)
+    expect(tid(page, "record")).to_be_disabled()  # not live: nothing to record
+    server.api("POST", "/api/stream/start")
+    expect(tid(page, "record")).to_be_enabled()
+    tid(page, "record").click()
+    rec = tid(page, "recording-rec-1")
+    expect(rec).to_have_attribute("data-state", "recording")
+    expect(tid(page, "recording-on")).to_contain_text("REC 00:00:0")
+    expect(tid(page, "recording-on")).to_contain_text("REC 00:00:03", timeout=8_000)
+    tid(page, "recordings").scroll_into_view_if_needed()
+    shot(page, "recordings")
+    tid(page, "record-stop").click()
+    expect(rec).to_have_attribute("data-state", "done")
+    expect(tid(page, "recording-on")).to_have_count(0)
+    expect(tid(page, "record")).to_be_enabled()
+
+    # The download goes through a ticket link: the browser sends no token.
+    with page.expect_download() as download:
+        tid(page, "recording-file-0-rec-1").click()
+    assert download.value.suggested_filename == "rec-1-1.mp4"
+    path = os.path.join(server.dir, "downloaded.mp4")
+    download.value.save_as(path)
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", path],
+        check=True, capture_output=True).stdout)
+    kinds = {s["codec_type"]: s for s in probe["streams"]}
+    assert kinds["video"]["codec_name"] == "h264" and kinds["audio"]["codec_name"] == "aac", probe
+    done = server.api("GET", "/api/recordings/rec-1")
+    assert int(kinds["video"]["nb_read_frames"]) == done["files"][0]["frames"] >= 90, done
+
+    tid(page, "recording-delete-rec-1").click()
+    tid(page, "confirm-ok").click()
+    expect(rec).to_have_count(0)
+    assert server.api("GET", "/api/recordings") == []
+    no_errors(page, allow=["401"])  # what the page asked before the sign-in

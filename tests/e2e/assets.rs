@@ -410,6 +410,50 @@ async fn images_and_fonts_upload_with_their_facts() {
     assert_eq!(font["family"], "DejaVu Sans", "font upload answered {font}");
     all.push(font.clone());
 
+    // Thumbnails: a small image as it is, a large one fitted in 320 × 180 with its
+    // transparency, none for a font.
+    let thumb = |a: &Value| format!("/api/assets/{}/thumbnail", id_of(a));
+    let (size, [r, g, b, a]) = server.thumbnail(&thumb(&png), "image/png").await;
+    assert_eq!(size, (64, 48), "{png}");
+    assert!(r < 4 && g > 250 && b < 4 && a == 255, "{:?}", [r, g, b, a]);
+    let dir = TempDir::new("thumbs");
+    let large = make_image(
+        &dir,
+        "glass.png",
+        "color=c=red@0.5:s=640x480,format=rgba",
+        &["-pix_fmt", "rgba"],
+    );
+    let glass = upload_ok(&server, "image/png", large, None).await;
+    let (size, [r, g, b, a]) = server.thumbnail(&thumb(&glass), "image/png").await;
+    assert_eq!(size, (240, 180), "{glass}");
+    assert!(
+        r > 240 && g < 10 && b < 10 && a.abs_diff(128) <= 2,
+        "{:?}",
+        [r, g, b, a]
+    );
+    let (status, body) = server.get(&thumb(&font)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("no_picture")),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/assets/asset-999/thumbnail").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    call(
+        &server,
+        Method::DELETE,
+        &format!("/api/assets/{}", id_of(&glass)),
+        None,
+        200,
+    )
+    .await;
+    let (status, _) = server.get(&thumb(&glass)).await;
+    assert_eq!(status, 404, "a deleted asset's thumbnail");
+
     // A Content-Type with parameters is the same type.
     let with_params = upload_ok(
         &server,

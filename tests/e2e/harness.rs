@@ -362,6 +362,9 @@ impl ServerBuilder {
         if !self.args.iter().any(|a| a == "--media-dir") {
             cmd.arg("--media-dir").arg(dir.join("media"));
         }
+        if !self.args.iter().any(|a| a == "--recordings-dir") {
+            cmd.arg("--recordings-dir").arg(dir.join("recordings"));
+        }
         cmd.args(&self.args);
         // Only what the test sets reaches the server (the log filter may stay, for debugging).
         for (k, _) in std::env::vars() {
@@ -565,6 +568,39 @@ impl Server {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    /// `GET` of bytes: status, Content-Type and body.
+    pub async fn get_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let resp = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}"));
+        let status = resp.status().as_u16();
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, kind, resp.bytes().await.expect("a body").to_vec())
+    }
+
+    /// A thumbnail route's picture (asserting a 200 of `kind`): its size and centre pixel.
+    pub async fn thumbnail(&self, path: &str, kind: &str) -> ((u32, u32), [u8; 4]) {
+        let (status, got, body) = self.get_bytes(path).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (200, kind),
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let image = image::load_from_memory(&body)
+            .expect("a picture")
+            .to_rgba8();
+        let (w, h) = image.dimensions();
+        ((w, h), image.get_pixel(w / 2, h / 2).0)
+    }
+
     /// `GET` that must answer 200 with JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
@@ -693,6 +729,28 @@ pub async fn ffprobe_json(input: &str) -> Result<Value, String> {
         15,
         "ffprobe",
         &["-v", "error", "-show_streams", "-of", "json", input],
+    )
+    .await?;
+    serde_json::from_slice(&out).map_err(|e| format!("ffprobe printed no JSON: {e}"))
+}
+
+/// `ffprobe -count_frames -show_streams -show_format` of a file: every stream with its
+/// `nb_read_frames`, and the format's `duration`.
+pub async fn ffprobe_counted(path: &Path) -> Result<Value, String> {
+    let path = path.to_string_lossy();
+    let out = run_bounded(
+        60,
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            &path,
+        ],
     )
     .await?;
     serde_json::from_slice(&out).map_err(|e| format!("ffprobe printed no JSON: {e}"))

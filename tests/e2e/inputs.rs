@@ -133,6 +133,18 @@ async fn a_media_file_plays_on_its_layer_in_real_time_and_loops_without_a_seam()
         states.push(update["payload"]["state"].as_str().unwrap().to_string());
     }
     assert_eq!(states, ["connecting", "playing"]);
+    // Its thumbnail, though no layer shows it: converted at the thumbnail's size on request.
+    let (size, [r, g, b, _]) = server
+        .thumbnail("/api/inputs/clip/thumbnail", "image/jpeg")
+        .await;
+    assert_eq!(size, (320, 180));
+    assert!(clip_frame([r, g, b]).is_some(), "{:?}", [r, g, b]);
+    let (status, body) = server.get("/api/inputs/nothing/thumbnail").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
 
     // The bottom-right quarter of the canvas (output 160,90 – 320,180).
     add_layer(&server, &video_layer("cam", "clip", (960, 540, 960, 540))).await;
@@ -232,6 +244,11 @@ async fn a_file_without_loop_ends_on_its_last_frame() {
     tokio::time::sleep(secs(1.5)).await;
     let frame = player.settled_after(Instant::now()).await;
     assert_eq!(clip_frame(pixel(&frame, 160, 90)), Some(9));
+    // So does its thumbnail.
+    let (size, [r, g, b, _]) = server
+        .thumbnail("/api/inputs/once/thumbnail", "image/jpeg")
+        .await;
+    assert_eq!((size, clip_frame([r, g, b])), ((320, 180), Some(9)));
     // Health does not call an ended file a fault.
     assert_eq!(
         server.health().await["components"]["inputs"]["status"],
@@ -729,6 +746,20 @@ async fn a_camera_that_refuses_is_failed_and_not_hammered() {
             .contains("404"),
         "{failed}"
     );
+    // A camera that never sent a picture has no thumbnail.
+    let (status, body) = server.get("/api/inputs/missing/thumbnail").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("no_picture")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed"),
+        "{body}"
+    );
     // Not tried again on its own for a while.
     tokio::time::sleep(secs(3.0)).await;
     for id in ["wrong", "missing"] {
@@ -743,6 +774,10 @@ async fn a_camera_that_refuses_is_failed_and_not_hammered() {
     let fix = json!({"url": camera.url(Some("op:right"), "/cam")});
     call(&server, Method::PATCH, "/api/inputs/wrong", Some(&fix), 200).await;
     wait_state(&server, "wrong", "playing").await;
+    let ((w, h), _) = server
+        .thumbnail("/api/inputs/wrong/thumbnail", "image/jpeg")
+        .await;
+    assert!((1..=320).contains(&w) && (1..=180).contains(&h), "{w}x{h}");
     // An unreachable host and a port where nothing answers RTSP: retried, never failed.
     let closed = json!({"id": "closed", "kind": "rtsp", "url": format!("rtsp://127.0.0.1:{}/x", free_port())});
     call(&server, Method::POST, "/api/inputs", Some(&closed), 201).await;

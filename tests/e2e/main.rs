@@ -19,6 +19,7 @@ mod harness;
 mod hostile;
 mod inputs;
 mod pixels;
+mod recordings;
 mod redis_store;
 mod render;
 mod sandbox;

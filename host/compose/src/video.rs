@@ -196,6 +196,17 @@ impl VideoFeed {
         }
     }
 
+    /// The newest frame published at any size (none yet, or none wanted: `None`). Does not
+    /// mark anything as wanted.
+    pub fn newest(&self) -> Option<FeedFrame> {
+        self.lock()
+            .outputs
+            .iter()
+            .filter_map(|o| o.frame.as_ref())
+            .max_by_key(|f| f.seq)
+            .cloned()
+    }
+
     /// The input's state.
     pub fn status(&self) -> FeedStatus {
         self.lock().status
@@ -341,8 +352,20 @@ mod tests {
             part: (0, 0, 64, 36),
             seq: 1,
         };
-        feed.publish(want(64, 36), frame);
+        feed.publish(want(64, 36), frame.clone());
         assert!(feed.frame(want(64, 36), t0).is_none());
+        assert!(feed.newest().is_none());
+        // The newest frame of any size, whichever size was published last.
+        let _ = feed.frame(want(64, 36), t0);
+        feed.publish(
+            want(32, 18),
+            FeedFrame {
+                seq: 3,
+                ..frame.clone()
+            },
+        );
+        feed.publish(want(64, 36), FeedFrame { seq: 2, ..frame });
+        assert_eq!(feed.newest().map(|f| f.seq), Some(3));
     }
 
     #[test]

@@ -299,6 +299,8 @@ pub struct AssetManager {
     limits: AssetLimits,
     assets: Mutex<HashMap<String, Arc<Asset>>>,
     sized: Mutex<SizedCache>,
+    /// PNG thumbnails made so far, by asset id.
+    thumbnails: Mutex<HashMap<String, Bytes>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -310,6 +312,7 @@ impl AssetManager {
             limits,
             assets: Mutex::new(HashMap::new()),
             sized: Mutex::new(SizedCache::default()),
+            thumbnails: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -445,6 +448,35 @@ impl AssetManager {
         self.lock().get(id).cloned()
     }
 
+    /// A thumbnail of image asset `id`: a PNG of at most
+    /// [`MAX_WIDTH`](crate::thumbnail::MAX_WIDTH) × [`MAX_HEIGHT`](crate::thumbnail::MAX_HEIGHT),
+    /// its aspect and transparency kept; made once and kept while the asset is. `Ok(None)`
+    /// for a font. Blocking (call it from a blocking worker).
+    pub fn thumbnail(&self, id: &str) -> Result<Option<Bytes>, AssetError> {
+        let asset = self
+            .get(id)
+            .ok_or_else(|| AssetError::NotFound(id.to_string()))?;
+        let Some(pixmap) = &asset.pixmap else {
+            return Ok(None);
+        };
+        if let Some(png) = self.thumbnails.lock().expect("thumbnail lock").get(id) {
+            return Ok(Some(png.clone()));
+        }
+        let whole = (0, 0, pixmap.width(), pixmap.height());
+        let png = crate::thumbnail::shrink(pixmap, whole)
+            .ok_or_else(|| "an empty image".to_string())
+            .and_then(|small| crate::thumbnail::png(&small))
+            .map(Bytes::from)
+            .map_err(|e| AssetError::Invalid(format!("no thumbnail: {e}")))?;
+        // Kept only if the asset is still there: checked under the lock that `delete` takes
+        // after removing the asset, so a thumbnail never outlives its asset.
+        let mut thumbnails = self.thumbnails.lock().expect("thumbnail lock");
+        if self.get(id).is_some_and(|a| Arc::ptr_eq(&a, &asset)) {
+            thumbnails.insert(id.to_string(), png.clone());
+        }
+        Ok(Some(png))
+    }
+
     /// Whether `id` is an image asset.
     pub fn is_image(&self, id: &str) -> bool {
         self.lock().get(id).is_some_and(|a| a.pixmap.is_some())
@@ -477,6 +509,7 @@ impl AssetManager {
                 keep
             });
         }
+        self.thumbnails.lock().expect("thumbnail lock").remove(id);
         self.state.remove_doc(&asset_key(id)).await;
         self.write_index().await;
         Ok(asset.info.clone())

@@ -135,6 +135,13 @@ pub struct ServeArgs {
     /// An input with no picture for this long is `stalled`, in ms. Default 2000.
     #[arg(long)]
     pub input_stall_ms: Option<u64>,
+    /// Folder of recordings. Default `recordings`.
+    #[arg(long)]
+    pub recordings_dir: Option<PathBuf>,
+    /// Bytes all recordings may take; once used up, new recordings are refused (507).
+    /// Default: no quota.
+    #[arg(long)]
+    pub recordings_max_bytes: Option<u64>,
 }
 
 /// The TOML file. Every key is optional.
@@ -167,6 +174,8 @@ struct FileConfig {
     max_media_bytes: Option<u64>,
     max_input_size: Option<String>,
     input_stall_ms: Option<u64>,
+    recordings_dir: Option<PathBuf>,
+    recordings_max_bytes: Option<u64>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
 }
@@ -212,6 +221,8 @@ pub struct Settings {
     pub inputs: sm_media::input::InputSettings,
     /// Largest media upload in bytes.
     pub max_media_bytes: u64,
+    /// Where recordings go, and their quota.
+    pub recordings: crate::recordings::RecordingSettings,
 }
 
 /// Parses `WIDTHxHEIGHT`.
@@ -427,6 +438,18 @@ impl Settings {
                 .or(env_value(env, &var("MAX_MEDIA_BYTES"))?)
                 .or(file.max_media_bytes)
                 .unwrap_or(4 << 30),
+            recordings: crate::recordings::RecordingSettings {
+                dir: args
+                    .recordings_dir
+                    .clone()
+                    .or_else(|| env(&var("RECORDINGS_DIR")).map(PathBuf::from))
+                    .or(file.recordings_dir)
+                    .unwrap_or_else(|| PathBuf::from("recordings")),
+                max_bytes: args
+                    .recordings_max_bytes
+                    .or(env_value(env, &var("RECORDINGS_MAX_BYTES"))?)
+                    .or(file.recordings_max_bytes),
+            },
             stream: match file.stream {
                 None => StreamConfig::default(),
                 Some(table) => {
@@ -473,6 +496,11 @@ impl Settings {
         let stall = self.inputs.stall_after.as_millis();
         if !(100..=60_000).contains(&stall) {
             return Err(SettingsError("input-stall-ms: must be 100..=60000".into()));
+        }
+        if self.recordings.max_bytes == Some(0) {
+            return Err(SettingsError(
+                "recordings-max-bytes: must be at least 1".into(),
+            ));
         }
         if self.max_media_bytes == 0 {
             return Err(SettingsError("max-media-bytes: must be at least 1".into()));

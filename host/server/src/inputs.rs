@@ -210,6 +210,15 @@ impl InputManager {
             .map(Self::view)
     }
 
+    /// The feed of input `id`: its pictures, at the sizes they are drawn at.
+    pub fn feed(&self, id: &str) -> Result<Arc<VideoFeed>, InputsError> {
+        self.lock()
+            .iter()
+            .find(|e| e.config.id == id)
+            .map(|e| e.feed.clone())
+            .ok_or_else(|| InputsError::NotFound(id.to_string()))
+    }
+
     /// Whether input `id` exists.
     pub fn exists(&self, id: &str) -> bool {
         self.lock().iter().any(|e| e.config.id == id)

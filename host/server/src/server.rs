@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::control::StreamController;
 use crate::inputs::InputManager;
 use crate::media::MediaLibrary;
+use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
 use crate::state::StateManager;
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
@@ -93,8 +94,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tls,
         scenes.slot().clone(),
     ));
+    let recordings = Arc::new(RecordingManager::new(
+        state.clone(),
+        hub.clone(),
+        settings.recordings.clone(),
+    ));
+    recordings.load().await;
     let app = AppState::new(controller.clone(), scenes, settings.api_token.clone())
-        .with_rtmp_port(settings.rtmp_port);
+        .with_rtmp_port(settings.rtmp_port)
+        .with_recordings(recordings.clone());
 
     let http = bind(
         SocketAddr::new(settings.bind, settings.http_port),
@@ -174,6 +182,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         std::process::exit(130);
     });
     let _ = shutdown_tx.send(true);
+    recordings.stop_all().await;
     if controller.state().is_live {
         let _ = controller.stop().await;
     }

@@ -5,9 +5,9 @@
 // and this table applies (the server stays the authority: a refused call is a 403 anyway):
 //   viewer   – view (every GET, the feed)
 //   operator – stream.control, scene.take, scene.edit, layer.edit, template.params,
-//              input.toggle
+//              input.toggle, recording.control
 //   admin    – + stream.config, template.upload, template.swap, template.delete,
-//              input.create, input.delete, asset.delete, template.rollback
+//              input.create, input.delete, asset.delete, template.rollback, recording.delete
 //   (asset.upload, media.upload and media.delete are not named in DESIGN.md; assumed admin)
 
 /**

@@ -33,6 +33,7 @@ export const refreshTemplates = () => load('templates', '/api/templates', 'the t
 export const refreshInputs = () => load('inputs', '/api/inputs', 'the inputs');
 export const refreshMedia = () => load('media', '/api/media', 'the media files');
 export const refreshAssets = () => load('assets', '/api/assets', 'the assets');
+export const refreshRecordings = () => load('recordings', '/api/recordings', 'the recordings');
 
 export async function refreshHealth() {
   // /api/health answers 503 with its body when the server is down: show that body too.
@@ -62,7 +63,7 @@ export function refreshAll(soon = false) {
   lastFullRefresh = Date.now();
   return Promise.all([
     refreshStream(), refreshConfig(), refreshScene(), refreshScenes(), refreshTemplates(),
-    refreshInputs(), refreshMedia(), refreshAssets(), refreshHealth(),
+    refreshInputs(), refreshMedia(), refreshAssets(), refreshHealth(), refreshRecordings(),
   ]);
 }
 
@@ -121,6 +122,15 @@ function onMessage({ type, payload }) {
         const why = payload.stats && payload.stats.lastError ? `: ${payload.stats.lastError}` : '';
         log('warn', `input ${payload.id} is ${payload.state}${why}`, { code: `input_${payload.state}`, component: `input:${payload.id}` });
       }
+      break;
+    }
+    case 'recordingUpdate': {
+      setState((s) => {
+        const rest = s.recordings.filter((r) => r.id !== payload.id);
+        const known = rest.length !== s.recordings.length;
+        return { recordings: known ? s.recordings.map((r) => (r.id === payload.id ? payload : r)) : [payload, ...rest] };
+      });
+      if (payload.state === 'done') log('info', `recording ${payload.id} finished (${Math.round(payload.durationMs / 1000)} s)`);
       break;
     }
     case 'error': {
@@ -419,6 +429,29 @@ export function layerOut(layerId) {
   return patchLayer(layerId, body, `taking layer ${layerId} out`);
 }
 
+/** Whether a template layer shows now: visible, and for a graphic, taken in. */
+export function graphicShown(layer, templates = getState().templates) {
+  if (layer.kind !== 'template' || layer.visible === false) return false;
+  const params = (layer.template && layer.template.params) || {};
+  return !isGraphic(layer, templates) || params.visible !== false;
+}
+
+/**
+ * Takes every template layer of the scene on air out at once (graphics animate out, other
+ * template layers are hidden); images, text, shapes and video stay. The requests go in
+ * parallel, so they land within a frame or two of each other.
+ */
+export function allGraphicsOut() {
+  const { scene } = getState();
+  const shown = scene ? scene.layers.filter((l) => graphicShown(l)) : [];
+  return attempt('taking all graphics out', async () => {
+    const results = await Promise.allSettled(shown.map((l) => layerOut(l.id)));
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    log(failed ? 'error' : 'info', `all graphics out: ${shown.length - failed} of ${shown.length} taken out`);
+    if (failed) throw results.find((r) => r.status === 'rejected').reason;
+  });
+}
+
 export function findLayer(layerId) {
   const { scene } = getState();
   return scene ? scene.layers.find((l) => l.id === layerId) : null;
@@ -542,8 +575,6 @@ export function uploadAsset(file) {
   return attempt(`uploading ${file.name}`, async () => {
     const { body } = await api.upload('POST', `/api/assets?name=${encodeURIComponent(file.name)}`, file, type);
     log('info', `asset ${body.id} uploaded (${body.kind}${body.kind === 'font' ? ` ${body.family || ''}` : ` ${body.width}×${body.height}`})`);
-    // The API serves no asset bytes: thumbnails exist only for images uploaded in this tab.
-    if (body.kind === 'image') setState((s) => ({ thumbs: { ...s.thumbs, [body.id]: URL.createObjectURL(file) } }));
     await refreshAssets();
     return body;
   });
@@ -552,10 +583,38 @@ export function uploadAsset(file) {
 export const deleteAsset = (assetId) => attempt(`deleting asset ${assetId}`, async () => {
   await api.del(`/api/assets/${enc(assetId)}`);
   log('info', `asset ${assetId} deleted`);
-  const url = getState().thumbs[assetId];
-  if (url) URL.revokeObjectURL(url);
   await refreshAssets();
 });
 
 export const assetToLayer = (asset) =>
   addLayer({ name: asset.name, kind: 'image', position: centred(asset.width, asset.height), image: { asset: asset.id, fit: 'contain' } });
+
+// --- Recordings ---
+
+export const startRecording = () => attempt('starting a recording', async () => {
+  const r = await api.post('/api/recordings', {});
+  log('info', `recording ${r.id} started`);
+  await refreshRecordings();
+});
+
+export const stopRecording = (id) => attempt(`stopping recording ${id}`, async () => {
+  await api.post(`/api/recordings/${enc(id)}/stop`);
+  await refreshRecordings();
+});
+
+export const deleteRecording = (id) => attempt(`deleting recording ${id}`, async () => {
+  await api.del(`/api/recordings/${enc(id)}`);
+  log('info', `recording ${id} deleted`);
+  await refreshRecordings();
+});
+
+/** Downloads file `n` through a short-lived link (the browser's download sends no token). */
+export const downloadRecording = (id, n) => attempt(`downloading recording ${id}`, async () => {
+  const { url } = await api.post(`/api/recordings/${enc(id)}/files/${n}/link`);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = '';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+});

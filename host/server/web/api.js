@@ -65,6 +65,19 @@ export async function request(method, path, body) {
   return parseBody(text);
 }
 
+/** A picture (thumbnails): resolves with a Blob, rejects with ApiError. */
+export async function getBlob(path) {
+  let res;
+  try {
+    res = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, 'network', `server unreachable (${e.message})`);
+  }
+  if (res.status === 401) unauthorized();
+  if (!res.ok) throw toError(res.status, await res.text());
+  return res.blob();
+}
+
 export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body);
 export const patch = (path, body) => request('PATCH', path, body);

@@ -4,7 +4,7 @@
 // does), access.js (can(session, action)), schema-form.js (params forms from JSON Schema),
 // shortcuts.js (keyboard), ui.js (shared pieces), show.js (header, preview, rundown, log),
 // layers.js (layers and inspector), library.js (templates, inputs, media, assets),
-// destinations.js (where the program is pushed).
+// destinations.js (where the program is pushed), recordings.js (record, the recordings).
 //
 // data-testid hooks for browser tests (<id> is a scene, layer, template, input, media or
 // asset id):
@@ -18,7 +18,7 @@
 //              metric-buffer, metric-cpu, metric-memory
 //   rundown    rundown, rundown-lock, scene-<id> (data-tally: "onair", "next"), transition-kind,
 //              transition-duration, cut, take, take-error, scene-delete, scene-new
-//   layers     layers, layer-<id>, layer-visible-<id>, layer-take-<id>, layer-out-<id>,
+//   layers     layers, all-out, all-out-error, layer-<id>, layer-visible-<id>, layer-take-<id>, layer-out-<id>,
 //              layer-quarantined-<id>, inspector, position-form, position-{x,y,width,height,
 //              rotation,opacity,zindex}, position-apply, text-form, text-update,
 //              template-form-<layerId>, template-update, field-error, form-error, layer-delete
@@ -29,13 +29,16 @@
 //              stopped|offair), destination-enabled-<id>, destination-remove-<id>,
 //              destination-add, destination-id, destination-url, destination-add-submit,
 //              destination-add-error
-//   inputs     inputs, input-<id>, input-state-<id>, input-enabled-<id>, input-layer-<id>,
-//              input-remove-<id>, input-add, input-kind, input-name, input-url,
+//   inputs     inputs, input-<id>, input-state-<id>, input-thumb-<id> (its latest picture),
+//              input-enabled-<id>, input-layer-<id>, input-remove-<id>, input-add, input-kind, input-name, input-url,
 //              input-transport, input-media, input-loop, input-create, input-error,
 //              input-secret, push-url, stream-key, media-upload, media-error, media-<id>,
 //              media-delete-<id>
+//   recordings recordings, record, record-stop (while one runs), record-error, recording-on,
+//              recording-<id> (data-state: recording|done|failed), recording-file-<n>-<id>,
+//              recording-stop-<id>, recording-delete-<id>
 //   assets     assets, asset-drop, asset-upload, asset-upload-error, asset-<id>,
-//              asset-layer-<id>, asset-delete-<id>, asset-error
+//              asset-thumb-<id>, asset-layer-<id>, asset-delete-<id>, asset-error
 //   log        log (aria-live="polite"), log-clear
 
 import { html, render, useRef, useState } from './vendor/preact-htm.js';
@@ -46,6 +49,7 @@ import { Header, Monitor, Rundown, Log } from './show.js';
 import { Layers } from './layers.js';
 import { Templates, Inputs, Assets } from './library.js';
 import { Destinations } from './destinations.js';
+import { Recordings } from './recordings.js';
 import { SHORTCUTS, installShortcuts } from './shortcuts.js';
 
 function ConfirmDialog() {
@@ -118,7 +122,7 @@ function App() {
   return html`
     <${Header} />
     <main class="layout">
-      <div class="col col-left"><${Rundown} /><${Destinations} /><${Log} /></div>
+      <div class="col col-left"><${Rundown} /><${Destinations} /><${Recordings} /><${Log} /></div>
       <div class="col col-main"><${Monitor} /><${Layers} /></div>
       <div class="col col-right"><${Templates} /><${Inputs} /><${Assets} /></div>
     </main>

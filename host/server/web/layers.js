@@ -62,8 +62,20 @@ export function Layers() {
   const quarantined = quarantinedLayers(health);
   const layers = scene ? stackOrder(scene.layers) : [];
   const selected = layers.find((l) => l.id === selectedLayer);
+  const out = useAction();
+  const shown = layers.filter((l) => actions.graphicShown(l, templates)).length;
+  const askAllOut = () => actions.askConfirm({
+    title: 'Take all graphics out?',
+    message: `Takes the ${shown} template layer${shown === 1 ? '' : 's'} on air out at once. Images, text, shapes and video stay.`,
+    confirmLabel: 'All graphics out',
+    danger: true,
+    onConfirm: () => out.run(() => actions.allGraphicsOut()),
+  });
   return html`<section class="panel layers" data-testid="layers" aria-labelledby="layers-h">
-    <div class="panel-head"><h2 id="layers-h">Layers on air</h2><span class="muted">${layers.length} · top first</span></div>
+    <div class="panel-head"><h2 id="layers-h">Layers on air</h2><span class="muted">${layers.length} · top first</span>
+      <button type="button" class="small danger" data-testid="all-out" disabled=${!allowed('layer.edit') || !shown || out.busy}
+        onClick=${askAllOut}>All graphics out</button></div>
+    <${ErrorText} error=${out.error} testid="all-out-error" />
     <ul class="layer-list">
       ${layers.map((l) => html`<${LayerRow} key=${l.id} layer=${l} selected=${l.id === selectedLayer}
         graphic=${actions.isGraphic(l, templates)} quarantined=${!!quarantined[l.id]} allowed=${allowed} />`)}

@@ -4,7 +4,10 @@
 import { html, useRef, useState } from './vendor/preact-htm.js';
 import * as actions from './actions.js';
 import { useStore } from './store.js';
-import { useCan, useAction, ErrorText, fmt, tid } from './ui.js';
+import { useCan, useAction, useApiPicture, useTick, ErrorText, fmt, tid } from './ui.js';
+
+// How often a playing input's thumbnail and stats are fetched again.
+const INPUT_THUMB_MS = 3000;
 
 // A file picker behind a button (keyboard reachable), calling onFile for each chosen file.
 function FilePick({ label, accept, onFile, disabled, testid, multiple }) {
@@ -103,12 +106,21 @@ function InputItem({ input, allowed }) {
     onConfirm: () => action.run(() => actions.deleteInput(input.id)),
   });
   const enabled = input.enabled !== false;
+  // A fresh picture every few seconds while it has one coming; the last one otherwise.
+  const live = input.state === 'playing';
+  const hasPicture = live || input.state === 'stalled' || input.state === 'ended';
+  const thumb = useApiPicture(hasPicture ? `/api/inputs/${encodeURIComponent(input.id)}/thumbnail` : null,
+    live ? INPUT_THUMB_MS : 0, input.state);
   return html`<li class="card" data-testid=${tid('input', input.id)}>
     <div class="card-head">
       <strong>${input.name || input.id}</strong>
       <span class="muted mono">${input.id}</span>
       <span class="badge">${input.kind}</span>
       <span class=${`badge input-state state-${input.state}`} data-testid=${tid('input-state', input.id)}>${input.state}</span>
+    </div>
+    <div class="thumb input-thumb">
+      ${thumb ? html`<img src=${thumb} alt=${`latest picture of ${input.name || input.id}`} data-testid=${tid('input-thumb', input.id)} />`
+        : html`<span class="muted">${hasPicture ? '…' : 'no picture'}</span>`}
     </div>
     ${input.url ? html`<p class="mono muted wrap">${input.url}</p>` : null}
     <p class="muted">${inputStats(input.stats)}</p>
@@ -222,6 +234,9 @@ export function Inputs() {
   const inputs = useStore((s) => s.inputs);
   const media = useStore((s) => s.media);
   const allowed = useCan();
+  // inputUpdate comes with each change of state; the stats of a playing input move on
+  // between them, so they are read again while one plays.
+  useTick(inputs.some((i) => i.state === 'playing') ? INPUT_THUMB_MS : 0, actions.refreshInputs);
   return html`<section class="panel" data-testid="inputs" aria-labelledby="inputs-h">
     <div class="panel-head"><h2 id="inputs-h">Inputs</h2></div>
     <${Secret} />
@@ -234,11 +249,12 @@ export function Inputs() {
 
 // --- Assets ---
 
-function AssetItem({ asset, thumb, allowed }) {
+function AssetItem({ asset, allowed }) {
   const action = useAction();
+  const thumb = useApiPicture(asset.kind === 'image' ? `/api/assets/${encodeURIComponent(asset.id)}/thumbnail` : null);
   return html`<li class="asset" data-testid=${tid('asset', asset.id)}>
     <div class="thumb">
-      ${thumb ? html`<img src=${thumb} alt="" />`
+      ${thumb ? html`<img src=${thumb} alt="" data-testid=${tid('asset-thumb', asset.id)} />`
         : html`<span class="muted">${asset.kind === 'font' ? 'Aa' : 'image'}</span>`}
     </div>
     <div>
@@ -258,7 +274,6 @@ function AssetItem({ asset, thumb, allowed }) {
 
 export function Assets() {
   const assets = useStore((s) => s.assets);
-  const thumbs = useStore((s) => s.thumbs);
   const allowed = useCan();
   const upload = useAction();
   const [over, setOver] = useState(false);
@@ -281,7 +296,7 @@ export function Assets() {
     </div>
     ${upload.busy ? html`<p class="muted" role="status">Uploading…</p>` : null}
     <${ErrorText} error=${upload.error} testid="asset-upload-error" />
-    <ul class="asset-list">${assets.map((a) => html`<${AssetItem} key=${a.id} asset=${a} thumb=${thumbs[a.id]} allowed=${allowed} />`)}</ul>
+    <ul class="asset-list">${assets.map((a) => html`<${AssetItem} key=${a.id} asset=${a} allowed=${allowed} />`)}</ul>
     ${assets.length ? null : html`<p class="muted">No assets.</p>`}
   </section>`;
 }

@@ -29,7 +29,7 @@ let state = {
   inputs: [],
   media: [],
   assets: [],
-  thumbs: {}, // asset id → blob: URL of an image uploaded in this tab
+  recordings: [], // newest first
   nextScene: null, // the rundown's selection ("NEXT")
   selectedLayer: null,
   transition: { kind: 'fade', durationMs: 500 },

@@ -1,8 +1,10 @@
 // Small shared pieces: a modal dialog, a number input that does not fight the typist, a
-// hook for one async action (busy + error), the access check as a hook, and formatters.
+// hook for one async action (busy + error), the access check as a hook, pictures served
+// behind the token, and formatters.
 
 import { html, useEffect, useLayoutEffect, useRef, useState } from './vendor/preact-htm.js';
 import { useStore } from './store.js';
+import { getBlob } from './api.js';
 import { can } from './access.js';
 
 /** `allowed(action)` for the current session (see access.js). */
@@ -25,6 +27,42 @@ export function useTick(ms, onTick) {
     }, ms);
     return () => clearInterval(t);
   }, [ms]);
+}
+
+/**
+ * A picture the API serves behind the token (thumbnails), as a blob: URL; fetched again
+ * every `refreshMs` (0: once) and whenever `path` or `key` changes. `null` while there is
+ * none (not yet, or the server has no picture: 404 `no_picture`).
+ */
+export function useApiPicture(path, refreshMs = 0, key = '') {
+  const [url, setUrl] = useState(null);
+  useEffect(() => {
+    if (!path) { setUrl(null); return undefined; }
+    let alive = true;
+    let current = null;
+    let timer = null;
+    const show = (next) => {
+      if (current) URL.revokeObjectURL(current);
+      current = next;
+      setUrl(next);
+    };
+    const load = async () => {
+      try {
+        const blob = await getBlob(path);
+        if (alive) show(URL.createObjectURL(blob));
+      } catch (e) {
+        if (alive && e.status === 404) show(null);
+      }
+      if (alive && refreshMs) timer = setTimeout(load, refreshMs);
+    };
+    load();
+    return () => {
+      alive = false;
+      clearTimeout(timer);
+      if (current) URL.revokeObjectURL(current);
+    };
+  }, [path, refreshMs, key]);
+  return url;
 }
 
 /** One async action of a control: `run(fn)` sets busy and keeps the error for display. */

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::control::StreamController;
+use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
 use crate::state::StateManager;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub ws_clients: Arc<AtomicU64>,
     /// The embedded RTMP server's port, for the publish URL of a new `rtmp` input.
     pub rtmp_port: Option<u16>,
+    /// The recordings, when this server makes them.
+    pub recordings: Option<Arc<RecordingManager>>,
 }
 
 impl AppState {
@@ -50,7 +53,14 @@ impl AppState {
             token: token.map(Into::into),
             ws_clients: Arc::default(),
             rtmp_port: None,
+            recordings: None,
         }
+    }
+
+    /// The same state, making recordings with `recordings`.
+    pub fn with_recordings(mut self, recordings: Arc<RecordingManager>) -> Self {
+        self.recordings = Some(recordings);
+        self
     }
 
     /// The same state, telling clients that the embedded RTMP server listens on `port`.

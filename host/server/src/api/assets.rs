@@ -1,7 +1,7 @@
 //! Asset routes: upload images and fonts as raw bodies, list, inspect, delete.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -174,4 +174,53 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<AssetInfo>, ApiError> {
     Ok(Json(s.scenes.delete_asset(&id).await?))
+}
+
+/// A thumbnail of an image asset: a PNG of at most 320 × 180, its aspect and transparency
+/// kept. Fonts have none (404 `no_picture`).
+#[utoipa::path(get, path = "/api/assets/{id}/thumbnail", tag = "assets", params(("id" = String, Path)),
+    responses((status = 200, description = "a PNG", content_type = "image/png", body = Vec<u8>),
+        (status = 404, body = ErrorBody)))]
+pub async fn thumbnail(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let assets = s.scenes.assets().clone();
+    let wanted = id.clone();
+    let png = tokio::task::spawn_blocking(move || assets.thumbnail(&wanted))
+        .await
+        .map_err(|e| thumbnail_failed(e.to_string()))??
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_picture",
+                format!("asset {id:?} is a font: fonts have no thumbnail"),
+            )
+        })?;
+    Ok(picture("image/png", "private, no-cache", png))
+}
+
+/// A thumbnail that could not be made (500).
+pub(super) fn thumbnail_failed(why: String) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("thumbnail: {why}"),
+    )
+}
+
+/// A picture answer.
+pub(super) fn picture(
+    content_type: &'static str,
+    cache: &'static str,
+    bytes: impl Into<Bytes>,
+) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes.into(),
+    )
+        .into_response()
 }

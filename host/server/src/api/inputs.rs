@@ -233,3 +233,57 @@ pub async fn delete_media(
 ) -> Result<Json<MediaInfo>, ApiError> {
     Ok(Json(manager(&s)?.delete_media(&id).await?))
 }
+
+/// How long a thumbnail request waits for an input that no layer shows to convert a
+/// picture at the thumbnail's size.
+const THUMBNAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The input's latest picture as a JPEG of at most 320 × 180 (its aspect kept), for the
+/// console. While the input has no picture yet (connecting, or stopped before its first
+/// frame) the answer is 404 `no_picture`; a stalled input shows its last picture.
+#[utoipa::path(get, path = "/api/inputs/{id}/thumbnail", tag = "inputs", params(("id" = String, Path)),
+    responses((status = 200, description = "a JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, body = ErrorBody)))]
+pub async fn thumbnail(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::thumbnail;
+    use sm_compose::video::{Fit, Want};
+    use std::time::Instant;
+
+    let feed = manager(&s)?.feed(&id)?;
+    let deadline = Instant::now() + THUMBNAIL_WAIT;
+    let frame = loop {
+        if let Some(frame) = feed.newest() {
+            break frame;
+        }
+        if Instant::now() >= deadline {
+            let state = feed.status().state;
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_picture",
+                format!("input {id:?} has no picture yet ({state})"),
+            ));
+        }
+        // No layer shows it: ask its worker for a picture at the thumbnail's size (wanted
+        // for a couple of seconds, then forgotten).
+        let want = Want {
+            width: thumbnail::MAX_WIDTH,
+            height: thumbnail::MAX_HEIGHT,
+            fit: Fit::Contain,
+        };
+        let _ = feed.frame(want, Instant::now());
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    };
+    let jpeg = tokio::task::spawn_blocking(move || {
+        thumbnail::shrink(&frame.pixmap, frame.part)
+            .ok_or_else(|| "empty picture".to_string())
+            .and_then(|small| thumbnail::jpeg(&small))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(super::assets::thumbnail_failed)?;
+    Ok(super::assets::picture("image/jpeg", "no-store", jpeg))
+}

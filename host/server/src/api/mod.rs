@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 pub mod health;
 pub mod inputs;
+pub mod recordings;
 pub mod scene;
 pub mod scenes;
 pub mod stream;
@@ -66,13 +67,20 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(scenes::activate))
         .routes(routes!(assets::list, assets::upload))
         .routes(routes!(assets::get, assets::delete))
+        .routes(routes!(assets::thumbnail))
         .routes(routes!(templates::list, templates::upload))
         .routes(routes!(templates::get, templates::put, templates::delete))
         .routes(routes!(templates::rollback))
         .routes(routes!(inputs::list, inputs::create))
         .routes(routes!(inputs::get, inputs::patch, inputs::delete))
+        .routes(routes!(inputs::thumbnail))
         .routes(routes!(inputs::list_media, inputs::upload_media))
         .routes(routes!(inputs::get_media, inputs::delete_media))
+        .routes(routes!(recordings::list, recordings::start))
+        .routes(routes!(recordings::get, recordings::delete))
+        .routes(routes!(recordings::stop))
+        .routes(routes!(recordings::file))
+        .routes(routes!(recordings::link))
 }
 
 /// The OpenAPI document of every mounted route.
@@ -94,7 +102,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let open = req.method() == Method::GET && req.uri().path() == "/api/health";
+    let open = req.method() == Method::GET
+        && (req.uri().path() == "/api/health" || recordings::ticket_admits(&state, &req));
     if open || state.authorized(bearer(req.headers())) {
         next.run(req).await
     } else {
@@ -232,6 +241,15 @@ pub(crate) mod tests {
             ("post", "/api/media"),
             ("get", "/api/media/{id}"),
             ("delete", "/api/media/{id}"),
+            ("get", "/api/assets/{id}/thumbnail"),
+            ("get", "/api/inputs/{id}/thumbnail"),
+            ("get", "/api/recordings"),
+            ("post", "/api/recordings"),
+            ("get", "/api/recordings/{id}"),
+            ("delete", "/api/recordings/{id}"),
+            ("post", "/api/recordings/{id}/stop"),
+            ("get", "/api/recordings/{id}/files/{n}"),
+            ("post", "/api/recordings/{id}/files/{n}/link"),
         ];
         for (method, path) in expected {
             assert!(
@@ -245,7 +263,7 @@ pub(crate) mod tests {
             for method in item.as_object().unwrap().keys() {
                 documented += 1;
                 let body = (method == "patch").then_some(("application/json", "{}"));
-                let uri = path.replace("{id}", "no-such-layer");
+                let uri = path.replace("{id}", "no-such-layer").replace("{n}", "0");
                 let (status, body) = call(&app, &method.to_uppercase(), &uri, body, None).await;
                 // A mounted route may answer 404 for an unknown id, in our error shape; the
                 // router's own 404 has no body.

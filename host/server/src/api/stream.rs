@@ -12,11 +12,40 @@ use super::error::{ApiError, ErrorBody};
 use crate::state::model::{ConfigError, mask_url};
 use crate::state::{StreamConfig, StreamState};
 
-/// Start streaming.
+/// Body of `POST /api/stream/start` (may be empty).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StartStream {
+    /// Also start a recording of the program ("go live and record"); its location is in
+    /// the answer's `Location` header.
+    #[serde(default)]
+    pub record: bool,
+}
+
+/// Start streaming; with `{"record": true}` also record. A recording that cannot start
+/// (quota, disk) leaves the stream live and answers its error.
 #[utoipa::path(post, path = "/api/stream/start", tag = "stream",
-    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn start_stream(State(s): State<AppState>) -> ApiResult<StreamState> {
-    Ok(Json(s.controller.start().await?))
+    request_body(content = StartStream, content_type = "application/json"),
+    responses((status = 200, body = StreamState), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
+pub(super) async fn start_stream(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let start: StartStream = super::recordings::optional_body(&headers, body)?;
+    let state = s.controller.start().await?;
+    if !start.record {
+        return Ok(Json(state).into_response());
+    }
+    let rec = super::recordings::start_recording(&s, Default::default()).await?;
+    let location = format!("/api/recordings/{}", rec.id);
+    Ok((
+        [(axum::http::header::LOCATION, location)],
+        Json(s.controller.state()),
+    )
+        .into_response())
 }
 
 /// Stop streaming: flush the encoder and close every output.

@@ -60,6 +60,8 @@ pub enum Event {
     Error(FaultEvent),
     /// A live input changed state.
     InputUpdate(sm_media::input::InputUpdate),
+    /// A recording started, finished or failed.
+    RecordingUpdate(sm_media::recording::Recording),
 }
 
 /// System-wide measurements persisted under `system:metrics`.
