@@ -87,6 +87,8 @@ struct Inner {
 pub struct MediaHub {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<MediaEvent>,
+    /// Timestamp of the newest packet published (what "live" is for a consumer).
+    newest: std::sync::atomic::AtomicU32,
     /// Bytes sent to all RTMP peers (players and destinations).
     pub bytes_out: AtomicU64,
     /// Bytes received from all RTMP peers.
@@ -105,6 +107,7 @@ impl MediaHub {
         Self {
             inner: Mutex::new(Inner::default()),
             tx: broadcast::channel(1024).0,
+            newest: std::sync::atomic::AtomicU32::new(0),
             bytes_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
         }
@@ -143,6 +146,7 @@ impl MediaHub {
             inner.last_timestamp = packet.timestamp;
         }
         inner.last_published = Some(std::time::Instant::now());
+        self.newest.store(inner.last_timestamp, Ordering::Relaxed);
         if packet.track == Track::Video && packet.keyframe {
             inner.gop.clear();
             inner.gop_bytes = 0;
@@ -170,6 +174,12 @@ impl MediaHub {
         inner.gop.clear();
         inner.gop_bytes = 0;
         let _ = self.tx.send(MediaEvent::End);
+    }
+
+    /// Timestamp of the newest packet published, in RTMP milliseconds: how far behind live
+    /// a consumer is, is this minus the timestamp of the packet it is sending.
+    pub fn newest_timestamp(&self) -> u32 {
+        self.newest.load(Ordering::Relaxed)
     }
 
     /// Whether a run is active.

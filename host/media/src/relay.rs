@@ -2,9 +2,11 @@
 //! over a socket, and the relay loop that sends a hub subscription (headers, cached GOP, live
 //! packets) into an RTMP session while answering the peer's control messages.
 //!
-//! A consumer that cannot keep up loses packets at its own hub receiver and resumes at the
-//! next keyframe; a peer that stops reading is cut after [`WRITE_TIMEOUT`]. Neither ever
-//! slows the encoder or another consumer.
+//! A consumer that cannot keep up skips ahead: once the packet it is about to send is more
+//! than [`MAX_BEHIND_MS`] older than the newest one published, it drops packets until a
+//! keyframe within that distance of live (also when it lost packets at its own hub
+//! receiver), so a viewer's delay cannot creep up; a peer that stops reading is cut after
+//! [`WRITE_TIMEOUT`]. Neither ever slows the encoder or another consumer.
 
 use std::time::Duration;
 
@@ -19,6 +21,9 @@ use crate::hub::{MediaEvent, MediaHub, MediaPacket, StreamHeaders, Subscription,
 
 /// Longest a single write to a peer may take before the peer is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How far behind the newest packet a consumer may send before it skips to a newer keyframe.
+pub const MAX_BEHIND_MS: u32 = 3000;
+
 /// Longest the handshake and the session set-up may take.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -216,6 +221,14 @@ where
             }
             ev = rx.recv() => match ev {
                 Ok(MediaEvent::Packet(p)) => {
+                    let behind = hub.newest_timestamp().wrapping_sub(p.timestamp);
+                    if (MAX_BEHIND_MS..u32::MAX / 2).contains(&behind) {
+                        if !waiting_for_key {
+                            tracing::info!(behind_ms = behind, "consumer fell behind live; skipping to a newer keyframe");
+                        }
+                        waiting_for_key = true;
+                        continue;
+                    }
                     if waiting_for_key {
                         if !(p.track == Track::Video && p.keyframe) {
                             continue;
@@ -237,5 +250,84 @@ where
             },
             _ = stop.changed() => return Ok(RelayEnd::Stopped),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session whose every media message is `PACKET` bytes starting with the timestamp.
+    struct Stamps;
+    const PACKET: usize = 1024;
+
+    impl MediaSession for Stamps {
+        fn metadata(&mut self, _: &StreamMetadata) -> Result<Vec<u8>, RtmpError> {
+            Ok(Vec::new())
+        }
+        fn media(&mut self, _: Track, _: Bytes, timestamp: u32) -> Result<Vec<u8>, RtmpError> {
+            let mut out = vec![0u8; PACKET];
+            out[..4].copy_from_slice(&timestamp.to_be_bytes());
+            Ok(out)
+        }
+        fn input(&mut self, _: &[u8]) -> Result<Vec<Vec<u8>>, RtmpError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A viewer that stops reading for ten seconds of stream comes back within
+    /// MAX_BEHIND_MS of live, at a keyframe, and goes on from there without a gap.
+    #[tokio::test]
+    async fn a_consumer_that_fell_behind_skips_to_a_keyframe_near_live() {
+        let hub = std::sync::Arc::new(MediaHub::new());
+        let (mut viewer, mut server_side) = tokio::io::duplex(16 * PACKET);
+        let (stop_tx, mut stop) = watch::channel(false);
+        let sub = hub.subscribe();
+        let relay_hub = hub.clone();
+        let relay = tokio::spawn(async move {
+            relay(&mut server_side, &relay_hub, &mut Stamps, sub, &mut stop).await
+        });
+        // 10 s of 30 fps video, a keyframe a second, published while nobody reads.
+        let ts = |i: u32| i * 1000 / 30;
+        for i in 0..300 {
+            hub.publish(MediaPacket {
+                track: Track::Video,
+                timestamp: ts(i),
+                keyframe: i % 30 == 0,
+                data: Bytes::from_static(b"x"),
+            });
+            tokio::task::yield_now().await;
+        }
+        let newest = hub.newest_timestamp();
+        assert_eq!(newest, ts(299));
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; PACKET];
+        while seen.last() != Some(&newest) {
+            tokio::time::timeout(Duration::from_secs(5), viewer.read_exact(&mut buf))
+                .await
+                .expect("the relay goes on")
+                .unwrap();
+            seen.push(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+        }
+        let jump = seen
+            .windows(2)
+            .position(|w| w[1] - w[0] > 40)
+            .expect("a skip ahead");
+        let resumed = seen[jump + 1];
+        assert!(
+            newest - resumed <= MAX_BEHIND_MS,
+            "resumed at {resumed} of {newest}"
+        );
+        assert_eq!(
+            resumed,
+            ts(resumed * 30 / 1000 / 30 * 30),
+            "at a keyframe: {resumed}"
+        );
+        assert!(
+            seen[jump + 1..].windows(2).all(|w| w[1] - w[0] <= 34),
+            "no gap after it: {seen:?}"
+        );
+        stop_tx.send(true).unwrap();
+        assert_eq!(relay.await.unwrap().unwrap(), RelayEnd::Stopped);
     }
 }

@@ -9,14 +9,28 @@
 //! at once, and a source whose clock runs fast (its timestamps advance quicker than ours)
 //! pulls the anchor earlier with it, so no backlog builds. The envelope rises back slowly
 //! ([`RISE_PER_SEC`]), which follows a slow clock (500 ppm is 0.5 ms a second) without
-//! jumping on every late packet. Live pictures are held [`LIVE_DELAY`] past that envelope,
-//! a small jitter buffer: pictures arriving within it go on air exactly a frame interval
-//! apart, later ones at once.
+//! jumping on every late packet. Live pictures are held past that envelope, a small jitter
+//! buffer: pictures ready within it go on air exactly a frame interval apart, later ones at
+//! once. The hold is what this source needs: the 95th percentile of how long after the
+//! envelope its recent pictures were ready to show (network jitter, decoding, scaling) plus
+//! [`HOLD_MARGIN`], within [`MIN_HOLD`]..=[`MAX_HOLD`]; [`LIVE_DELAY`] until it is known.
+//! A steady camera on a quiet network is held a few milliseconds, a jittery one longer.
 
 use std::time::{Duration, Instant};
 
-/// How long a live picture is held past the earliest it could have arrived.
+/// How long a live picture is held past the earliest it could have arrived, until the
+/// source's own jitter is known.
 pub const LIVE_DELAY: f64 = 0.020;
+/// The shortest hold of a live source.
+pub const MIN_HOLD: f64 = 0.003;
+/// The longest hold of a live source (pictures later than this go on air as they come).
+pub const MAX_HOLD: f64 = 0.060;
+/// Added to the measured 95th percentile.
+pub const HOLD_MARGIN: f64 = 0.002;
+/// Pictures the hold is measured over (about 8 s at 30 fps).
+const JITTER_WINDOW: usize = 256;
+/// The hold is worked out again every this many pictures.
+const HOLD_EVERY: usize = 32;
 /// How fast a live source's anchor may move later: faster than any real clock drifts.
 pub const RISE_PER_SEC: f64 = 0.002;
 /// A timestamp this far from where it was expected is a jump (a new stream, a loop, a
@@ -32,6 +46,13 @@ pub struct Pacer {
     base: Instant,
     last_arrival: Option<Instant>,
     last_pts: f64,
+    /// The hold of a live source, in seconds.
+    hold: f64,
+    /// How long after the envelope recent pictures were ready (a ring), and how many so far.
+    readiness: [f32; JITTER_WINDOW],
+    measured: usize,
+    /// The envelope time of the picture last paced, for [`Pacer::ready`].
+    envelope: Option<Instant>,
 }
 
 impl Pacer {
@@ -43,13 +64,45 @@ impl Pacer {
             base: Instant::now(),
             last_arrival: None,
             last_pts: 0.0,
+            hold: LIVE_DELAY,
+            readiness: [0.0; JITTER_WINDOW],
+            measured: 0,
+            envelope: None,
         }
     }
 
-    /// Starts again from the next picture (after a reconnect or a seek).
+    /// How long live pictures are held past the envelope now, in seconds.
+    pub fn hold(&self) -> f64 {
+        self.hold
+    }
+
+    /// The picture last given to [`Pacer::due`] is ready to show at `at` (decoded and
+    /// converted): measures the source's jitter and adapts the hold to it.
+    pub fn ready(&mut self, at: Instant) {
+        let (true, Some(envelope)) = (self.live, self.envelope) else {
+            return;
+        };
+        let after = at.saturating_duration_since(envelope).as_secs_f64();
+        self.readiness[self.measured % JITTER_WINDOW] = after as f32;
+        self.measured += 1;
+        if self.measured >= HOLD_EVERY && self.measured.is_multiple_of(HOLD_EVERY) {
+            let n = self.measured.min(JITTER_WINDOW);
+            let mut sorted = self.readiness;
+            let window = &mut sorted[..n];
+            let at = (n * 95 / 100).min(n - 1);
+            let (_, p95, _) = window.select_nth_unstable_by(at, f32::total_cmp);
+            self.hold = (f64::from(*p95) + HOLD_MARGIN).clamp(MIN_HOLD, MAX_HOLD);
+        }
+    }
+
+    /// Starts again from the next picture (after a reconnect or a seek); the hold is
+    /// measured again.
     pub fn reset(&mut self) {
         self.offset = None;
         self.last_arrival = None;
+        self.envelope = None;
+        self.measured = 0;
+        self.hold = LIVE_DELAY;
     }
 
     /// When a picture with timestamp `pts` (seconds) that arrived at `arrival` is due.
@@ -71,8 +124,13 @@ impl Pacer {
         self.offset = Some(offset);
         self.last_arrival = Some(arrival);
         self.last_pts = pts;
-        let due = pts + offset + if self.live { LIVE_DELAY } else { 0.0 };
-        self.base + Duration::from_secs_f64(due.max(0.0))
+        let envelope = self.base + Duration::from_secs_f64((pts + offset).max(0.0));
+        self.envelope = Some(envelope);
+        if self.live {
+            envelope + Duration::from_secs_f64(self.hold)
+        } else {
+            envelope
+        }
     }
 }
 
@@ -93,6 +151,52 @@ mod tests {
         // A loop back to 0 starts again.
         let d3 = p.due(0.0, t0 + Duration::from_millis(120));
         assert!(d3 >= t0 + Duration::from_millis(119));
+    }
+
+    /// The hold settles on what the source needs: the 95th percentile of how late after
+    /// the envelope its pictures are ready (arrival jitter plus decoding and scaling), plus
+    /// the margin; a quiet source is held less than the starting delay, a jittery one more,
+    /// within the bounds. Once settled, 95 % of the pictures are due after they are ready.
+    #[test]
+    fn the_hold_follows_the_sources_own_jitter() {
+        let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
+        for (jitter, work, low, high) in [
+            (2u64, 3.0, 6.0, 8.0),
+            (15, 5.0, 20.0, 23.0),
+            (40, 10.0, 48.0, 53.0),
+            (90, 10.0, 60.0, 60.0),
+        ] {
+            let mut p = Pacer::new(true);
+            assert_eq!(p.hold(), LIVE_DELAY);
+            let t0 = Instant::now();
+            let (mut on_time, mut counted) = (0, 0);
+            for n in 0..(30 * 20u64) {
+                let real = n as f64 / 30.0;
+                // Jitter spread evenly over 0..=jitter ms, deterministic.
+                let late = ((n * 7919) % (jitter + 1)) as f64;
+                let arrival = t0 + ms(real * 1000.0 + late);
+                let due = p.due(real, arrival);
+                let ready = arrival + ms(work);
+                p.ready(ready);
+                if n >= 30 * 10 {
+                    counted += 1;
+                    on_time += usize::from(due >= ready);
+                }
+            }
+            let hold = p.hold() * 1000.0;
+            assert!(
+                (low..=high).contains(&hold),
+                "jitter {jitter} ms, work {work} ms: held {hold} ms"
+            );
+            if hold < MAX_HOLD * 1000.0 {
+                assert!(
+                    on_time * 100 >= counted * 94,
+                    "{on_time} of {counted} on time"
+                );
+            }
+            p.reset();
+            assert_eq!(p.hold(), LIVE_DELAY, "measured again after a reconnect");
+        }
     }
 
     /// A source 500 ppm fast or slow for an hour at 30 fps, with arrival jitter: the delay

@@ -108,6 +108,9 @@ impl Presenter {
                 None => skipped = true,
             }
         }
+        // Decoded and converted: how late after its envelope this picture is ready tells
+        // the pacer how long this source's pictures must be held.
+        self.pacer.ready(Instant::now());
         if wait_until(due, &shared.stop) {
             return Presented::Stopped;
         }

@@ -15,6 +15,7 @@ pub mod scene;
 pub mod scenes;
 pub mod stream;
 pub mod templates;
+pub mod web_text;
 pub mod ws;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
