@@ -28,6 +28,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu(pid, prefix):
+    """CPU seconds of the process's threads whose name starts with `prefix`."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith(prefix):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            continue
+    return total
+
+
 def window(base, pid, seconds):
     """CPU ms per frame and frames over `seconds`."""
     c0, f0 = cpu_seconds(pid), call(base, "GET", "/api/stream/state")["frameCount"]
@@ -48,7 +64,7 @@ def main():
             live_server(a.binary, 1920, 1080, 30, extra=["--recordings-dir", rec_dir]) as (base, pid):
         call(base, "POST", "/api/stream/start")
         time.sleep(10)  # warm-up
-        plain, recording, sizes = [], [], []
+        plain, recording, sizes, writer = [], [], [], []
         for i in range(a.pairs):
             ms, frames, dropped = window(base, pid, a.seconds)
             plain.append(ms)
@@ -56,10 +72,13 @@ def main():
                   flush=True)
             rec = call(base, "POST", "/api/recordings", {"name": f"bench {i + 1}"})
             ms, frames, dropped = window(base, pid, a.seconds)
+            # The writer thread alone (named "record rec-N"), measured exactly.
+            writer.append(thread_cpu(pid, "record ") * 1000 / max(frames, 1))
             done = call(base, "POST", f"/api/recordings/{rec['id']}/stop")
             recording.append(ms)
             sizes.append(done["bytes"])
             print(f"pair {i + 1}: with    {ms:6.2f} CPU ms/frame ({frames} frames, {dropped} dropped so far; "
+                  f"writer thread {writer[-1]:.3f} ms/frame; "
                   f"{done['bytes'] / 1e6:.1f} MB, {done['durationMs'] / 1000:.1f} s recorded)", flush=True)
             call(base, "DELETE", f"/api/recordings/{rec['id']}")
         a_med, b_med = statistics.median(plain), statistics.median(recording)
@@ -68,6 +87,9 @@ def main():
               f"(x{b_med / a_med:.3f}, {100 * (b_med - a_med) / a_med:+.1f} %); "
               f"pairwise: {', '.join(f'{100 * (b - p) / p:+.1f} %' for p, b in zip(plain, recording))}; "
               f"dropped frames {state['droppedFrames']}")
+        w = statistics.median(writer)
+        print(f"the recording's writer thread alone: {w:.3f} CPU ms/frame, {100 * w / a_med:.2f} % of the "
+              f"stream's CPU per frame (the hub-to-queue forwarding runs on a tokio worker, not counted)")
     if a.plot:
         import matplotlib
         matplotlib.use("Agg")
