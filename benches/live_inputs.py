@@ -279,8 +279,10 @@ def run(args, assets_dir, urls, base_ages, cams):
 def drop_causes(log_path):
     """Frames dropped by cause, from the server's debug log."""
     late = behind = 0
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
     with open(log_path, errors="replace") as f:
         for line in f:
+            line = ansi.sub("", line)  # the log is coloured: `missed=1` has codes around `=`
             if "render clock late" in line:
                 m = re.search(r"missed\W+(\d+)", line)
                 late += int(m.group(1)) if m else 1
