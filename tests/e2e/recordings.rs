@@ -452,15 +452,16 @@ async fn a_full_disk_fails_the_recording_and_not_the_stream_and_the_quota_refuse
 
 #[tokio::test]
 async fn a_hung_disk_fails_the_recording_within_its_queue_and_not_the_stream() {
-    // The recording's first file is a FIFO nobody reads: opening it blocks the writer the
-    // way a hung network mount does.
     let dir = TempDir::new("hung-disk");
-    let fifo = dir.join("rec-1-1.mp4");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success(), "mkfifo");
     let recordings = dir.path().to_string_lossy().into_owned();
     let (server, player) =
         crate::common::live_server(Server::builder().args(["--recordings-dir", &recordings])).await;
+    // The recording's first file is a FIFO nobody reads: opening it blocks the writer the
+    // way a hung network mount does. (Made after the start: a file already there at boot
+    // moves the numbering past it.)
+    let fifo = dir.join("rec-1-1.mp4");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
     let mut ws = Ws::open(&server).await;
     let before = server.state().await;
     let t = Instant::now();
@@ -506,5 +507,35 @@ async fn a_hung_disk_fails_the_recording_within_its_queue_and_not_the_stream() {
     assert_eq!(
         server.get_json("/api/recordings/rec-1").await["state"],
         "failed"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_store_never_writes_over_the_recordings_in_the_folder() {
+    let kept = TempDir::new("kept-recordings");
+    let dir = kept.path().to_string_lossy().into_owned();
+    let mut server = Server::builder()
+        .args(["--recordings-dir", &dir])
+        .start()
+        .await;
+    server.start_stream().await;
+    let first = start_recording(&server, json!({})).await;
+    assert_eq!(first["id"], "rec-1");
+    tokio::time::sleep(secs(1.5)).await;
+    let done = on_recording(&server, Method::POST, "rec-1", "/stop", 200).await;
+    let file = kept.path().join("rec-1-1.mp4");
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(bytes, u(&done, "bytes"));
+    // The memory store starts empty: the list is gone, the file is not.
+    server.restart().await;
+    assert_eq!(server.get_json("/api/recordings").await, json!([]));
+    server.start_stream().await;
+    let next = start_recording(&server, json!({})).await;
+    assert_eq!(next["id"], "rec-2", "{next}");
+    on_recording(&server, Method::POST, "rec-2", "/stop", 200).await;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        bytes,
+        "rec-1's file untouched"
     );
 }

@@ -125,6 +125,13 @@ impl RecordingManager {
     /// their files hold.
     pub async fn load(&self) {
         let _edit = self.edits.lock().await;
+        // Numbers go on after every recording in the folder, listed or not (a store that
+        // was lost or emptied must not lead to a file being written over).
+        let dir = self.settings.dir.clone();
+        let on_disk = tokio::task::spawn_blocking(move || highest_on_disk(&dir))
+            .await
+            .unwrap_or(0);
+        self.lock().next = on_disk + 1;
         let Some(bytes) = self.state.load_doc(KEY_RECORDINGS).await else {
             return;
         };
@@ -168,7 +175,8 @@ impl RecordingManager {
         }
         {
             let mut inner = self.lock();
-            inner.next = list.iter().filter_map(|r| number(&r.id)).max().unwrap_or(0) + 1;
+            let listed = list.iter().filter_map(|r| number(&r.id)).max().unwrap_or(0);
+            inner.next = inner.next.max(listed + 1);
             inner.list = list;
         }
         if changed {
@@ -462,6 +470,21 @@ impl RecordingManager {
     }
 }
 
+/// The highest `N` of the recording files (`rec-N-K.mp4`) in `dir`; 0 when there are none.
+fn highest_on_disk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let (id, _) = name.strip_suffix(".mp4")?.rsplit_once('-')?;
+            number(id)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// The files of recording `id` in `dir` (`<id>-<k>.mp4`), in order of `k`.
 fn files_of(dir: &std::path::Path, id: &str) -> Vec<PathBuf> {
     let prefix = format!("{id}-");
@@ -513,6 +536,8 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["rec-1-1.mp4", "rec-1-2.mp4", "rec-1-10.mp4"]);
+        assert_eq!(highest_on_disk(&dir), 11);
+        assert_eq!(highest_on_disk(&dir.join("missing")), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
