@@ -31,6 +31,17 @@ async fn on_recording(server: &Server, method: Method, id: &str, rest: &str, sta
     .await
 }
 
+/// The WS `error` `recording_failed`, within `timeout`.
+async fn recording_failed(ws: &mut Ws, timeout: std::time::Duration) -> Value {
+    ws.wait_for(
+        "recording_failed",
+        timeout,
+        |_| {},
+        |m| m["type"] == "error" && m["payload"]["code"] == "recording_failed",
+    )
+    .await
+}
+
 /// Waits until recording `id` is in `state`.
 async fn wait_recording(server: &Server, id: &str, state: &str) -> Value {
     let path = format!("/api/recordings/{id}");
@@ -406,14 +417,7 @@ async fn a_full_disk_fails_the_recording_and_not_the_stream_and_the_quota_refuse
         why.contains("No space left on device") || why.contains("space"),
         "{failed}"
     );
-    let error = ws
-        .wait_for(
-            "recording_failed",
-            secs(5.0),
-            |_| {},
-            |m| m["type"] == "error" && m["payload"]["code"] == "recording_failed",
-        )
-        .await;
+    let error = recording_failed(&mut ws, secs(5.0)).await;
     assert_eq!(
         error["payload"]["component"],
         format!("recording:{id}"),
@@ -466,14 +470,7 @@ async fn a_hung_disk_fails_the_recording_within_its_queue_and_not_the_stream() {
     let before = server.state().await;
     let t = Instant::now();
     start_recording(&server, json!({})).await;
-    let error = ws
-        .wait_for(
-            "recording_failed",
-            secs(20.0),
-            |_| {},
-            |m| m["type"] == "error" && m["payload"]["code"] == "recording_failed",
-        )
-        .await;
+    let error = recording_failed(&mut ws, secs(20.0)).await;
     let waited = t.elapsed();
     assert!(
         error["payload"]["message"]

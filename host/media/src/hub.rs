@@ -78,8 +78,7 @@ struct Inner {
     headers: Option<Arc<StreamHeaders>>,
     gop: Vec<MediaPacket>,
     gop_bytes: usize,
-    /// Timestamp of the last packet, and when it was published.
-    last_timestamp: u32,
+    /// When the last packet was published (its timestamp is `MediaHub::newest`).
     last_published: Option<std::time::Instant>,
 }
 
@@ -87,7 +86,8 @@ struct Inner {
 pub struct MediaHub {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<MediaEvent>,
-    /// Timestamp of the newest packet published (what "live" is for a consumer).
+    /// Timestamp of the newest packet published (what "live" is for a consumer); written
+    /// under `inner`'s lock, read without it.
     newest: std::sync::atomic::AtomicU32,
     /// Bytes sent to all RTMP peers (players and destinations).
     pub bytes_out: AtomicU64,
@@ -130,8 +130,8 @@ impl MediaHub {
         // milliseconds and wrap (after ~49 days) by design.
         let base = match inner.last_published {
             None => 0,
-            Some(at) => inner
-                .last_timestamp
+            Some(at) => self
+                .newest_timestamp()
                 .wrapping_add((at.elapsed().as_millis() as u32).max(1)),
         };
         let _ = self.tx.send(MediaEvent::Headers(headers));
@@ -141,12 +141,12 @@ impl MediaHub {
     /// Publishes one packet to every consumer; never blocks on them.
     pub fn publish(&self, packet: MediaPacket) {
         let mut inner = self.lock();
-        // Audio and video interleave, so keep the latest of them (in wrapping order).
-        if packet.timestamp.wrapping_sub(inner.last_timestamp) < u32::MAX / 2 {
-            inner.last_timestamp = packet.timestamp;
+        // Audio and video interleave, so keep the latest of them (in wrapping order); only
+        // written under the lock.
+        if packet.timestamp.wrapping_sub(self.newest_timestamp()) < u32::MAX / 2 {
+            self.newest.store(packet.timestamp, Ordering::Relaxed);
         }
         inner.last_published = Some(std::time::Instant::now());
-        self.newest.store(inner.last_timestamp, Ordering::Relaxed);
         if packet.track == Track::Video && packet.keyframe {
             inner.gop.clear();
             inner.gop_bytes = 0;

@@ -14,8 +14,7 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::Resizer;
 use serde::{Deserialize, Serialize};
 use tiny_skia::{IntSize, Pixmap};
 use utoipa::ToSchema;
@@ -568,7 +567,8 @@ impl AssetManager {
                 out.add_sized(id, *w, *h, p);
                 continue;
             }
-            if let Some(p) = resize(&mut resizer, &original, *w, *h) {
+            let whole = (0, 0, original.width(), original.height());
+            if let Some(p) = crate::thumbnail::scale(&mut resizer, &original, whole, *w, *h) {
                 let p = Arc::new(p);
                 self.remember(key, p.clone());
                 out.add_sized(id, *w, *h, p);
@@ -617,17 +617,6 @@ fn natural(id: &str) -> (u64, &str) {
             .unwrap_or(u64::MAX),
         id,
     )
-}
-
-/// A premultiplied copy of `src` at `w` × `h` (Catmull-Rom, on premultiplied pixels, so
-/// transparent edges do not bleed colour).
-fn resize(resizer: &mut Resizer, src: &Pixmap, w: u32, h: u32) -> Option<Pixmap> {
-    let src_ref = ImageRef::new(src.width(), src.height(), src.data(), PixelType::U8x4).ok()?;
-    let mut pixmap = Pixmap::new(w, h)?;
-    let mut dst = Image::from_slice_u8(w, h, pixmap.data_mut(), PixelType::U8x4).ok()?;
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-    resizer.resize(&src_ref, &mut dst, &options).ok()?;
-    Some(pixmap)
 }
 
 #[cfg(test)]
@@ -686,7 +675,8 @@ mod tests {
     fn resized_copies_are_premultiplied_and_bounded() {
         let mut src = Pixmap::new(40, 20).unwrap();
         src.fill(tiny_skia::Color::from_rgba8(255, 0, 0, 255));
-        let out = resize(&mut Resizer::new(), &src, 10, 5).unwrap();
+        let out =
+            crate::thumbnail::scale(&mut Resizer::new(), &src, (0, 0, 40, 20), 10, 5).unwrap();
         let px = out.pixel(5, 2).unwrap();
         assert_eq!((px.red(), px.alpha()), (255, 255));
     }

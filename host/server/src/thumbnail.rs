@@ -49,18 +49,30 @@ pub fn shrink(src: &Pixmap, part: (u32, u32, u32, u32)) -> Option<Pixmap> {
         }
         return Some(out);
     }
+    scale(&mut Resizer::new(), src, part, w, h)
+}
+
+/// A premultiplied copy of the region `part` of `src` at `w` × `h` (Catmull-Rom, on
+/// premultiplied pixels, so transparent edges do not bleed colour).
+pub fn scale(
+    resizer: &mut Resizer,
+    src: &Pixmap,
+    (left, top, width, height): (u32, u32, u32, u32),
+    w: u32,
+    h: u32,
+) -> Option<Pixmap> {
     let src_ref = ImageRef::new(src.width(), src.height(), src.data(), PixelType::U8x4).ok()?;
     let mut out = Pixmap::new(w, h)?;
     let mut dst = Image::from_slice_u8(w, h, out.data_mut(), PixelType::U8x4).ok()?;
     let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
         .crop(
             f64::from(left),
             f64::from(top),
             f64::from(width),
             f64::from(height),
         );
-    Resizer::new().resize(&src_ref, &mut dst, &options).ok()?;
+    resizer.resize(&src_ref, &mut dst, &options).ok()?;
     Some(out)
 }
 

@@ -24,14 +24,10 @@ fn backticks(line: &str) -> usize {
     let mut count = 0;
     let mut escaped = false;
     for c in line.chars() {
-        match c {
-            '\\' => escaped = !escaped,
-            '`' if !escaped => count += 1,
-            _ => escaped = false,
+        if c == '`' && !escaped {
+            count += 1;
         }
-        if c != '\\' {
-            escaped = false;
-        }
+        escaped = c == '\\' && !escaped;
     }
     count
 }
