@@ -502,12 +502,11 @@ impl Runtime {
             width,
             height,
         };
+        // The first render pays for what a template sets up once (fonts, layouts), and a
+        // busy machine must not refuse a template at boot: it gets the setup budget. On air
+        // every frame has its share of the frame budget.
         instance
-            .render(
-                &frame,
-                self.limits.render_budget(fps),
-                &self.limits.commands,
-            )
+            .render(&frame, self.limits.setup_budget, &self.limits.commands)
             .map_err(|fault| PluginError::Fault {
                 stage: "test render",
                 fault,
