@@ -8,6 +8,7 @@
 //! or the server's state store: what it reports goes out through its own types
 //! ([`frames::PipelineStats`], [`destination::DestinationStatus`]) and callbacks.
 
+pub mod audio;
 pub mod config;
 pub mod destination;
 pub mod encoder;
