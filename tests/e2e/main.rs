@@ -9,6 +9,7 @@
 
 mod api;
 mod assets;
+mod audio;
 mod authoring;
 mod common;
 mod console;

@@ -591,7 +591,8 @@ async fn bundled_templates_load_at_start_and_their_schemas_refuse_bad_params() {
     assert_eq!(
         ids,
         ["clock", "lower-third", "scoreboard", "slate", "ticker"],
-        "{list}"
+        "{}",
+        server.log_tail(40)
     );
     clear_scene(&server).await;
     let bad: [(&str, Value); 5] = [

@@ -612,6 +612,9 @@ impl Interrupt<'_> {
     }
 }
 
+/// The wall-time bound of a [`Deadline::patient`] allowance.
+pub const PATIENT_WALL: Duration = Duration::from_secs(2);
+
 /// A time allowance for rasterizing one command list, counted in the rasterizing thread's
 /// own CPU time: a thread the machine preempted (other processes, a busy host) has not spent
 /// its allowance and is not cut short for it. Wall time still bounds it: at twice the
@@ -620,6 +623,8 @@ impl Interrupt<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     allowance: Duration,
+    /// Wall time after which the allowance has run out whatever the CPU time.
+    wall: Duration,
     started: Instant,
     started_cpu: Option<Duration>,
 }
@@ -629,8 +634,18 @@ impl Deadline {
     pub fn start(allowance: Duration) -> Self {
         Self {
             allowance,
+            wall: 2 * allowance,
             started: Instant::now(),
             started_cpu: thread_cpu_time(),
+        }
+    }
+
+    /// An allowance that starts now, for work that keeps no frame waiting (checking an
+    /// upload): a starved thread may take up to [`PATIENT_WALL`] of wall time.
+    pub fn patient(allowance: Duration) -> Self {
+        Self {
+            wall: PATIENT_WALL.max(2 * allowance),
+            ..Self::start(allowance)
         }
     }
 
@@ -652,7 +667,7 @@ impl Deadline {
     /// only once the wall clock has passed the allowance.
     pub fn passed(&self) -> bool {
         let wall = self.started.elapsed();
-        wall >= self.allowance && (wall >= 2 * self.allowance || self.cpu_used() >= self.allowance)
+        wall >= self.allowance && (wall >= self.wall || self.cpu_used() >= self.allowance)
     }
 }
 

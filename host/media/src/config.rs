@@ -40,6 +40,8 @@ impl EncoderKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioMode {
+    /// The program mix of the inputs' sound (silence while there is none).
+    Mix,
     /// A silent AAC track (most platforms require audio).
     Silent,
     /// Video only.

@@ -1,29 +1,38 @@
-//! The encoder stage: RGBA frames in, H.264 (+ silent AAC) FLV packets out to the hub.
+//! The encoder stage: RGBA frames in, H.264 + AAC FLV packets out to the hub.
 //!
 //! Runs on its own OS thread and owns every FFmpeg object it uses. Per frame it converts
 //! RGBA to YUV 4:2:0 (BT.709, limited range, SIMD via the `yuv` crate) straight into the one
 //! reused encoder input frame, hands the RGBA buffer back to the pool, encodes, and
-//! publishes. The only per-frame allocations are the packets themselves, which consumers
-//! share by reference count.
+//! publishes. Then it encodes the program sound up to where it is due: with `audio: mix`
+//! every AAC frame comes from the [`Mixer`], [`LOOKBEHIND`] after its time on the render
+//! clock (so a source's audio that arrives a little after its pictures is still in time;
+//! the packets carry their program timestamps, in sync with the video), with `silent`
+//! digital silence keeping pace with the video. The only per-frame allocations are the
+//! packets themselves, which consumers share by reference count.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use ffmpeg_next as ffmpeg;
 use rml_rtmp::sessions::StreamMetadata;
 use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
+use crate::audio::CHANNELS;
+use crate::audio::mixer::{AudioMix, Mixer};
 use crate::config::{AudioMode, EncoderKind};
 use crate::flv;
 use crate::frames::{FrameMsg, PipelineStats};
 use crate::hub::{MediaHub, MediaPacket, StreamHeaders, Track};
 use crate::preview::PreviewTap;
 
-const AUDIO_RATE: i32 = 48_000;
-const AUDIO_BITRATE: usize = 128_000;
+const AUDIO_RATE: i32 = crate::audio::RATE as i32;
+
+/// How long after its time on the render clock the program sound is mixed: a source's audio
+/// may reach its input this much after its pictures and still be heard in sync.
+pub const LOOKBEHIND: Duration = Duration::from_millis(100);
 
 /// Encoder faults.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +63,14 @@ pub enum EncodeError {
 
 struct AudioTrack {
     encoder: ffmpeg::encoder::Audio,
-    silence: ffmpeg::frame::Audio,
+    /// The frame handed to the encoder (planar float); silence unless mixed into.
+    frame: ffmpeg::frame::Audio,
     next_pts: i64,
     frame_size: i64,
+    /// The program mix (`audio: mix`), once given.
+    mixer: Option<Mixer>,
+    /// The mixer's interleaved output.
+    interleaved: Vec<f32>,
 }
 
 /// What an encoder is opened with (the server derives it from its stream configuration).
@@ -78,6 +92,8 @@ pub struct EncoderSettings {
     pub gop_frames: u32,
     /// The audio track.
     pub audio: AudioMode,
+    /// AAC bit rate, kbit/s.
+    pub audio_bitrate_kbps: u32,
 }
 
 /// An opened encoder pair bound to a hub.
@@ -95,6 +111,8 @@ pub struct Encoder {
     in_flight: VecDeque<(i64, Instant)>,
     has_frame: bool,
     preview: Option<PreviewTap>,
+    /// When tick 0 was due on the render clock (from the first frame's `due`).
+    origin: Option<Instant>,
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EncodeError + '_ {
@@ -123,7 +141,7 @@ impl Encoder {
 
         let audio = match config.audio {
             AudioMode::None => None,
-            AudioMode::Silent => Some(open_audio()?),
+            AudioMode::Silent | AudioMode::Mix => Some(open_audio(config.audio_bitrate_kbps)?),
         };
         let audio_header = audio
             .as_ref()
@@ -137,7 +155,7 @@ impl Encoder {
         metadata.video_bitrate_kbps = Some(config.video_bitrate_kbps);
         if audio.is_some() {
             metadata.audio_codec_id = Some(flv::FLV_CODEC_AAC);
-            metadata.audio_bitrate_kbps = Some((AUDIO_BITRATE / 1000) as u32);
+            metadata.audio_bitrate_kbps = Some(config.audio_bitrate_kbps);
             metadata.audio_sample_rate = Some(AUDIO_RATE as u32);
             metadata.audio_channels = Some(2);
             metadata.audio_is_stereo = Some(true);
@@ -166,7 +184,16 @@ impl Encoder {
             in_flight: VecDeque::with_capacity(64),
             has_frame: false,
             preview: None,
+            origin: None,
         })
+    }
+
+    /// Mixes the program sound from `mix` (with `audio: mix`; otherwise the track stays
+    /// silent or absent as configured).
+    pub fn set_mix(&mut self, mix: Arc<AudioMix>, mode: AudioMode) {
+        if let (Some(a), AudioMode::Mix) = (self.audio.as_mut(), mode) {
+            a.mixer = Some(Mixer::new(mix, a.frame_size as usize, self.fps));
+        }
     }
 
     /// Encodes every frame from `frames` until the render side closes the queue, then
@@ -179,13 +206,24 @@ impl Encoder {
     ) -> Result<(), EncodeError> {
         while let Ok(msg) = frames.recv() {
             stats.queued.store(frames.len() as u64, Ordering::Relaxed);
+            let (index, due) = match &msg {
+                FrameMsg::Rendered { index, due, .. } | FrameMsg::Repeat { index, due, .. } => {
+                    (*index, *due)
+                }
+            };
+            if self.origin.is_none() {
+                let interval = Duration::from_secs(1) / self.fps.max(1);
+                self.origin = due.checked_sub(interval * index as u32);
+            }
             match msg {
-                FrameMsg::Rendered { buffer, index, at } => {
+                FrameMsg::Rendered {
+                    buffer, index, at, ..
+                } => {
                     let result = self.encode(Some(&buffer), index, at, stats);
                     let _ = pool.try_send(buffer);
                     result?;
                 }
-                FrameMsg::Repeat { index, at } => self.encode(None, index, at, stats)?,
+                FrameMsg::Repeat { index, at, .. } => self.encode(None, index, at, stats)?,
             }
         }
         // Flush: the queue closed because the stream stops or restarts.
@@ -280,7 +318,8 @@ impl Encoder {
         }
     }
 
-    /// Encodes silent audio up to `until_ms` so audio keeps pace with video.
+    /// Encodes the program sound: mixed up to [`LOOKBEHIND`] before now on the render clock,
+    /// or (silent, or no clock yet) silence up to `until_ms` of video.
     fn encode_audio_until(
         &mut self,
         until_ms: u32,
@@ -291,13 +330,42 @@ impl Encoder {
         };
         let rate = i64::from(AUDIO_RATE);
         let to_ms = |base: u32, pts: i64| base.wrapping_add((pts.max(0) * 1000 / rate) as u32);
-        while to_ms(self.base_ms, a.next_pts) <= until_ms {
-            a.silence.set_pts(Some(a.next_pts));
+        let span =
+            |pts: i64| Duration::from_nanos((pts.max(0) as u64) * 1_000_000_000 / rate as u64);
+        let mixing = match (&a.mixer, self.origin) {
+            (Some(_), Some(origin)) => Some((origin, Instant::now().checked_sub(LOOKBEHIND))),
+            _ => None,
+        };
+        loop {
+            match mixing {
+                Some((origin, limit)) => {
+                    let end = origin + span(a.next_pts + a.frame_size);
+                    if limit.is_none_or(|l| end > l) {
+                        break;
+                    }
+                    let wall = origin + span(a.next_pts);
+                    if let Some(mixer) = a.mixer.as_mut() {
+                        mixer.mix(wall, &mut a.interleaved);
+                        deinterleave(&a.interleaved, &mut a.frame);
+                    }
+                }
+                None => {
+                    if to_ms(self.base_ms, a.next_pts) > until_ms {
+                        break;
+                    }
+                }
+            }
+            a.frame.set_pts(Some(a.next_pts));
             a.next_pts += a.frame_size;
             a.encoder
-                .send_frame(&a.silence)
+                .send_frame(&a.frame)
                 .map_err(|source| EncodeError::Encode { frame: 0, source })?;
             while a.encoder.receive_packet(&mut self.packet).is_ok() {
+                // The encoder's priming packet (before time 0): players that do not know to
+                // skip it would play it first and hear everything a frame (21 ms) late.
+                if self.packet.pts().is_some_and(|p| p < 0) {
+                    continue;
+                }
                 let Some(data) = self.packet.data() else {
                     continue;
                 };
@@ -314,6 +382,20 @@ impl Encoder {
             }
         }
         Ok(())
+    }
+}
+
+/// Copies interleaved stereo samples into a planar float frame's two planes.
+fn deinterleave(interleaved: &[f32], frame: &mut ffmpeg::frame::Audio) {
+    let n = frame.samples().min(interleaved.len() / CHANNELS);
+    for c in 0..CHANNELS {
+        let plane = frame.plane_mut::<f32>(c);
+        for (dst, src) in plane[..n]
+            .iter_mut()
+            .zip(interleaved.chunks_exact(CHANNELS))
+        {
+            *dst = src[c];
+        }
     }
 }
 
@@ -412,7 +494,7 @@ pub fn open_video(config: &EncoderSettings) -> Result<ffmpeg::encoder::Video, En
     })
 }
 
-fn open_audio() -> Result<AudioTrack, EncodeError> {
+fn open_audio(bitrate_kbps: u32) -> Result<AudioTrack, EncodeError> {
     let codec =
         ffmpeg::encoder::find(ffmpeg::codec::Id::AAC).ok_or_else(|| EncodeError::Unavailable {
             name: "aac".into(),
@@ -427,23 +509,25 @@ fn open_audio() -> Result<AudioTrack, EncodeError> {
     a.set_channel_layout(ffmpeg::ChannelLayout::STEREO);
     a.set_channels(2);
     a.set_format(format);
-    a.set_bit_rate(AUDIO_BITRATE);
+    a.set_bit_rate(bitrate_kbps as usize * 1000);
     a.set_time_base((1, AUDIO_RATE));
     a.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
     let encoder = a
         .open_with(ffmpeg::Dictionary::new())
         .map_err(setup("AAC encoder"))?;
     let frame_size = encoder.frame_size().max(1);
-    let mut silence =
+    let mut frame =
         ffmpeg::frame::Audio::new(format, frame_size as usize, ffmpeg::ChannelLayout::STEREO);
-    silence.set_rate(AUDIO_RATE as u32);
-    for plane in 0..silence.planes() {
-        silence.data_mut(plane).fill(0);
+    frame.set_rate(AUDIO_RATE as u32);
+    for plane in 0..frame.planes() {
+        frame.data_mut(plane).fill(0);
     }
     Ok(AudioTrack {
         encoder,
-        silence,
+        frame,
         next_pts: 0,
         frame_size: i64::from(frame_size),
+        mixer: None,
+        interleaved: vec![0.0; frame_size as usize * CHANNELS],
     })
 }

@@ -13,6 +13,8 @@ pub enum FrameMsg {
         buffer: Vec<u8>,
         /// Clock tick of this frame since the run started.
         index: u64,
+        /// When the tick was due on the render clock.
+        due: Instant,
         /// When rendering finished (for encoder latency).
         at: Instant,
     },
@@ -20,6 +22,8 @@ pub enum FrameMsg {
     Repeat {
         /// Clock tick.
         index: u64,
+        /// When the tick was due on the render clock.
+        due: Instant,
         /// When the tick happened.
         at: Instant,
     },

@@ -725,6 +725,7 @@ mod tests {
             preset: "ultrafast".into(),
             gop_frames: 10,
             audio: AudioMode::Silent,
+            audio_bitrate_kbps: 128,
         };
         let mut encoder = Encoder::open(&settings, hub.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("sm-recorder-{}", std::process::id()));

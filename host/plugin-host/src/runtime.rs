@@ -463,6 +463,7 @@ impl Runtime {
                     fault,
                 }
             })?;
+        instance.patient = true;
         let info = instance
             .describe(self.limits.setup_budget)
             .map_err(|fault| PluginError::Fault {
@@ -656,6 +657,9 @@ pub struct Instance {
     /// Image commands must name images of its resources (not while test-rendering an
     /// upload, which has none).
     known_images: bool,
+    /// Checking an upload, off the render thread: a busy machine's waits are not held
+    /// against the call (see [`Deadline::patient`]); its CPU time still is.
+    patient: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -739,6 +743,7 @@ impl Instance {
             name: name.to_string(),
             broken: false,
             known_images: false,
+            patient: false,
         })
     }
 
@@ -777,7 +782,11 @@ impl Instance {
                 message: "instance is broken by an earlier trap".into(),
             });
         }
-        self.store.data_mut().deadline = Deadline::start(budget);
+        self.store.data_mut().deadline = if self.patient {
+            Deadline::patient(budget)
+        } else {
+            Deadline::start(budget)
+        };
         self.store.set_epoch_deadline(ticks(budget));
         if let Ok(mut log) = self.store.data().log.lock() {
             log.clear_recent();

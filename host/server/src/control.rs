@@ -18,6 +18,7 @@ use crate::state::{
     Event, KEY_STREAM_METRICS, KEY_SYSTEM_HEALTH, KEY_SYSTEM_METRICS, StateManager, StreamConfig,
     StreamMetrics, StreamState, SystemMetrics,
 };
+use sm_media::audio::mixer::AudioMix;
 use sm_media::destination::{DestinationStatus, Destinations};
 use sm_media::hub::MediaHub;
 use sm_media::preview::Preview;
@@ -58,6 +59,7 @@ pub struct StreamController {
     stats: Arc<PipelineStats>,
     preview: Arc<Preview>,
     scene: Arc<SceneSlot>,
+    mix: Arc<AudioMix>,
     control: Mutex<Control>,
     destination_status:
         Box<dyn Fn() -> std::collections::HashMap<String, DestinationStatus> + Send + Sync>,
@@ -85,6 +87,7 @@ impl StreamController {
         hub: Arc<MediaHub>,
         tls: TlsConnector,
         scene: Arc<SceneSlot>,
+        mix: Arc<AudioMix>,
     ) -> Self {
         let faults = {
             let state = state.clone();
@@ -101,6 +104,7 @@ impl StreamController {
             stats: Arc::default(),
             preview: Arc::new(Preview::new(&config.preview)),
             scene,
+            mix,
             control: Mutex::new(Control {
                 live: false,
                 pipeline: None,
@@ -110,6 +114,11 @@ impl StreamController {
             }),
             metrics: std::sync::Mutex::default(),
         }
+    }
+
+    /// The program mix the pipeline's encoder takes its sound from.
+    pub fn mix(&self) -> &Arc<AudioMix> {
+        &self.mix
     }
 
     /// The media hub (for the RTMP server).
@@ -204,9 +213,9 @@ impl StreamController {
         paused: bool,
     ) -> Result<Pipeline, PipelineError> {
         let (config, hub, stats) = (config.clone(), self.hub.clone(), self.stats.clone());
-        let (preview, scene) = (self.preview.clone(), self.scene.clone());
+        let (preview, scene, mix) = (self.preview.clone(), self.scene.clone(), self.mix.clone());
         tokio::task::spawn_blocking(move || {
-            Pipeline::start(&config, hub, stats, preview, scene, paused)
+            Pipeline::start(&config, hub, stats, preview, scene, mix, paused)
         })
         .await
         .map_err(|e| PipelineError::Spawn("pipeline", std::io::Error::other(e.to_string())))?

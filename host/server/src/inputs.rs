@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use sm_compose::video::VideoFeed;
+use sm_media::audio::feed::AudioFeed;
+use sm_media::audio::mixer::{AudioMix, Fader};
 use sm_media::input::file::FileSource;
 use sm_media::input::model::{InputError, MAX_INPUTS, new_stream_key, valid_id};
 use sm_media::input::rtmp::{IngestRegistry, RtmpSource};
@@ -55,7 +57,17 @@ pub enum InputsError {
 struct Entry {
     config: InputConfig,
     feed: Arc<VideoFeed>,
+    audio: Arc<AudioFeed>,
     worker: Option<InputWorker>,
+}
+
+/// An input's fader in the mix.
+fn fader(config: &InputConfig) -> Fader {
+    let a = config.audio.unwrap_or_default();
+    Fader {
+        gain_db: f64::from(a.gain_db),
+        muted: a.muted,
+    }
 }
 
 /// Owner of the inputs.
@@ -67,6 +79,7 @@ pub struct InputManager {
     /// Where RTSP sessions run (the server's runtime).
     runtime: Option<tokio::runtime::Handle>,
     rtsp: RtspSessions,
+    mix: Arc<AudioMix>,
     entries: Mutex<Vec<Entry>>,
     edits: tokio::sync::Mutex<()>,
 }
@@ -77,8 +90,10 @@ impl InputManager {
         state: Arc<StateManager>,
         settings: InputSettings,
         library: Arc<MediaLibrary>,
+        mix: Arc<AudioMix>,
     ) -> Self {
         Self {
+            mix,
             state,
             settings,
             library,
@@ -126,18 +141,31 @@ impl InputManager {
             if entries.iter().any(|e| e.config.id == config.id) {
                 continue;
             }
-            let feed = Arc::new(VideoFeed::new(config.label()));
-            let worker = self.start(&config, &feed);
+            let (feed, audio) = self.feeds_for(&config);
+            let worker = self.start(&config, &feed, &audio);
             entries.push(Entry {
                 config,
                 feed,
+                audio,
                 worker,
             });
         }
     }
 
+    /// A new input's picture and sound feeds, its sound in the mix.
+    fn feeds_for(&self, config: &InputConfig) -> (Arc<VideoFeed>, Arc<AudioFeed>) {
+        let audio = Arc::new(AudioFeed::new());
+        self.mix.set_source(&config.id, &audio, fader(config));
+        (Arc::new(VideoFeed::new(config.label())), audio)
+    }
+
     /// Starts the worker of an enabled input.
-    fn start(&self, config: &InputConfig, feed: &Arc<VideoFeed>) -> Option<InputWorker> {
+    fn start(
+        &self,
+        config: &InputConfig,
+        feed: &Arc<VideoFeed>,
+        audio: &Arc<AudioFeed>,
+    ) -> Option<InputWorker> {
         if let Some(key) = &config.stream_key {
             // A new worker takes the key over; a disabled input lets nobody publish.
             self.ingest.unregister(key);
@@ -177,7 +205,7 @@ impl InputManager {
         let on_update: UpdateFn = Arc::new(move |u| state.publish(Event::InputUpdate(u)));
         Some(InputWorker::spawn(
             &config.id,
-            feed.clone(),
+            (feed.clone(), audio.clone()),
             source,
             live,
             self.settings.clone(),
@@ -291,8 +319,8 @@ impl InputManager {
         }
         config.validate()?;
         self.check_media(&config)?;
-        let feed = Arc::new(VideoFeed::new(config.label()));
-        let worker = self.start(&config, &feed);
+        let (feed, audio) = self.feeds_for(&config);
+        let worker = self.start(&config, &feed, &audio);
         let mut shown = Input {
             config: config.masked(),
             state: InputState::Idle,
@@ -302,6 +330,7 @@ impl InputManager {
         self.lock().push(Entry {
             config,
             feed,
+            audio,
             worker,
         });
         self.persist().await;
@@ -371,9 +400,10 @@ impl InputManager {
             };
             entry.feed.set_label(config.label());
             entry.config = config.clone();
+            self.mix.set_source(id, &entry.audio, fader(&config));
             if restart {
                 let old_worker = entry.worker.take();
-                entry.worker = self.start(&config, &entry.feed);
+                entry.worker = self.start(&config, &entry.feed, &entry.audio);
                 old_worker
             } else {
                 None
@@ -397,6 +427,7 @@ impl InputManager {
                 .ok_or_else(|| InputsError::NotFound(id.into()))?;
             entries.remove(i)
         };
+        self.mix.remove_source(id);
         let shown = Self::view(&entry);
         if let Some(key) = &entry.config.stream_key {
             self.ingest.unregister(key);

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod audio;
 pub mod config;
 pub mod control;
 pub mod inputs;

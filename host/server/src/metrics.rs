@@ -131,6 +131,8 @@ pub struct Snapshot {
     pub quarantined_layers: u64,
     /// Live inputs.
     pub inputs: Vec<InputSample>,
+    /// The program's loudness (while live and measurable).
+    pub audio: sm_media::audio::meter::ProgramLevels,
 }
 
 /// One live input's measurements.
@@ -290,6 +292,33 @@ pub fn render(s: &Snapshot) -> String {
         "From a live input picture's arrival to it being ready for the render thread, ms",
         latency,
     );
+    let loudness = [
+        (
+            "audio_momentary_lufs",
+            "Program loudness over the last 400 ms (EBU R128), LUFS",
+            s.audio.momentary_lufs,
+        ),
+        (
+            "audio_short_term_lufs",
+            "Program loudness over the last 3 s (EBU R128), LUFS",
+            s.audio.short_term_lufs,
+        ),
+        (
+            "audio_integrated_lufs",
+            "Program loudness since it started (EBU R128, gated), LUFS",
+            s.audio.integrated_lufs,
+        ),
+        (
+            "audio_true_peak_dbtp",
+            "Program true peak over the last 100 ms, dBTP",
+            s.audio.true_peak_dbtp,
+        ),
+    ];
+    for (name, help, value) in loudness {
+        if let Some(v) = value {
+            r.register(name, help, ConstGauge::new(v));
+        }
+    }
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tiny_skia::PixmapMut;
 
+use sm_media::audio::mixer::AudioMix;
 use sm_media::encoder::{EncodeError, Encoder};
 pub use sm_media::frames::{FrameMsg, PipelineStats};
 use sm_media::hub::MediaHub;
@@ -59,6 +60,7 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
         preview: Arc<Preview>,
         layers: Arc<SceneSlot>,
+        mix: Arc<AudioMix>,
         paused: bool,
     ) -> Result<Self, PipelineError> {
         let (frame_tx, frame_rx) = bounded::<FrameMsg>(QUEUE_CAPACITY);
@@ -84,6 +86,7 @@ impl Pipeline {
                     let tap = PreviewTap::new(preview)
                         .map_err(|err| EncodeError::Setup(format!("preview thread: {err}")))?;
                     e.set_preview(tap);
+                    e.set_mix(mix, enc_config.audio);
                     Ok(e)
                 });
                 let mut enc = match opened {
@@ -211,6 +214,7 @@ fn render_loop(
             tick += missed;
         }
 
+        let due = start + interval * tick as u32;
         // A new scene is taken at this frame boundary.
         let scene_changed = compositor.pending(layers);
         // A pipeline (re)started while paused still renders its first frame, so there is a
@@ -218,6 +222,7 @@ fn render_loop(
         let msg = if paused.load(Ordering::Relaxed) && rendered_any && !scene_changed {
             FrameMsg::Repeat {
                 index: tick,
+                due,
                 at: Instant::now(),
             }
         } else {
@@ -242,6 +247,7 @@ fn render_loop(
             FrameMsg::Rendered {
                 buffer,
                 index: tick,
+                due,
                 at,
             }
         };

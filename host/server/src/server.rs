@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::assets::AssetManager;
+use crate::audio::AudioManager;
 use crate::config::Settings;
 use crate::control::StreamController;
 use crate::inputs::InputManager;
@@ -23,6 +24,7 @@ use crate::scene_manager::SceneManager;
 use crate::state::StateManager;
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
 use crate::state::{Event, FaultEvent};
+use sm_media::audio::mixer::AudioMix;
 use sm_media::destination::tls_connector;
 use sm_media::hub::MediaHub;
 use sm_media::rtmp_server;
@@ -65,10 +67,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.max_media_bytes,
         settings.inputs.max_picture,
     ));
+    let mix = Arc::new(AudioMix::new());
+    let audio = Arc::new(AudioManager::new(state.clone(), mix.clone()));
+    audio.load().await;
     let inputs = Arc::new(InputManager::new(
         state.clone(),
         settings.inputs.clone(),
         library,
+        mix.clone(),
     ));
     inputs.load().await;
     let scenes = Arc::new(
@@ -93,6 +99,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         hub.clone(),
         tls,
         scenes.slot().clone(),
+        mix,
     ));
     let recordings = Arc::new(RecordingManager::new(
         state.clone(),
@@ -102,7 +109,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     recordings.load().await;
     let app = AppState::new(controller.clone(), scenes, settings.api_token.clone())
         .with_rtmp_port(settings.rtmp_port)
-        .with_recordings(recordings.clone());
+        .with_recordings(recordings.clone())
+        .with_audio(audio);
 
     let http = bind(
         SocketAddr::new(settings.bind, settings.http_port),

@@ -547,7 +547,8 @@ export function uploadMedia(file, onProgress) {
   const type = file.type && file.type.startsWith('video/') ? file.type : 'application/octet-stream';
   return attempt(`uploading ${file.name}`, async () => {
     const { body } = await api.upload('POST', `/api/media?name=${encodeURIComponent(file.name)}`, file, type, onProgress);
-    log('info', `media ${body.id} uploaded (${body.width}×${body.height}, ${body.videoCodec})`);
+    const what = body.videoCodec ? `${body.width}×${body.height}, ${body.videoCodec}` : `sound only, ${body.audioCodec}`;
+    log('info', `media ${body.id} uploaded (${what})`);
     await refreshMedia();
     return body;
   });

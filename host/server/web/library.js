@@ -213,7 +213,7 @@ function Media({ media, allowed }) {
   return html`<div class="media">
     <div class="panel-head">
       <h3>Media files</h3>
-      <${FilePick} label="Upload video…" accept="video/*,.mp4,.mov,.mkv,.ts,.webm" testid="media-upload"
+      <${FilePick} label="Upload video or sound…" accept="video/*,audio/*,.mp4,.mov,.mkv,.ts,.webm,.wav,.mp3,.aac,.m4a,.flac,.ogg,.opus" testid="media-upload"
         disabled=${!allowed('media.upload') || upload.busy} onFile=${onFile} />
     </div>
     ${upload.busy ? html`<p role="status"><progress max="1" value=${progress}></progress> ${Math.round(progress * 100)} %</p>` : null}
@@ -221,7 +221,7 @@ function Media({ media, allowed }) {
     <ul class="plain">
       ${media.map((m) => html`<li key=${m.id} data-testid=${tid('media', m.id)}>
         <span>${m.name}</span> <span class="muted mono">${m.id}</span>
-        <span class="muted">${m.width}×${m.height} ${m.videoCodec} · ${fmt.duration(m.durationMs)} · ${fmt.bytes(m.bytes)}</span>
+        <span class="muted">${m.videoCodec ? `${m.width}×${m.height} ${m.videoCodec}` : `sound only, ${m.audioCodec}`} · ${fmt.duration(m.durationMs)} · ${fmt.bytes(m.bytes)}</span>
         <button type="button" class="small danger" data-testid=${tid('media-delete', m.id)} disabled=${!allowed('media.delete') || del.busy}
           onClick=${() => del.run(() => actions.deleteMedia(m.id))}>Delete</button>
       </li>`)}

@@ -11,6 +11,10 @@
 //! clock runs fast or slow is played at our rate with its read position on its clock: no
 //! drift, and no buffer that grows. A source that runs dry fades out and its place is
 //! silence until it sends again.
+//!
+//! **Control.** A fader moved at some moment is heard from that moment of the program on
+//! (ramped over 10 ms), in step with a picture changed at the same moment, though the mixer
+//! works a little behind the render clock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,7 +28,7 @@ use super::meter::{PUBLISH_EVERY, ProgramLevels, ProgramMeter, SourceLevels, Sou
 use super::{CHANNELS, RATE, db_to_linear};
 
 /// A read position this far (seconds) from due is a jump: skipped or padded at once.
-pub const REANCHOR: f64 = 0.1;
+pub const REANCHOR: f64 = 0.03;
 /// Proportional gain of the drift controller (ratio per second of error): a 5 ms error
 /// corrects the rate by 0.1 %.
 pub const KP: f64 = 0.2;
@@ -32,6 +36,12 @@ pub const KP: f64 = 0.2;
 pub const KI: f64 = KP * KP / 4.0;
 /// Largest correction of a source's rate (0.3 %: 5 cents, inaudible on speech and music).
 pub const MAX_CORRECTION: f64 = 0.003;
+/// An error past this (seconds) is caught up at up to [`CATCH_UP`].
+pub const CATCH_UP_FROM: f64 = 0.005;
+/// Proportional gain past [`CATCH_UP_FROM`]: 10 ms more is 1 % faster or slower.
+pub const KP_FAST: f64 = 1.0;
+/// Largest correction while catching up (1 %, for a second or two).
+pub const CATCH_UP: f64 = 0.01;
 /// Frames of a fade in or out (5 ms).
 const FADE: usize = 240;
 /// Smoothing of the measured error (per frame): the clock is updated per picture and
@@ -79,6 +89,9 @@ pub struct Levels {
 
 struct Control {
     version: u64,
+    /// When the last change was made: it is heard from this moment of the program on, in
+    /// step with a picture changed at the same moment (the mixer works behind the clock).
+    changed_at: Instant,
     sources: Vec<(String, Arc<AudioFeed>, Fader)>,
     master: Fader,
     limiter: bool,
@@ -102,6 +115,7 @@ impl AudioMix {
         Self {
             control: Mutex::new(Control {
                 version: 1,
+                changed_at: Instant::now(),
                 sources: Vec::new(),
                 master: Fader::default(),
                 limiter: true,
@@ -125,6 +139,7 @@ impl AudioMix {
             None => c.sources.push((id.to_string(), feed.clone(), fader)),
         }
         c.version += 1;
+        c.changed_at = Instant::now();
     }
 
     /// Takes source `id` out of the mix.
@@ -132,6 +147,7 @@ impl AudioMix {
         let mut c = self.control();
         c.sources.retain(|(i, ..)| i != id);
         c.version += 1;
+        c.changed_at = Instant::now();
     }
 
     /// Sets the master fader and whether the limiter is on.
@@ -140,6 +156,12 @@ impl AudioMix {
         c.master = master;
         c.limiter = limiter;
         c.version += 1;
+        c.changed_at = Instant::now();
+    }
+
+    /// The sequence number of the latest readings (0: none yet).
+    pub fn levels_seq(&self) -> u64 {
+        self.levels.lock().unwrap_or_else(|e| e.into_inner()).seq
     }
 
     /// The latest meter readings.
@@ -167,7 +189,15 @@ impl Steering {
         self.filtered += (error - self.filtered) * SMOOTHING;
         self.integral =
             (self.integral + self.filtered * step).clamp(-MAX_CORRECTION / KI, MAX_CORRECTION / KI);
-        (KP * self.filtered + KI * self.integral).clamp(-MAX_CORRECTION, MAX_CORRECTION)
+        // A step of the clock (a source's jitter hold settling) is caught up quickly; drift,
+        // which only ever needs a little, is followed at inaudible rates.
+        let beyond = (self.filtered.abs() - CATCH_UP_FROM).max(0.0);
+        let (fast, limit) = if beyond > 0.0 {
+            ((KP_FAST - KP) * beyond * self.filtered.signum(), CATCH_UP)
+        } else {
+            (0.0, MAX_CORRECTION)
+        };
+        (KP * self.filtered + fast + KI * self.integral).clamp(-limit, limit)
     }
 }
 
@@ -188,13 +218,17 @@ struct Channel {
     error: f64,
     /// Times the read position was set afresh (a start, a jump).
     anchors: u64,
+    /// Frames pulled (for the periodic debug line).
+    pulls: u64,
+    /// How much later than due the sound is played (seconds): see [`Mixer::new`].
+    align: f64,
 }
 
 impl Channel {
     fn new(id: &str, feed: Arc<AudioFeed>, fader: Fader, frames: usize) -> Self {
         let resampler = Async::<f32>::new_poly(
             1.0,
-            1.0 + MAX_CORRECTION * 2.0,
+            1.0 + CATCH_UP * 2.0,
             PolynomialDegree::Cubic,
             frames,
             CHANNELS,
@@ -215,6 +249,8 @@ impl Channel {
             meter: SourceMeter::new(),
             error: 0.0,
             anchors: 0,
+            pulls: 0,
+            align: 0.0,
         }
     }
 
@@ -229,7 +265,7 @@ impl Channel {
             self.generation = None;
             return;
         };
-        let due = clock.pts_at(wall);
+        let due = clock.pts_at(wall) - self.align;
         let delay = self.resampler.output_delay() as f64 / rate;
         let mut error = held.front_pts - delay - due;
         if self.generation != Some(held.generation) || error.abs() > REANCHOR {
@@ -248,6 +284,16 @@ impl Channel {
         }
         self.error = error;
         let correction = self.steering.correction(error, frames as f64 / rate);
+        self.pulls += 1;
+        if self.pulls.is_multiple_of(100) {
+            tracing::debug!(
+                source = %self.id,
+                error_ms = error * 1000.0,
+                held_ms = held.frames() as f64 * 1000.0 / rate,
+                correction_ppm = correction * 1e6,
+                "audio source"
+            );
+        }
         let _ = self
             .resampler
             .set_resample_ratio_relative(1.0 + correction, true);
@@ -298,6 +344,7 @@ fn fade(frames: &mut [f32], rising: bool) {
 /// The mixer of one pipeline run, on the encoder thread.
 pub struct Mixer {
     mix: Arc<AudioMix>,
+    align: f64,
     version: u64,
     channels: Vec<Channel>,
     bus: Vec<f32>,
@@ -309,10 +356,14 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    /// A mixer producing `frames` frames at a time (the AAC frame size).
-    pub fn new(mix: Arc<AudioMix>, frames: usize) -> Self {
+    /// A mixer producing `frames` frames at a time (the AAC frame size), for a program of
+    /// `fps` frames a second: a picture goes on air at the first frame after it is due, on
+    /// average half a frame late, so sound is played half a frame after due too (picture
+    /// and sound then meet within half a frame either way).
+    pub fn new(mix: Arc<AudioMix>, frames: usize, fps: u32) -> Self {
         let master = mix.control().master;
         Self {
+            align: 0.5 / f64::from(fps.max(1)),
             mix,
             version: 0,
             channels: Vec::new(),
@@ -325,10 +376,11 @@ impl Mixer {
         }
     }
 
-    fn sync(&mut self) {
+    /// Takes the latest control changes once the program reaches the moment they were made.
+    fn sync(&mut self, wall: Instant) {
         let frames = self.bus.len() / CHANNELS;
         let c = self.mix.control();
-        if c.version == self.version {
+        if c.version == self.version || (self.version != 0 && wall < c.changed_at) {
             return;
         }
         self.version = c.version;
@@ -340,9 +392,11 @@ impl Mixer {
         for (id, feed, fader) in &c.sources {
             match self.channels.iter_mut().find(|ch| ch.id == *id) {
                 Some(ch) => ch.gain.set(fader.linear()),
-                None => self
-                    .channels
-                    .push(Channel::new(id, feed.clone(), *fader, frames)),
+                None => {
+                    let mut ch = Channel::new(id, feed.clone(), *fader, frames);
+                    ch.align = self.align;
+                    self.channels.push(ch);
+                }
             }
         }
         self.master.set(c.master.linear());
@@ -352,7 +406,7 @@ impl Mixer {
     /// Mixes the program's next frames, due on our clock from `wall`, into `out`
     /// (interleaved stereo, the mixer's frame count).
     pub fn mix(&mut self, wall: Instant, out: &mut [f32]) {
-        self.sync();
+        self.sync(wall);
         self.bus.fill(0.0);
         for ch in &mut self.channels {
             ch.pull(wall);
@@ -459,7 +513,7 @@ mod tests {
             mix.set_source("cam", &feed, Fader::default());
             // The limiter has nothing to do here (and costs a debug build most of the time).
             mix.set_master(Fader::default(), false);
-            let mut mixer = Mixer::new(mix.clone(), 1024);
+            let mut mixer = Mixer::new(mix.clone(), 1024, 30);
             let mut out = vec![0.0f32; 2048];
             let packet: Vec<f32> = (0..1024)
                 .flat_map(|i| {
@@ -500,7 +554,7 @@ mod tests {
             assert!(worst < 0.001, "{ppm} ppm: {worst} s off");
             assert_eq!(mixer.channels[0].anchors, 1, "{ppm} ppm");
             // About lookbehind + delay of audio waits, give or take one packet and a frame.
-            let expected = ((lookbehind + delay) * 48_000.0) as usize;
+            let expected = ((lookbehind + delay + 0.5 / 30.0) * 48_000.0) as usize;
             assert!(
                 most_held <= expected + 2100 && least_held + 2100 >= expected,
                 "{ppm} ppm: held {least_held}..={most_held}, expected about {expected}"

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use sm_compose::video::VideoFeed;
 
+use crate::audio::feed::AudioFeed;
+
 pub use model::{Input, InputConfig, InputKind, InputState, InputStats, InputUpdate};
 use present::Presenter;
 
@@ -216,6 +218,23 @@ impl Session<'_> {
         self.presenter.restart();
     }
 
+    /// Hands decoded sound (interleaved 48 kHz stereo float) whose first sample has
+    /// timestamp `pts` (seconds, the pictures' timeline) to the mixer.
+    pub fn audio(&mut self, pts: f64, samples: &[f32]) {
+        if !samples.is_empty() {
+            self.presenter.audio().push(pts, samples);
+        }
+    }
+
+    /// For a source with sound only: paces it (see [`Presenter::pace_audio`]), makes the
+    /// input `playing`, and waits until `pts` is due less `lead` (the mixer takes sound a
+    /// little ahead); false when the input is being stopped.
+    pub fn pace_audio(&mut self, pts: f64, arrival: Instant, lead: Duration) -> bool {
+        let due = self.presenter.pace_audio(pts, arrival);
+        self.shared.set_state(InputState::Playing);
+        !present::wait_until(due.checked_sub(lead).unwrap_or(due), &self.shared.stop)
+    }
+
     /// Counts a reconnect that happened within the source's run (a publisher came back).
     pub fn count_reconnect(&self) {
         self.shared.update_stats(|s| s.reconnects += 1);
@@ -249,10 +268,11 @@ pub struct InputWorker {
 }
 
 impl InputWorker {
-    /// Starts a worker for `source` that publishes into `feed`.
+    /// Starts a worker for `source` that publishes its pictures into `feed` and its sound
+    /// into `audio`.
     pub fn spawn(
         id: &str,
-        feed: Arc<VideoFeed>,
+        (feed, audio): (Arc<VideoFeed>, Arc<AudioFeed>),
         source: Box<dyn Source>,
         live: bool,
         settings: InputSettings,
@@ -266,19 +286,20 @@ impl InputWorker {
             poke: (Mutex::new(0), Condvar::new()),
             on_update,
         });
-        let thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
+        let thread =
+            {
+                let shared = shared.clone();
+                std::thread::Builder::new()
                 .name(format!("input-{id}"))
                 .spawn(move || {
                     crate::threads::yield_to_the_clock(crate::threads::Yield::Input);
-                    run(&shared, source, Presenter::new(feed, live), &settings)
+                    run(&shared, source, Presenter::new(feed, audio, live), &settings)
                 })
                 .map_err(
                     |e| tracing::error!(input = id, error = %e, "cannot start the input's thread"),
                 )
                 .ok()
-        };
+            };
         Self { shared, thread }
     }
 
@@ -395,6 +416,7 @@ fn run(
                     backoff = BACKOFF_MIN;
                 }
                 shared.set_state(InputState::Reconnecting);
+                presenter.audio().reset();
                 let wait = backoff + jitter(&mut seed, backoff / 4);
                 if shared.pause(wait) == Wake::Stopped {
                     break;
@@ -403,5 +425,6 @@ fn run(
             }
         }
     }
+    presenter.audio().reset();
     shared.set_state(InputState::Idle);
 }

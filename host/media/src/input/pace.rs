@@ -105,6 +105,17 @@ impl Pacer {
         self.hold = LIVE_DELAY;
     }
 
+    /// The mapping of this source's timestamps onto our clock as it stands (the due time of
+    /// timestamp `pts` is `base + pts + offset`), once the first picture is paced. Its sound
+    /// is due on the same clock.
+    pub fn clock(&self) -> Option<crate::audio::feed::Clock> {
+        let hold = if self.live { self.hold } else { 0.0 };
+        self.offset.map(|offset| crate::audio::feed::Clock {
+            base: self.base,
+            offset: offset + hold,
+        })
+    }
+
     /// When a picture with timestamp `pts` (seconds) that arrived at `arrival` is due.
     pub fn due(&mut self, pts: f64, arrival: Instant) -> Instant {
         let at = arrival.saturating_duration_since(self.base).as_secs_f64();

@@ -11,6 +11,7 @@ use sm_compose::video::{FeedFrame, FramePool, VideoFeed, Want};
 use super::Shared;
 use super::convert::Converter;
 use super::pace::Pacer;
+use crate::audio::feed::AudioFeed;
 
 /// One size an input is converted to, with its rasters and swscale context.
 struct Output {
@@ -20,9 +21,11 @@ struct Output {
 }
 
 /// Paces, converts and publishes one input's pictures; lives as long as the input, across
-/// reconnects (its frame numbers keep increasing).
+/// reconnects (its frame numbers keep increasing). Its sound is due on the same clock: each
+/// paced picture gives the input's [`AudioFeed`] the clock.
 pub struct Presenter {
     feed: Arc<VideoFeed>,
+    audio: Arc<AudioFeed>,
     pacer: Pacer,
     wants: Vec<Want>,
     outputs: Vec<Output>,
@@ -43,9 +46,10 @@ pub enum Presented {
 
 impl Presenter {
     /// A presenter for `feed`, pacing a live source or a file.
-    pub fn new(feed: Arc<VideoFeed>, live: bool) -> Self {
+    pub fn new(feed: Arc<VideoFeed>, audio: Arc<AudioFeed>, live: bool) -> Self {
         Self {
             feed,
+            audio,
             pacer: Pacer::new(live),
             wants: Vec::new(),
             outputs: Vec::new(),
@@ -55,9 +59,26 @@ impl Presenter {
         }
     }
 
-    /// Starts pacing again from the next picture (a reconnect).
+    /// Starts pacing again from the next picture (a reconnect); the sound held for the old
+    /// session is dropped.
     pub fn restart(&mut self) {
         self.pacer.reset();
+        self.audio.reset();
+    }
+
+    /// The input's sound.
+    pub fn audio(&self) -> &Arc<AudioFeed> {
+        &self.audio
+    }
+
+    /// Paces a source that has sound only: when its audio with timestamp `pts` (seconds),
+    /// arrived at `arrival`, is due; the feed gets the clock.
+    pub fn pace_audio(&mut self, pts: f64, arrival: Instant) -> Instant {
+        let due = self.pacer.due(pts, arrival);
+        if let Some(clock) = self.pacer.clock() {
+            self.audio.set_clock(clock);
+        }
+        due
     }
 
     /// Presents a picture with timestamp `pts` (seconds) that arrived at `arrival`: converts
@@ -70,6 +91,9 @@ impl Presenter {
         shared: &Shared,
     ) -> Presented {
         let due = self.pacer.due(pts, arrival);
+        if let Some(clock) = self.pacer.clock() {
+            self.audio.set_clock(clock);
+        }
         let now = Instant::now();
         self.feed.wanted(now, &mut self.wants);
         let wants = &self.wants;

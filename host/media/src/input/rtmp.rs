@@ -7,8 +7,10 @@
 //! input's worker over a bounded channel: a worker that falls behind loses tags (counted),
 //! never slows the socket task. The worker parses the tags (H.264: the decoder is opened
 //! again on every new `AVCDecoderConfigurationRecord`, so a publisher may change its
-//! resolution mid-stream), decodes and presents them by their timestamps. Audio tags are
-//! received with their timestamps and left for the audio mixer.
+//! resolution mid-stream), decodes and presents them by their timestamps. AAC audio tags
+//! are decoded on the same thread and handed to the mixer on the same timeline (the decoder
+//! is opened again on every new `AudioSpecificConfig`); other audio codecs are ignored, and
+//! said so once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,7 @@ use ffmpeg_next as ffmpeg;
 use super::decode::VideoDecoder;
 use super::present::Presented;
 use super::{InputState, Outcome, Session, Source, SourceError};
+use crate::audio::decode::AudioDecoder;
 
 /// The RTMP application publishers push to.
 pub const INGEST_APP: &str = "input";
@@ -173,6 +176,33 @@ pub fn parse_video_tag(body: &[u8]) -> VideoTag<'_> {
     }
 }
 
+/// An FLV audio tag body: what kind of AAC packet it carries.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AudioTag<'a> {
+    /// `AudioSpecificConfig`: (re)open the decoder with it.
+    Config(&'a [u8]),
+    /// One raw AAC frame.
+    Frame(&'a [u8]),
+    /// A codec other than AAC (its FLV sound format id).
+    Other(u8),
+}
+
+/// Parses an FLV audio tag body (legacy; AAC is sound format 10).
+pub fn parse_audio_tag(body: &[u8]) -> AudioTag<'_> {
+    let Some((&head, rest)) = body.split_first() else {
+        return AudioTag::Other(0);
+    };
+    let format = head >> 4;
+    match (format, rest.split_first()) {
+        (10, Some((0, config))) => AudioTag::Config(config),
+        (10, Some((1, frame))) => AudioTag::Frame(frame),
+        _ => AudioTag::Other(format),
+    }
+}
+
+/// How far ahead a publisher that sends sound only is decoded.
+const AUDIO_ONLY_LEAD: Duration = Duration::from_secs(1);
+
 /// An `rtmp` input's source: waits for its publisher, decodes what it sends.
 pub struct RtmpSource {
     rx: Receiver<IngestMessage>,
@@ -190,6 +220,8 @@ impl Source for RtmpSource {
         let max = session.settings().max_picture;
         let stall = session.settings().stall_after;
         let mut decoder: Option<VideoDecoder> = None;
+        let mut sound: Option<AudioDecoder> = None;
+        let mut told_codec = false;
         let mut publishing = false;
         let mut published_before = false;
         let mut last_picture = Instant::now();
@@ -220,6 +252,7 @@ impl Source for RtmpSource {
                     publishing = true;
                     last_picture = arrival;
                     decoder = None;
+                    sound = None;
                     session.restart();
                     session.set_state(InputState::Connecting);
                 }
@@ -228,7 +261,44 @@ impl Source for RtmpSource {
                     // Waiting for the publisher to come back.
                     session.set_state(InputState::Reconnecting);
                 }
-                IngestMessage::Audio(..) => {}
+                IngestMessage::Audio(body, timestamp) => match parse_audio_tag(&body) {
+                    AudioTag::Config(config) => {
+                        sound = AudioDecoder::for_codec(ffmpeg::codec::Id::AAC, Some(config))
+                            .map_err(|e| tracing::warn!(error = %e, "the publisher's sound is not played"))
+                            .ok();
+                    }
+                    AudioTag::Frame(data) => {
+                        let Some(sound) = sound.as_mut() else {
+                            continue;
+                        };
+                        let mut packet = ffmpeg::Packet::copy(data);
+                        packet.set_pts(Some(i64::from(timestamp)));
+                        packet.set_dts(Some(i64::from(timestamp)));
+                        sound.send(&packet);
+                        while let Some(d) = sound
+                            .receive()
+                            .map_err(|e| SourceError::fatal(e.to_string()))?
+                        {
+                            let pts = d.pts.unwrap_or(i64::from(timestamp)) as f64 / 1000.0;
+                            // Without pictures the sound sets the clock.
+                            if decoder.is_none()
+                                && !session.pace_audio(pts, arrival, AUDIO_ONLY_LEAD)
+                            {
+                                return Ok(Outcome::Stopped);
+                            }
+                            session.audio(pts, d.samples);
+                        }
+                    }
+                    AudioTag::Other(format) => {
+                        if !told_codec {
+                            told_codec = true;
+                            tracing::warn!(
+                                flv_sound_format = format,
+                                "the publisher's sound is not AAC; it is not played"
+                            );
+                        }
+                    }
+                },
                 IngestMessage::Video(body, timestamp) => {
                     bytes += body.len();
                     let elapsed = window.elapsed().as_secs_f64();
@@ -297,6 +367,18 @@ mod tests {
         drop(first);
         assert!(matches!(rx.try_recv(), Ok(IngestMessage::End)));
         assert!(registry.publish("k1").is_ok());
+    }
+
+    #[test]
+    fn flv_audio_tags_are_told_apart() {
+        assert_eq!(
+            parse_audio_tag(&[0xaf, 0, 0x12, 0x10]),
+            AudioTag::Config(&[0x12, 0x10])
+        );
+        assert_eq!(parse_audio_tag(&[0xaf, 1, 7]), AudioTag::Frame(&[7]));
+        assert_eq!(parse_audio_tag(&[0x2f, 1, 7]), AudioTag::Other(2));
+        assert_eq!(parse_audio_tag(&[0xaf]), AudioTag::Other(10));
+        assert_eq!(parse_audio_tag(&[]), AudioTag::Other(0));
     }
 
     #[test]

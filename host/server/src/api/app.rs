@@ -12,6 +12,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use crate::audio::AudioManager;
 use crate::control::StreamController;
 use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rtmp_port: Option<u16>,
     /// The recordings, when this server makes them.
     pub recordings: Option<Arc<RecordingManager>>,
+    /// The program sound's settings and meters.
+    pub audio: Arc<AudioManager>,
 }
 
 impl AppState {
@@ -46,8 +49,13 @@ impl AppState {
         scenes: Arc<SceneManager>,
         token: Option<String>,
     ) -> Self {
+        let audio = Arc::new(AudioManager::new(
+            controller.state_manager().clone(),
+            controller.mix().clone(),
+        ));
         Self {
             state: controller.state_manager().clone(),
+            audio,
             scenes,
             controller,
             token: token.map(Into::into),
@@ -55,6 +63,12 @@ impl AppState {
             rtmp_port: None,
             recordings: None,
         }
+    }
+
+    /// The same state, with the audio settings of `audio` (loaded from the store).
+    pub fn with_audio(mut self, audio: Arc<AudioManager>) -> Self {
+        self.audio = audio;
+        self
     }
 
     /// The same state, making recordings with `recordings`.

@@ -207,6 +207,7 @@ pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
         cpu_percent: m.cpu_usage,
         rss_bytes: m.memory_usage,
         store_up: s.state.store_error().is_none(),
+        audio: s.audio.levels().1.program,
         ws_clients: s.ws_clients.load(Ordering::Relaxed),
         preview_frames: s.controller.preview().produced(),
         destinations: s

@@ -175,13 +175,17 @@ pub async fn upload_media(
     let library = manager(&s)?.library().clone();
     let mime = content_type(&headers);
     if !(mime.starts_with("video/")
+        || mime.starts_with("audio/")
         || mime == "application/octet-stream"
-        || mime == "application/mp4")
+        || mime == "application/mp4"
+        || mime == "application/ogg")
     {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("{mime:?} is not a video type (video/*, application/octet-stream)"),
+            format!(
+                "{mime:?} is not a video or sound type (video/*, audio/*, application/octet-stream)"
+            ),
         ));
     }
     query.check()?;

@@ -6,6 +6,7 @@
 
 mod app;
 pub mod assets;
+pub mod audio;
 pub mod console;
 pub mod error;
 pub mod health;
@@ -82,6 +83,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recordings::stop))
         .routes(routes!(recordings::file))
         .routes(routes!(recordings::link))
+        .routes(routes!(audio::get, audio::patch))
 }
 
 /// The OpenAPI document of every mounted route.
@@ -157,6 +159,7 @@ pub(crate) mod tests {
             Arc::new(MediaHub::new()),
             tls,
             scenes.slot().clone(),
+            Arc::default(),
         ));
         AppState::new(controller, scenes, token.map(Into::into))
     }
@@ -251,6 +254,8 @@ pub(crate) mod tests {
             ("post", "/api/recordings/{id}/stop"),
             ("get", "/api/recordings/{id}/files/{n}"),
             ("post", "/api/recordings/{id}/files/{n}/link"),
+            ("get", "/api/audio"),
+            ("patch", "/api/audio"),
         ];
         for (method, path) in expected {
             assert!(

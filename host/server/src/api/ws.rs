@@ -1,5 +1,7 @@
 //! The WebSocket feed: on connect the current `stateUpdate`, then every event of the bus in
-//! order, and the latest `previewFrame` whenever a new one is ready. Each client has its own bounded receiver on the bus: a client that falls behind
+//! order, the latest `previewFrame` whenever a new one is ready, and `audioLevels` whenever
+//! the mixer has published new meter readings (about 10 a second while live; checked every
+//! [`LEVELS_EVERY`], so no client costs the mixer anything). Each client has its own bounded receiver on the bus: a client that falls behind
 //! (its receiver overflows) or does not take a message within [`SEND_TIMEOUT`] is dropped,
 //! so a slow or dead client never slows the server or another client.
 
@@ -22,6 +24,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::app::{AppState, bearer};
 use super::error::ApiError;
 use crate::state::Event;
+
+/// How often a session looks for new meter readings.
+pub const LEVELS_EVERY: Duration = Duration::from_millis(50);
 
 /// Longest a client may take to accept one message.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,8 +123,21 @@ where
     if !send(&mut tx, encode(&initial)).await {
         return;
     }
+    let mut levels_tick = tokio::time::interval(LEVELS_EVERY);
+    levels_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut levels_seen = state.audio.levels_seq();
     loop {
         tokio::select! {
+            _ = levels_tick.tick() => {
+                if state.audio.levels_seq() != levels_seen {
+                    let (seq, levels) = state.audio.levels();
+                    levels_seen = seq;
+                    if seq != 0 && !send(&mut tx, encode(&Event::AudioLevels(levels))).await {
+                        tracing::info!("websocket client too slow; dropped");
+                        return;
+                    }
+                }
+            }
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     if !send(&mut tx, encode(&Arc::unwrap_or_clone(ev))).await {

@@ -62,6 +62,9 @@ pub enum Event {
     InputUpdate(sm_media::input::InputUpdate),
     /// A recording started, finished or failed.
     RecordingUpdate(sm_media::recording::Recording),
+    /// The program's loudness and each source's level, about 10 times a second while live
+    /// (sent to each WebSocket client by its own session, not through the bus).
+    AudioLevels(crate::audio::AudioLevels),
 }
 
 /// System-wide measurements persisted under `system:metrics`.

@@ -89,8 +89,12 @@ pub struct StreamConfig {
     pub preset: String,
     /// Seconds between keyframes, 0.25..=20. Default 2.
     pub keyframe_interval_sec: f64,
-    /// Audio track. Default `silent`.
+    /// Audio track: `mix` (the inputs' sound, mixed; silence while there is none),
+    /// `silent` or `none`. Default `mix`.
     pub audio: AudioMode,
+    /// AAC bit rate in kbit/s, 32..=512. Default 160.
+    #[serde(default = "default_audio_bitrate")]
+    pub audio_bitrate_kbps: u32,
     /// Where the stream is pushed. Default none.
     pub destinations: Vec<Destination>,
     /// Live preview settings.
@@ -107,11 +111,16 @@ impl Default for StreamConfig {
             encoder: EncoderKind::Auto,
             preset: "veryfast".into(),
             keyframe_interval_sec: 2.0,
-            audio: AudioMode::Silent,
+            audio: AudioMode::Mix,
+            audio_bitrate_kbps: default_audio_bitrate(),
             destinations: Vec::new(),
             preview: PreviewConfig::default(),
         }
     }
+}
+
+fn default_audio_bitrate() -> u32 {
+    160
 }
 
 /// x264 preset names.
@@ -183,6 +192,7 @@ impl StreamConfig {
         }
         check_range("targetFPS", self.target_fps, 1, 120)?;
         check_range("videoBitrateKbps", self.video_bitrate_kbps, 100, 100_000)?;
+        check_range("audioBitrateKbps", self.audio_bitrate_kbps, 32, 512)?;
         if !PRESETS.contains(&self.preset.as_str()) {
             return Err(out_of_range(
                 "preset",
@@ -247,6 +257,7 @@ impl StreamConfig {
             preset: self.preset.clone(),
             gop_frames: self.gop_frames(),
             audio: self.audio,
+            audio_bitrate_kbps: self.audio_bitrate_kbps,
         }
     }
 
