@@ -537,3 +537,33 @@ async fn a_beep_is_heard_with_its_flash() {
         "beep - flash (s): {offsets:?}"
     );
 }
+
+/// An RTSP camera (GStreamer's RTSP server: H.264 and a 440 Hz AAC tone at 0.8 of full
+/// scale) is a source too: its tone is in the program at its level, without dropouts.
+#[tokio::test]
+async fn a_cameras_sound_is_in_the_program() {
+    let camera = RtspCamera::start(&[]).await;
+    let server = mixing().start().await;
+    clear_scene(&server).await;
+    let cam = json!({"id": "cam", "kind": "rtsp", "url": camera.url(None, "/cam")});
+    call(&server, Method::POST, "/api/inputs", Some(&cam), 201).await;
+    server.start_stream().await;
+    playing(&server, "cam").await;
+    let program = Program::record(&server, 5.0, async || {}).await;
+    let end = program.audio_start + program.audio.len() as f64 / 2.0 / RATE;
+    let expected = 20.0 * 0.8f64.log10() - 3.0103;
+    let level = program.rms_db(end - 2.5, end - 0.2);
+    assert!(
+        (level - expected).abs() <= 1.0,
+        "{level:.2} dBFS, expected {expected:.2}"
+    );
+    let mut t = end - 2.5;
+    while t < end - 0.3 {
+        let window = program.rms_db(t, t + 0.1);
+        assert!(
+            window > expected - 3.0,
+            "a dropout at {t:.2} s: {window:.1} dBFS"
+        );
+        t += 0.1;
+    }
+}

@@ -4,7 +4,10 @@
 //! task on the server's tokio runtime; it hands each H.264/H.265 access unit (Annex B, with
 //! the parameter sets before every key frame, so a camera that changes its resolution is
 //! followed in band) to the input's own thread over a bounded channel, and that thread
-//! decodes and presents it. Nothing of this runs on the render thread or blocks a tokio
+//! decodes and presents it. A camera's AAC sound (`mpeg4-generic`) is set up too, on the
+//! same timeline (RTP-Info's `rtptime` maps both streams to the same play time when the
+//! camera sends it), and decoded on the same thread for the mixer; a camera whose sound
+//! cannot be set up plays without it. Nothing of this runs on the render thread or blocks a tokio
 //! worker.
 //!
 //! A camera that still answers keepalives but sends no pictures is not noticed by RTSP for
@@ -27,7 +30,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use ffmpeg_next as ffmpeg;
 use futures_util::StreamExt as _;
 use retina::client::{
-    Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, Transport,
+    Credentials, InitialTimestampPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
+    Transport,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
@@ -35,6 +39,7 @@ use super::decode::{self, VideoDecoder};
 use super::model::{Transport as InputTransport, mask_rtsp_url};
 use super::present::Presented;
 use super::{InputState, Outcome, Session, Source, SourceError};
+use crate::audio::decode::AudioDecoder;
 
 /// Access units queued for the decoder before new ones are dropped.
 const QUEUE: usize = 120;
@@ -49,6 +54,10 @@ pub const MAX_UNITS_PER_SEC: u32 = 240;
 enum Item {
     /// The stream's codec, once set up.
     Codec(ffmpeg::codec::Id),
+    /// The sound's AAC `AudioSpecificConfig`, once set up.
+    SoundConfig(Vec<u8>),
+    /// One AAC frame, timestamp in seconds.
+    Sound(Vec<u8>, f64),
     /// One access unit: Annex B data, timestamp in seconds, key frame.
     Picture(Vec<u8>, f64, bool),
     /// The session ended or failed.
@@ -162,10 +171,8 @@ async fn pull(
                 )));
             }
         };
-        let transport = match transport {
-            InputTransport::Tcp => Transport::Tcp(Default::default()),
-            InputTransport::Udp => Transport::Udp(Default::default()),
-        };
+        let transport_choice = transport;
+        let transport = transport_of(transport);
         described
             .setup(
                 index,
@@ -177,15 +184,16 @@ async fn pull(
             .map_err(|e| classify("SETUP", &e))?;
         // A size declared in the session description is refused before anything plays.
         check_size(described.streams()[index].parameters(), max)?;
+        let sound = setup_sound(&mut described, transport_of(transport_choice)).await;
         let playing = described
-            .play(PlayOptions::default())
+            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
             .await
             .map_err(|e| classify("PLAY", &e))?;
         let demuxed = playing.demuxed().map_err(|e| classify("PLAY", &e))?;
-        Ok::<_, SourceError>((demuxed, codec))
+        Ok::<_, SourceError>((demuxed, codec, sound))
     };
     let mut cancel = cancel;
-    let (mut demuxed, codec) = tokio::select! {
+    let (mut demuxed, codec, sound) = tokio::select! {
         r = tokio::time::timeout(SETUP_TIMEOUT, setup) => match r {
             Ok(Ok(ok)) => ok,
             Ok(Err(e)) => return fail(e),
@@ -197,6 +205,10 @@ async fn pull(
     if tx.try_send(Item::Codec(codec)).is_err() {
         return;
     }
+    let sound_stream = sound.map(|(index, config)| {
+        let _ = tx.try_send(Item::SoundConfig(config));
+        index
+    });
     let mut budget = Budget::new();
     loop {
         let item = tokio::select! {
@@ -226,8 +238,55 @@ async fn pull(
                     Err(TrySendError::Disconnected(_)) => return,
                 }
             }
-            // Audio is demuxed with its timestamps here; the mixer takes it in a later step.
+            Some(Ok(CodecItem::AudioFrame(frame))) if Some(frame.stream_id()) == sound_stream => {
+                if let Some(rest) = budget.spend(frame.data().len()) {
+                    tokio::select! {
+                        () = tokio::time::sleep(rest) => {}
+                        _ = &mut cancel => return,
+                    }
+                }
+                let at = frame.timestamp().elapsed_secs();
+                match tx.try_send(Item::Sound(frame.data().to_vec(), at)) {
+                    Ok(()) | Err(TrySendError::Full(_)) => {}
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
+            }
             Some(Ok(_)) => {}
+        }
+    }
+}
+
+fn transport_of(transport: InputTransport) -> Transport {
+    match transport {
+        InputTransport::Tcp => Transport::Tcp(Default::default()),
+        InputTransport::Udp => Transport::Udp(Default::default()),
+    }
+}
+
+/// Sets up the camera's AAC sound, if it offers one: its stream index and its
+/// `AudioSpecificConfig`. Sound that is not AAC or does not set up is left out (logged).
+async fn setup_sound(
+    described: &mut retina::client::Session<retina::client::Described>,
+    transport: Transport,
+) -> Option<(usize, Vec<u8>)> {
+    let index = described.streams().iter().position(|s| {
+        s.media() == "audio" && s.encoding_name().eq_ignore_ascii_case("mpeg4-generic")
+    })?;
+    let config = match described.streams()[index].parameters() {
+        Some(ParametersRef::Audio(a)) if !a.extra_data().is_empty() => a.extra_data().to_vec(),
+        _ => {
+            tracing::info!("the camera's sound has no AAC configuration; playing without it");
+            return None;
+        }
+    };
+    match described
+        .setup(index, SetupOptions::default().transport(transport))
+        .await
+    {
+        Ok(_) => Some((index, config)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the camera's sound did not set up; playing without it");
+            None
         }
     }
 }
@@ -286,6 +345,7 @@ impl Source for RtspSource {
         let _cancel = cancel;
         let stall = session.settings().stall_after;
         let mut decoder: Option<VideoDecoder> = None;
+        let mut sound: Option<AudioDecoder> = None;
         let mut codec = None;
         let mut keyed = false;
         let mut last_picture = Instant::now();
@@ -317,6 +377,27 @@ impl Source for RtspSource {
             let arrival = Instant::now();
             match item {
                 Item::Failed(e) => return Err(e),
+                Item::SoundConfig(config) => {
+                    sound = AudioDecoder::for_codec(ffmpeg::codec::Id::AAC, Some(&config))
+                        .map_err(|e| tracing::warn!(error = %e, "the camera's sound is not played"))
+                        .ok();
+                }
+                Item::Sound(data, at) => {
+                    let Some(sound) = sound.as_mut() else {
+                        continue;
+                    };
+                    let mut packet = ffmpeg::Packet::copy(&data);
+                    let pts = (at * 1e6).round() as i64;
+                    packet.set_pts(Some(pts));
+                    packet.set_dts(Some(pts));
+                    sound.send(&packet);
+                    while let Some(d) = sound
+                        .receive()
+                        .map_err(|e| SourceError::fatal(e.to_string()))?
+                    {
+                        session.audio(d.pts.map_or(at, |t| t as f64 / 1e6), d.samples);
+                    }
+                }
                 Item::Codec(id) => {
                     codec = Some(id);
                     last_picture = arrival;
