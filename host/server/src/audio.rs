@@ -162,3 +162,43 @@ impl AudioManager {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StreamConfig;
+    use crate::state::store::MemoryStore;
+    use serde_json::json;
+
+    /// A change is checked, applied and kept: a manager over the same store reads it back;
+    /// a refused patch changes nothing.
+    #[tokio::test]
+    async fn settings_are_checked_and_kept_in_the_store() {
+        let state = Arc::new(StateManager::new(
+            Arc::new(MemoryStore::default()),
+            "",
+            StreamConfig::default(),
+        ));
+        let audio = AudioManager::new(state.clone(), Arc::default());
+        let patched = audio
+            .patch(&json!({"master": {"gainDb": -6.5}, "limiter": false}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (patched.master.gain_db, patched.master.muted, patched.limiter),
+            (-6.5, false, false)
+        );
+        for (bad, code) in [
+            (json!({"master": {"gainDb": 12.5}}), "out_of_range"),
+            (json!({"master": {"muted": 1}}), "invalid_type"),
+            (json!({"solo": true}), "unknown_field"),
+            (json!([]), "invalid_type"),
+        ] {
+            assert_eq!(audio.patch(&bad).await.unwrap_err().code, code, "{bad}");
+        }
+        let again = AudioManager::new(state, Arc::default());
+        assert_eq!(again.settings(), AudioSettings::default());
+        again.load().await;
+        assert_eq!(again.settings(), patched);
+    }
+}
