@@ -448,7 +448,29 @@ async fn a_sound_only_file_plays_and_the_meters_read_its_loudness() {
         (&json!("pcm_s16le"), None, &json!(0)),
         "{media}"
     );
-    let id = media["id"].as_str().unwrap();
+    let id = media["id"].as_str().unwrap().to_string();
+    // The other sound-only formats are taken too (44.1 kHz and mono among them).
+    for (name, args, codec) in [
+        ("x.mp3", ["-c:a", "libmp3lame", "-ar", "44100"], "mp3"),
+        ("x.flac", ["-c:a", "flac", "-ac", "1"], "flac"),
+        ("x.opus", ["-c:a", "libopus", "-ar", "48000"], "opus"),
+        ("x.m4a", ["-c:a", "aac", "-ar", "44100"], "aac"),
+    ] {
+        let path = dir.join(name);
+        lavfi(&path, "sine=f=440:d=1", &args);
+        let (status, media) = crate::assets::post_alone(
+            &server,
+            "/api/media",
+            Some("audio/mpeg"),
+            &std::fs::read(&path).unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, &media["audioCodec"]),
+            (201, &json!(codec)),
+            "{name}: {media}"
+        );
+    }
     call(
         &server,
         Method::POST,
