@@ -42,6 +42,9 @@ pub const CATCH_UP_FROM: f64 = 0.005;
 pub const KP_FAST: f64 = 1.0;
 /// Largest correction while catching up (1 %, for a second or two).
 pub const CATCH_UP: f64 = 0.01;
+/// AAC frames (about 0.5 s: past the momentary meter's 400 ms) a source may have nothing
+/// before the mixer stops measuring and mixing it.
+const IDLE_AFTER: u32 = 24;
 /// Frames of a fade in or out (5 ms).
 const FADE: usize = 240;
 /// Smoothing of the measured error (per frame): the clock is updated per picture and
@@ -222,6 +225,16 @@ struct Channel {
     pulls: u64,
     /// How much later than due the sound is played (seconds): see [`Mixer::new`].
     align: f64,
+    /// Frames in a row the source had nothing (past [`IDLE_AFTER`] it costs nothing).
+    idle: u32,
+}
+
+impl Channel {
+    /// Whether the source has been silent long enough that its meter has fallen silent
+    /// too: it is neither measured nor mixed until it sends again.
+    fn asleep(&self) -> bool {
+        self.idle > IDLE_AFTER
+    }
 }
 
 impl Channel {
@@ -251,6 +264,7 @@ impl Channel {
             anchors: 0,
             pulls: 0,
             align: 0.0,
+            idle: 0,
         }
     }
 
@@ -261,10 +275,14 @@ impl Channel {
         let mut held = self.feed.lock();
         let Some(clock) = held.clock.filter(|_| held.frames() > 0) else {
             drop(held);
-            self.output.fill(0.0);
+            if self.idle < IDLE_AFTER {
+                self.output.fill(0.0);
+            }
+            self.idle = self.idle.saturating_add(1);
             self.generation = None;
             return;
         };
+        self.idle = 0;
         let due = clock.pts_at(wall) - self.align;
         let delay = self.resampler.output_delay() as f64 / rate;
         let mut error = held.front_pts - delay - due;
@@ -410,6 +428,9 @@ impl Mixer {
         self.bus.fill(0.0);
         for ch in &mut self.channels {
             ch.pull(wall);
+            if ch.asleep() {
+                continue;
+            }
             ch.meter.add(&ch.output);
             ch.gain.mix_into(&ch.output, &mut self.bus);
         }
