@@ -150,9 +150,10 @@ class Server(Launched):
         self.proc = None
 
     @classmethod
-    def small(cls, token=None, preview=False, args=()):
-        """A server of the small stream (not started: `launch()`)."""
-        stream = dict(SMALL_STREAM, preview=dict(SMALL_STREAM["preview"], enabled=preview))
+    def small(cls, token=None, preview=False, args=(), **stream):
+        """A server of the small stream (not started: `launch()`); `stream` overrides its
+        settings (e.g. `audio="mix"`)."""
+        stream = dict(SMALL_STREAM, preview=dict(SMALL_STREAM["preview"], enabled=preview), **stream)
         return cls(token=token, stream=stream, args=args)
 
     def launch(self):

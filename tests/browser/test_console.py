@@ -383,3 +383,103 @@ def test_record_shows_its_time_and_its_file_downloads_and_plays(page, servers):
     expect(rec).to_have_count(0)
     assert server.api("GET", "/api/recordings") == []
     no_errors(page, allow=["401"])  # what the page asked before the sign-in
+
+
+def number(page, testid):
+    """The number a meter shows, None for "—"."""
+    text = tid(page, testid).inner_text().strip()
+    return None if text == "—" else float(text)
+
+
+def rest(page, server, path):
+    """GET `path` of `server`, once `page` has had a moment to send what it has queued (with
+    SM_WEB_DIR its requests pass a route, which runs only inside Playwright's calls)."""
+    page.wait_for_timeout(20)
+    return server.api("GET", path)
+
+
+def test_mixer_moves_faders_mutes_and_meters_the_program(page, servers):
+    server = servers(audio="mix")
+    # A sound-only file: a 1 kHz tone at -23 LUFS (EBU R128's target; 0.1 would be -20).
+    wav = os.path.join(server.dir, "tone.wav")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "aevalsrc=0.0708*sin(2*PI*1000*t):s=48000:c=stereo:d=4", "-c:a", "pcm_s16le", wav], check=True)
+    with open(wav, "rb") as f:
+        media = server.api("POST", "/api/media?name=tone", raw=f.read(), ctype="audio/wav")
+    assert "videoCodec" not in media and media["width"] == 0, media
+    server.api("POST", "/api/inputs", {"id": "tone", "name": "Tone", "kind": "file", "url": media["id"], "loop": True})
+    patches = []
+    page.on("request", lambda r: r.method == "PATCH" and patches.append(r.url))
+    open_console(page, server)
+
+    strip = tid(page, "audio-strip-tone")
+    expect(strip).to_contain_text("Tone")
+    expect(tid(page, "input-tone")).to_contain_text("sound only")  # no picture asked for
+    expect(tid(page, "loudness-momentary")).to_have_text("—")  # stopped: nothing metered
+    tid(page, "go-live").click()
+    expect(tid(page, "stream-state")).to_have_attribute("data-state", "live")
+    momentary = poll(lambda: (m := number(page, "loudness-momentary")) is not None and -24 <= m <= -22 and m,
+                     10, "the program's momentary loudness at -23 LUFS")
+    for testid in ("loudness-short-term", "loudness-integrated", "loudness-true-peak"):
+        poll(lambda: number(page, testid) is not None, 5, f"a number in {testid}")
+    peak = number(page, "loudness-true-peak")
+    assert peak < -1, peak  # far below the limiter's ceiling: not highlighted
+    expect(tid(page, "loudness-true-peak").locator("xpath=ancestor::div[1]")).not_to_have_class(re.compile("warn"))
+    expect(tid(page, "audio-level-tone")).to_contain_text(re.compile(r"-\d+\.\d"))
+    print("program momentary", momentary, "LUFS, true peak", peak, "dBTP")
+
+    # The input's fader, by keyboard: 12 steps of 0.5 dB down, fewer requests than steps.
+    fader = tid(page, "audio-gain-tone")
+    fader.focus()
+    for _ in range(12):
+        page.keyboard.press("ArrowLeft")
+    expect(strip).to_contain_text("-6.0 dB")
+    poll(lambda: rest(page, server, "/api/inputs/tone").get("audio", {}).get("gainDb") == -6, 5,
+         "GET /api/inputs/tone to have audio.gainDb -6")
+    sent = [u for u in patches if u.endswith("/api/inputs/tone")]
+    assert 1 <= len(sent) < 12, sent
+    expect(fader).to_have_value("-6")
+    poll(lambda: (m := number(page, "loudness-momentary")) is not None and -30 <= m <= -28, 5,
+         "the program's momentary loudness 6 dB down, at -29 LUFS")
+    tid(page, "audio-panel").scroll_into_view_if_needed()
+    shot(page, "audio-mixer")
+
+    mute = tid(page, "audio-mute-tone")
+    expect(mute).to_have_attribute("aria-pressed", "false")
+    mute.click()
+    expect(mute).to_have_attribute("aria-pressed", "true")
+    poll(lambda: rest(page, server, "/api/inputs/tone")["audio"] == {"gainDb": -6, "muted": True}, 5,
+         "GET /api/inputs/tone to have audio.muted")
+    expect(strip).to_contain_text("MUTED")
+
+    # The master strip and the limiter.
+    master = tid(page, "audio-master-gain")
+    master.focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowLeft")
+    poll(lambda: rest(page, server, "/api/audio")["master"]["gainDb"] == -3, 5, "GET /api/audio master.gainDb -3")
+    tid(page, "audio-master-mute").click()
+    expect(tid(page, "audio-master-mute")).to_have_attribute("aria-pressed", "true")
+    limiter = tid(page, "audio-limiter")
+    expect(limiter).to_have_attribute("aria-pressed", "true")
+    limiter.click()
+    expect(limiter).to_have_attribute("aria-pressed", "false")
+    poll(lambda: rest(page, server, "/api/audio") == {"master": {"gainDb": -3, "muted": True}, "limiter": False}, 5,
+         "GET /api/audio with the master muted and the limiter off")
+
+    # A refusal is shown, and the fader goes back to the server's value.
+    said = "master.gainDb: -3.5 is outside -60..=12"
+    page.route("**/api/audio", lambda route: route.fulfill(
+        status=422, content_type="application/json",
+        body=json.dumps({"error": {"code": "out_of_range", "message": said}}))
+        if route.request.method == "PATCH" else route.fallback())
+    master.focus()
+    page.keyboard.press("ArrowLeft")
+    expect(tid(page, "audio-master-gain-error")).to_have_text(said)
+    expect(master).to_have_value("-3")
+    expect(tid(page, "log")).to_contain_text(said)
+    tid(page, "audio-panel").scroll_into_view_if_needed()
+    shot(page, "audio-mixer-refused")
+    assert server.api("GET", "/api/audio")["master"]["gainDb"] == -3
+    page.unroute("**/api/audio")
+    no_errors(page, allow=["status of 422"])

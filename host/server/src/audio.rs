@@ -185,7 +185,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            (patched.master.gain_db, patched.master.muted, patched.limiter),
+            (
+                patched.master.gain_db,
+                patched.master.muted,
+                patched.limiter
+            ),
             (-6.5, false, false)
         );
         for (bad, code) in [

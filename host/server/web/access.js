@@ -5,7 +5,7 @@
 // and this table applies (the server stays the authority: a refused call is a 403 anyway):
 //   viewer   – view (every GET, the feed)
 //   operator – stream.control, scene.take, scene.edit, layer.edit, template.params,
-//              input.toggle, recording.control
+//              input.toggle, recording.control, audio.mix
 //   admin    – + stream.config, template.upload, template.swap, template.delete,
 //              input.create, input.delete, asset.delete, template.rollback, recording.delete
 //   (asset.upload, media.upload and media.delete are not named in DESIGN.md; assumed admin)

@@ -34,6 +34,7 @@ export const refreshInputs = () => load('inputs', '/api/inputs', 'the inputs');
 export const refreshMedia = () => load('media', '/api/media', 'the media files');
 export const refreshAssets = () => load('assets', '/api/assets', 'the assets');
 export const refreshRecordings = () => load('recordings', '/api/recordings', 'the recordings');
+export const refreshAudio = () => load('audio', '/api/audio', 'the audio settings');
 
 export async function refreshHealth() {
   // /api/health answers 503 with its body when the server is down: show that body too.
@@ -63,7 +64,7 @@ export function refreshAll(soon = false) {
   lastFullRefresh = Date.now();
   return Promise.all([
     refreshStream(), refreshConfig(), refreshScene(), refreshScenes(), refreshTemplates(),
-    refreshInputs(), refreshMedia(), refreshAssets(), refreshHealth(), refreshRecordings(),
+    refreshInputs(), refreshMedia(), refreshAssets(), refreshHealth(), refreshRecordings(), refreshAudio(),
   ]);
 }
 
@@ -80,6 +81,10 @@ const refreshInputsSoon = debounce(refreshInputs, 300);
 
 // --- The WebSocket feed ---
 
+// audioLevels come ~10 times a second while live: meters without one for this long show "—".
+const LEVELS_STALE_MS = 1500;
+let levelsTimer = 0;
+
 function onMessage({ type, payload }) {
   switch (type) {
     case 'stateUpdate': {
@@ -88,7 +93,7 @@ function onMessage({ type, payload }) {
         log('error', payload.error, { code: 'pipeline', component: 'pipeline' });
       }
       // A stopped stream sends no previews: drop the last one rather than show it as current.
-      setState(payload.isLive ? { stream: payload } : { stream: payload, preview: null });
+      setState(payload.isLive ? { stream: payload } : { stream: payload, preview: null, levels: null });
       refreshConfigSoon(); // stateUpdate also announces config changes
       break;
     }
@@ -140,8 +145,13 @@ function onMessage({ type, payload }) {
       if (code === 'template_rolled_back') refreshTemplatesSoon();
       break;
     }
+    case 'audioLevels':
+      setState({ levels: payload });
+      clearTimeout(levelsTimer);
+      levelsTimer = setTimeout(() => setState({ levels: null }), LEVELS_STALE_MS);
+      break;
     default:
-      // Unknown types (e.g. the planned audioLevels) are ignored.
+      // Unknown types are ignored.
       break;
   }
 }
@@ -217,7 +227,7 @@ export const askSignIn = () => setState((s) => ({ auth: { ...s.auth, required: t
 export function signOut() {
   api.token.clear();
   // Nothing read with the token stays on screen.
-  setState({ auth: { required: false, signedIn: false, error: '' }, scene: null, scenes: [], templates: [], inputs: [], media: [], assets: [], preview: null, secret: null });
+  setState({ auth: { required: false, signedIn: false, error: '' }, scene: null, scenes: [], templates: [], inputs: [], media: [], assets: [], preview: null, secret: null, audio: null, levels: null });
   log('info', 'signed out');
   feed.stop();
   refreshAll(); // asks for a token again if the server needs one
@@ -254,7 +264,7 @@ export function setShortcuts(on) {
 function streamControl(verb) {
   return attempt(`${verb} the stream`, async () => {
     const stream = await api.post(`/api/stream/${verb}`);
-    setState(stream.isLive ? { stream } : { stream, preview: null });
+    setState(stream.isLive ? { stream } : { stream, preview: null, levels: null });
   });
 }
 export const goLive = () => streamControl('start');
@@ -534,6 +544,29 @@ export const patchInput = (inputId, body) => attempt(`changing input ${inputId}`
   await refreshInputs();
 });
 
+// One request at a time per key: the answers (each the whole state) land in the order the
+// changes were made, so a fader's answer cannot undo a mute's sent just after it.
+const queues = new Map();
+function serial(key, fn) {
+  const run = (queues.get(key) || Promise.resolve()).then(fn);
+  queues.set(key, run.catch(() => {}));
+  return run;
+}
+
+/**
+ * Sets an input's fader (`{gainDb}` and/or `{muted}`, merged). Its answer is the whole input
+ * (inputUpdate carries only state and stats); a refusal reloads the inputs, then re-throws.
+ */
+export const setInputAudio = (inputId, audio) => serial(`input:${inputId}`, () => attempt(`changing the sound of input ${inputId}`, async () => {
+  try {
+    const r = await api.patch(`/api/inputs/${enc(inputId)}`, { audio });
+    setState((s) => ({ inputs: s.inputs.map((i) => (i.id === r.id ? { ...i, ...r } : i)) }));
+  } catch (e) {
+    await refreshInputs();
+    throw e;
+  }
+}));
+
 export const deleteInput = (inputId) => attempt(`removing input ${inputId}`, async () => {
   await api.del(`/api/inputs/${enc(inputId)}`);
   log('info', `input ${inputId} removed`);
@@ -559,6 +592,18 @@ export const deleteMedia = (mediaId) => attempt(`deleting media ${mediaId}`, asy
   log('info', `media ${mediaId} deleted`);
   await refreshMedia();
 });
+
+// --- Program sound: the master fader, its mute and the limiter ---
+
+/** PATCH /api/audio with a merge patch; a refusal reloads the settings, then re-throws. */
+export const patchAudio = (body) => serial('audio', () => attempt('changing the program sound', async () => {
+  try {
+    setState({ audio: await api.patch('/api/audio', body) });
+  } catch (e) {
+    await refreshAudio();
+    throw e;
+  }
+}));
 
 // --- Assets ---
 

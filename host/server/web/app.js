@@ -4,7 +4,8 @@
 // does), access.js (can(session, action)), schema-form.js (params forms from JSON Schema),
 // shortcuts.js (keyboard), ui.js (shared pieces), show.js (header, preview, rundown, log),
 // layers.js (layers and inspector), library.js (templates, inputs, media, assets),
-// destinations.js (where the program is pushed), recordings.js (record, the recordings).
+// destinations.js (where the program is pushed), recordings.js (record, the recordings),
+// audio.js (the mixer: faders, mutes, limiter, meters).
 //
 // data-testid hooks for browser tests (<id> is a scene, layer, template, input, media or
 // asset id):
@@ -39,6 +40,11 @@
 //              recording-stop-<id>, recording-delete-<id>
 //   assets     assets, asset-drop, asset-upload, asset-upload-error, asset-<id>,
 //              asset-thumb-<id>, asset-layer-<id>, asset-delete-<id>, asset-error
+//   audio      audio-panel, audio-strip-<id>, audio-gain-<id> (range, dB), audio-mute-<id>
+//              (aria-pressed), audio-level-<id>, audio-master-gain, audio-master-mute,
+//              audio-limiter (aria-pressed), loudness-momentary, loudness-short-term,
+//              loudness-integrated, loudness-true-peak (numbers, "—" when silent or stopped);
+//              a refusal: <control's testid>-error (e.g. audio-gain-<id>-error)
 //   log        log (aria-live="polite"), log-clear
 
 import { html, render, useRef, useState } from './vendor/preact-htm.js';
@@ -50,6 +56,7 @@ import { Layers } from './layers.js';
 import { Templates, Inputs, Assets } from './library.js';
 import { Destinations } from './destinations.js';
 import { Recordings } from './recordings.js';
+import { Mixer } from './audio.js';
 import { SHORTCUTS, installShortcuts } from './shortcuts.js';
 
 function ConfirmDialog() {
@@ -123,7 +130,7 @@ function App() {
     <${Header} />
     <main class="layout">
       <div class="col col-left"><${Rundown} /><${Destinations} /><${Recordings} /><${Log} /></div>
-      <div class="col col-main"><${Monitor} /><${Layers} /></div>
+      <div class="col col-main"><${Monitor} /><${Mixer} /><${Layers} /></div>
       <div class="col col-right"><${Templates} /><${Inputs} /><${Assets} /></div>
     </main>
     <${ConfirmDialog} />

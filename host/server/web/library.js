@@ -96,7 +96,7 @@ function inputStats(st) {
   return parts.join(' · ');
 }
 
-function InputItem({ input, allowed }) {
+function InputItem({ input, media, allowed }) {
   const action = useAction();
   const askRemove = () => actions.askConfirm({
     title: `Remove input “${input.name || input.id}”?`,
@@ -108,7 +108,10 @@ function InputItem({ input, allowed }) {
   const enabled = input.enabled !== false;
   // A fresh picture every few seconds while it has one coming; the last one otherwise.
   const live = input.state === 'playing';
-  const hasPicture = live || input.state === 'stalled' || input.state === 'ended';
+  // A sound-only file (a jingle, a bed) has no picture to ask for; nor a file not listed yet.
+  const file = input.kind === 'file' && media.find((m) => m.id === input.url);
+  const soundOnly = file && !file.videoCodec;
+  const hasPicture = (input.kind !== 'file' || (file && !soundOnly)) && (live || input.state === 'stalled' || input.state === 'ended');
   const thumb = useApiPicture(hasPicture ? `/api/inputs/${encodeURIComponent(input.id)}/thumbnail` : null,
     live ? INPUT_THUMB_MS : 0, input.state);
   return html`<li class="card" data-testid=${tid('input', input.id)}>
@@ -120,7 +123,7 @@ function InputItem({ input, allowed }) {
     </div>
     <div class="thumb input-thumb">
       ${thumb ? html`<img src=${thumb} alt=${`latest picture of ${input.name || input.id}`} data-testid=${tid('input-thumb', input.id)} />`
-        : html`<span class="muted">${hasPicture ? '…' : 'no picture'}</span>`}
+        : html`<span class="muted">${soundOnly ? 'sound only' : hasPicture ? '…' : 'no picture'}</span>`}
     </div>
     ${input.url ? html`<p class="mono muted wrap">${input.url}</p>` : null}
     <p class="muted">${inputStats(input.stats)}</p>
@@ -240,7 +243,7 @@ export function Inputs() {
   return html`<section class="panel" data-testid="inputs" aria-labelledby="inputs-h">
     <div class="panel-head"><h2 id="inputs-h">Inputs</h2></div>
     <${Secret} />
-    <ul class="cards">${inputs.map((i) => html`<${InputItem} key=${i.id} input=${i} allowed=${allowed} />`)}</ul>
+    <ul class="cards">${inputs.map((i) => html`<${InputItem} key=${i.id} input=${i} media=${media} allowed=${allowed} />`)}</ul>
     ${inputs.length ? null : html`<p class="muted">No inputs.</p>`}
     <${AddInput} media=${media} allowed=${allowed} />
     <${Media} media=${media} allowed=${allowed} />

@@ -30,6 +30,8 @@ let state = {
   media: [],
   assets: [],
   recordings: [], // newest first
+  audio: null, // AudioSettings: {master: {gainDb, muted}, limiter}
+  levels: null, // the last audioLevels: {program, sources}; null when none came lately
   nextScene: null, // the rundown's selection ("NEXT")
   selectedLayer: null,
   transition: { kind: 'fade', durationMs: 500 },
