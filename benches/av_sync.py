@@ -109,13 +109,43 @@ def summary(name, offsets):
             f"range {ms[0]:+.1f} .. {ms[-1]:+.1f} ms (a frame is {1000 / FPS:.1f} ms)")
 
 
+def plot(start, end, ppm, minutes):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([o * 1000 for o in start], "o-", label="start")
+    ax.plot([o * 1000 for o in end], "s-", label=f"after {minutes:.0f} min")
+    ax.axhspan(-1000 / FPS, 1000 / FPS, color="green", alpha=0.1, label="±1 frame")
+    ax.axhspan(-500 / FPS, 500 / FPS, color="green", alpha=0.15, label="±½ frame")
+    ax.set_xlabel("flash")
+    ax.set_ylabel("beep - flash (ms)")
+    ax.set_ylim(-45, 45)
+    ax.set_title(f"A/V offset, source clock {ppm:+.0f} ppm")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig("benches/av_sync.png", dpi=100)
+    print("  plot: benches/av_sync.png")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/stream-manager")
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--ppm", type=float, default=500)
     ap.add_argument("--keep", action="store_true", help="keep the run's folder (logs, copies)")
+    ap.add_argument("--from", dest="kept", help="analyse a kept run's folder again (no run)")
     a = ap.parse_args()
+    if a.kept:
+        start = analyse(os.path.join(a.kept, "start.mkv"))
+        end = analyse(os.path.join(a.kept, "end.mkv"))
+        print("  " + summary("start", start))
+        print("  " + summary("end  ", end))
+        plot(start, end, a.ppm, a.minutes)
+        return
     tmp = tempfile.mkdtemp(prefix="av-sync-")
     http, ws, rtmp_port = free_port(), free_port(), free_port()
     with open(os.path.join(tmp, "config.toml"), "w") as f:
@@ -171,23 +201,7 @@ def main():
     steering = [l for l in open(os.path.join(tmp, "server.log")) if "audio source" in l]
     if steering:
         print("  last steering line: " + steering[-1].strip()[-160:])
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot([o * 1000 for o in start], "o-", label="start")
-        ax.plot([o * 1000 for o in end], "s-", label=f"after {a.minutes:.0f} min")
-        ax.axhspan(-1000 / FPS, 1000 / FPS, color="green", alpha=0.1, label="±1 frame")
-        ax.set_xlabel("flash")
-        ax.set_ylabel("beep - flash (ms)")
-        ax.set_title(f"A/V offset, source clock {a.ppm:+.0f} ppm")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig("benches/av_sync.png", dpi=100)
-        print("  plot: benches/av_sync.png")
-    except ImportError:
-        pass
+    plot(start, end, a.ppm, a.minutes)
     if a.keep:
         print(f"  kept {tmp}")
     else:

@@ -582,4 +582,47 @@ mod tests {
             );
         }
     }
+
+    /// A source that starts again (a publisher back with timestamps from 0, on a new
+    /// clock) is anchored afresh at once: the read position is on its new clock within a
+    /// millisecond from the next frame on, and the sound fades in rather than clicking.
+    #[test]
+    fn a_restarted_source_is_anchored_afresh() {
+        let base = Instant::now();
+        let feed = Arc::new(AudioFeed::new());
+        let mix = Arc::new(AudioMix::new());
+        mix.set_source("cam", &feed, Fader::default());
+        let mut mixer = Mixer::new(mix, 1024, 30);
+        let mut out = vec![0.0f32; 2048];
+        let packet = vec![0.5f32; 2048];
+        let step = 1024.0 / 48_000.0;
+        // (source pts of the first packet, our time of it) for each session.
+        let sessions = [(100.0, 0.0), (0.0, 3.0)];
+        let mut sent = 0u64;
+        for k in 0..(6.0 / step) as u64 {
+            let t = k as f64 * step;
+            let (pts0, t0) = if t < 3.0 { sessions[0] } else { sessions[1] };
+            if t >= 3.0 && sent > 0 && t - step < 3.0 {
+                sent = 0;
+            }
+            while t0 + (sent as f64 * step) <= t + 0.2 {
+                feed.push(pts0 + sent as f64 * step, &packet);
+                feed.set_clock(Clock {
+                    base,
+                    offset: t0 + 0.05 - pts0,
+                });
+                sent += 1;
+            }
+            mixer.mix(base + Duration::from_secs_f64(t), &mut out);
+            if (3.05..3.06).contains(&t) {
+                // Just after the restart: fading in from silence.
+                assert!(out[0].abs() < 0.5, "{}", out[0]);
+            }
+            if t > 3.5 {
+                let (_, e) = mixer.errors().next().unwrap();
+                assert!(e.abs() < 0.001, "{t:.2} s: {e} s off");
+            }
+        }
+        assert_eq!(mixer.channels[0].anchors, 2);
+    }
 }
