@@ -7,10 +7,12 @@
 //! the timestamp due at the frame's start on our clock. The first time, and after a jump
 //! of more than [`REANCHOR`], it skips late samples or puts silence before early ones,
 //! exactly, and fades in. Otherwise it steers the source's resampling ratio with a PI
-//! controller ([`KP`], [`KI`], at most [`MAX_CORRECTION`] either way), so a source whose
-//! clock runs fast or slow is played at our rate with its read position on its clock: no
-//! drift, and no buffer that grows. A source that runs dry fades out and its place is
-//! silence until it sends again.
+//! controller ([`KP`], [`KI`]; at most [`MAX_CORRECTION`] either way, [`CATCH_UP`] while the
+//! error is past [`CATCH_UP_FROM`]), so a source whose clock runs fast or slow is played at
+//! our rate with its read position on its clock: no drift, and no buffer that grows. Sound
+//! is played half a frame after due, where its pictures go on air on average (see
+//! [`Mixer::new`]). A source that runs dry fades out and its place is silence until it
+//! sends again; one idle for half a second is neither measured nor mixed.
 //!
 //! **Control.** A fader moved at some moment is heard from that moment of the program on
 //! (ramped over 10 ms), in step with a picture changed at the same moment, though the mixer
