@@ -88,7 +88,7 @@ pub const LOOKAHEAD: usize = 64;
 /// Where the limiter holds the program: below -1 dBTP with room for what AAC adds.
 pub const CEILING_DBTP: f64 = -1.5;
 /// How fast the limiter lets go after a peak (time constant).
-const RELEASE_SECONDS: f64 = 0.080;
+pub const RELEASE_SECONDS: f64 = 0.080;
 /// Oversampling of the peak detector (4×: BS.1770's true peak).
 const OVERSAMPLE: usize = 4;
 /// Taps per phase of the oversampling interpolator.
