@@ -671,6 +671,8 @@ async fn an_rtsp_camera_goes_on_air_and_rides_out_its_faults() {
         took <= secs(2.5),
         "back on air {took:?} after the camera returned"
     );
+    // The restarted camera's first half second (its encoder starting again) is not judged.
+    tokio::time::sleep(secs(0.5)).await;
     let frames = player.wait_since(Instant::now(), 30).await;
     assert_camera_on_air(&frames, "after the restart");
 
