@@ -6,7 +6,7 @@
 use ffmpeg_next as ffmpeg;
 
 use super::{CHANNELS, RATE};
-use crate::input::decode::DecodeError;
+use crate::input::decode::{DecodeError, context_with_extradata};
 
 /// Most channels a source may have.
 pub const MAX_CHANNELS: u16 = 8;
@@ -61,24 +61,8 @@ impl AudioDecoder {
     /// A decoder for `codec` with its out-of-band configuration (`extradata`: e.g. an AAC
     /// `AudioSpecificConfig` from RTMP).
     pub fn for_codec(id: ffmpeg::codec::Id, extradata: Option<&[u8]>) -> Result<Self, DecodeError> {
-        let mut ctx = ffmpeg::codec::context::Context::new();
-        if let Some(extra) = extradata.filter(|e| !e.is_empty() && e.len() <= 1024) {
-            // SAFETY: the context is fresh and owned here; FFmpeg takes ownership of a buffer
-            // from av_mallocz with AV_INPUT_BUFFER_PADDING_SIZE zeroed bytes after the data.
-            unsafe {
-                let raw = ctx.as_mut_ptr();
-                let size = extra.len();
-                let buf = ffmpeg::ffi::av_mallocz(
-                    size + ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize,
-                ) as *mut u8;
-                if buf.is_null() {
-                    return Err(open_error(id)(ffmpeg::Error::Other { errno: 12 }));
-                }
-                std::ptr::copy_nonoverlapping(extra.as_ptr(), buf, size);
-                (*raw).extradata = buf;
-                (*raw).extradata_size = size as i32;
-            }
-        }
+        let ctx = context_with_extradata(extradata.filter(|e| e.len() <= 1024))
+            .map_err(open_error(id))?;
         Self::open(ctx, id)
     }
 

@@ -78,29 +78,10 @@ impl VideoDecoder {
         extradata: Option<&[u8]>,
         max: (u32, u32),
     ) -> Result<Self, DecodeError> {
-        let mut ctx = ffmpeg::codec::context::Context::new();
-        if let Some(extra) = extradata.filter(|e| !e.is_empty()) {
-            // SAFETY: the context is fresh and owned here; FFmpeg takes ownership of a buffer
-            // from av_mallocz with AV_INPUT_BUFFER_PADDING_SIZE zeroed bytes after the data.
-            unsafe {
-                let raw = ctx.as_mut_ptr();
-                let size = extra.len();
-                let buf = ffmpeg::ffi::av_mallocz(
-                    size + ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize,
-                ) as *mut u8;
-                if buf.is_null() {
-                    return Err(DecodeError::Open {
-                        codec: format!("{id:?}"),
-                        source: ffmpeg::Error::Other {
-                            errno: libc_enomem(),
-                        },
-                    });
-                }
-                std::ptr::copy_nonoverlapping(extra.as_ptr(), buf, size);
-                (*raw).extradata = buf;
-                (*raw).extradata_size = size as i32;
-            }
-        }
+        let mut ctx = context_with_extradata(extradata).map_err(|e| DecodeError::Open {
+            codec: format!("{id:?}"),
+            source: e,
+        })?;
         Self::open(&mut ctx, id, max)?;
         Self::finish(ctx, id, max)
     }
@@ -175,6 +156,34 @@ impl VideoDecoder {
         check_size((w, h), self.max)?;
         Ok(Some(&self.frame))
     }
+}
+
+/// A fresh codec context carrying `extradata` (out-of-band codec configuration, e.g. an
+/// H.264 `AVCDecoderConfigurationRecord` or an AAC `AudioSpecificConfig`), if any.
+pub(crate) fn context_with_extradata(
+    extradata: Option<&[u8]>,
+) -> Result<ffmpeg::codec::context::Context, ffmpeg::Error> {
+    let mut ctx = ffmpeg::codec::context::Context::new();
+    if let Some(extra) = extradata.filter(|e| !e.is_empty()) {
+        // SAFETY: the context is fresh and owned here; FFmpeg takes ownership of a buffer
+        // from av_mallocz with AV_INPUT_BUFFER_PADDING_SIZE zeroed bytes after the data.
+        unsafe {
+            let raw = ctx.as_mut_ptr();
+            let size = extra.len();
+            let buf =
+                ffmpeg::ffi::av_mallocz(size + ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize)
+                    as *mut u8;
+            if buf.is_null() {
+                return Err(ffmpeg::Error::Other {
+                    errno: libc_enomem(),
+                });
+            }
+            std::ptr::copy_nonoverlapping(extra.as_ptr(), buf, size);
+            (*raw).extradata = buf;
+            (*raw).extradata_size = size as i32;
+        }
+    }
+    Ok(ctx)
 }
 
 /// A picture of `size` refused when it is over `max` (width, height).
