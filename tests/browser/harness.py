@@ -137,24 +137,24 @@ class Server(Launched):
 
     what = "server"
 
-    def __init__(self, token=None, stream=None, args=()):
+    def __init__(self, token=None, stream=None, args=(), config=""):
         self.token = token
         self.ports = {"http": free_port(), "ws": free_port(), "rtmp": free_port()}
         self.dir = tempfile.mkdtemp(prefix="sm-browser-")
         self.log_path = os.path.join(self.dir, "server.log")
         self.args = list(args)
         with open(os.path.join(self.dir, "config.toml"), "w") as f:
-            f.write("[stream]\n")
+            f.write(config + "\n[stream]\n")
             for k, v in (stream or SMALL_STREAM).items():
                 f.write(f"{k} = {_toml(v)}\n")
         self.proc = None
 
     @classmethod
-    def small(cls, token=None, preview=False, args=(), **stream):
+    def small(cls, token=None, preview=False, args=(), config="", **stream):
         """A server of the small stream (not started: `launch()`); `stream` overrides its
-        settings (e.g. `audio="mix"`)."""
+        settings (e.g. `audio="mix"`), `config` is TOML put before the `[stream]` table."""
         stream = dict(SMALL_STREAM, preview=dict(SMALL_STREAM["preview"], enabled=preview), **stream)
-        return cls(token=token, stream=stream, args=args)
+        return cls(token=token, stream=stream, args=args, config=config)
 
     def launch(self):
         """Starts the binary (again, on the same ports) and waits for /api/health."""
@@ -240,6 +240,14 @@ class Preview(Launched):
 
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+def new_token(role, name):
+    """`stream-manager token new`: the token and the config entry it printed."""
+    out = subprocess.run([BINARY, "token", "new", "--role", role, "--name", name],
+                         check=True, capture_output=True, text=True).stdout
+    token = next(l.strip() for l in out.splitlines() if len(l.strip()) == 43 and " " not in l.strip())
+    return token, out[out.index("[[auth.tokens]]"):]
 
 
 def launch_browser(playwright):

@@ -8,7 +8,7 @@ import time
 
 from playwright.sync_api import expect
 
-from harness import (GUESTS, TEMPLATES, Player, free_port, open_console, poll, shot,
+from harness import (GUESTS, TEMPLATES, Player, free_port, new_token, open_console, poll, shot,
                      solid_scene, spawn, tid)
 
 TOKEN_KEY = "stream-manager.token"
@@ -280,9 +280,9 @@ PICTURE_CENTRE = """(img) => {
 }"""
 
 
-def sign_in(page, server):
+def sign_in(page, server, token=None):
     page.goto(server.url("/"))
-    tid(page, "token").fill(server.token)
+    tid(page, "token").fill(token or server.token)
     tid(page, "signin-submit").click()
     expect(tid(page, "connection")).to_have_attribute("data-state", "connected")
 
@@ -483,3 +483,27 @@ def test_mixer_moves_faders_mutes_and_meters_the_program(page, servers):
     assert server.api("GET", "/api/audio")["master"]["gainDb"] == -3
     page.unroute("**/api/audio")
     no_errors(page, allow=["status of 422"])
+
+
+def test_the_console_offers_only_what_the_role_may_do(new_page, servers):
+    viewer, viewer_entry = new_token("viewer", "wall")
+    operator, operator_entry = new_token("operator", "desk")
+    server = servers(token="adm1n-t0ken", config=viewer_entry + operator_entry)
+    cases = [
+        # role, then controls enabled and disabled for it
+        ("viewer", viewer, [], ["go-live", "destination-add-submit", "template-upload", "record", "scene-new"]),
+        ("operator", operator, ["go-live", "scene-new"], ["destination-add-submit", "template-upload"]),
+        ("admin", server.token, ["go-live", "scene-new", "destination-add-submit", "template-upload"], []),
+    ]
+    for role, token, enabled, disabled in cases:
+        p = new_page()
+        sign_in(p, server, token)
+        expect(tid(p, "role")).to_have_attribute("data-role", role)
+        for t in enabled:
+            expect(tid(p, t), f"{t} for {role}").to_be_enabled()
+        for t in disabled:
+            expect(tid(p, t), f"{t} for {role}").to_be_disabled()
+        # 401s before the sign-in only; nothing the console offered was refused (403).
+        no_errors(p, allow=["401"])
+        shot(p, f"console-{role}")
+    assert server.state()["isLive"] is False

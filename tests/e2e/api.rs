@@ -195,52 +195,234 @@ async fn stream_keys_are_masked_on_read() {
     }
 }
 
+/// `stream-manager token new --role <role> --name <name>`: the token and the config lines it
+/// prints.
+fn new_token(role: &str, name: &str) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stream-manager"))
+        .args(["token", "new", "--role", role, "--name", name])
+        .output()
+        .expect("run token new");
+    assert!(out.status.success(), "token new failed: {out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let token = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 43 && !l.contains(' '))
+        .unwrap_or_else(|| panic!("no token in:\n{text}"))
+        .to_string();
+    let entry = text[text.find("[[auth.tokens]]").expect("a config entry")..].to_string();
+    assert!(
+        !entry.contains(&token),
+        "the config entry holds the token itself"
+    );
+    (token, entry)
+}
+
+/// A server with `--api-token` (admin) and a viewer and an operator token from the config
+/// file, as `token new` printed them.
+async fn server_with_roles() -> (Server, [(&'static str, String); 3]) {
+    let (viewer, viewer_entry) = new_token("viewer", "wall screen");
+    let (operator, operator_entry) = new_token("operator", "desk");
+    let admin = "admin-t0ken-of-the-legacy-flag".to_string();
+    let server = Server::builder()
+        .file_line(&viewer_entry)
+        .file_line(&operator_entry)
+        .token(&admin)
+        .start()
+        .await;
+    (
+        server,
+        [("viewer", viewer), ("operator", operator), ("admin", admin)],
+    )
+}
+
+/// The role an operation of the served document needs (`None`: open).
+fn documented_role(op: &Value) -> Option<String> {
+    let security = op["security"]
+        .as_array()
+        .expect("every operation has security");
+    if security
+        .iter()
+        .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+    {
+        return None;
+    }
+    Some(
+        security[0]["bearer"][0]
+            .as_str()
+            .expect("a role per secured operation")
+            .to_string(),
+    )
+}
+
 #[tokio::test]
-async fn api_token_guards_every_route_but_health() {
-    let server = Server::builder().token("s3cr3t-t0ken").start().await;
+async fn every_route_answers_each_role_as_the_document_says() {
+    let (server, tokens) = server_with_roles().await;
     let http = server.client();
-    let routes = [
-        (reqwest::Method::GET, "/api/stream/state"),
-        (reqwest::Method::GET, "/api/stream/config"),
-        (reqwest::Method::PATCH, "/api/stream/config"),
-        (reqwest::Method::POST, "/api/stream/start"),
-        (reqwest::Method::GET, "/metrics"),
-        (reqwest::Method::GET, "/api/openapi.json"),
-    ];
-    for (method, path) in &routes {
-        for token in [None, Some("wrong-token")] {
-            let mut req = http.request(method.clone(), server.url(path));
-            if *method == reqwest::Method::PATCH {
-                req = req.json(&json!({"videoBitrateKbps": 500}));
+    // A destination with a stream key, which must not surface anywhere below.
+    let key = "live-key-7f3a9c";
+    server
+        .patch_config(json!({"destinations": [{"id": "d", "url": format!("rtmp://127.0.0.1:9/app/{key}"), "enabled": false}]}))
+        .await;
+    let (_, doc) = server.get("/api/openapi.json").await;
+    assert!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer")),
+        "{}",
+        doc["components"]
+    );
+    let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r);
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let need = documented_role(op);
+            let uri = path.replace("{id}", "no-such-id").replace("{n}", "0");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let callers = [None]
+                .into_iter()
+                .chain(tokens.iter().map(|(r, t)| Some((*r, t.as_str()))));
+            for caller in callers {
+                let mut req = http.request(method.clone(), server.url(&uri));
+                if method != reqwest::Method::GET && method != reqwest::Method::DELETE {
+                    req = req.json(&json!({}));
+                }
+                if let Some((_, t)) = caller {
+                    req = req.bearer_auth(t);
+                }
+                let reply = server.send(req).await;
+                let what = format!("{method} {path} as {:?}", caller.map(|c| c.0));
+                match (&need, caller) {
+                    (Some(_), None) => assert_api_error(&reply, 401, "unauthorized", &what),
+                    (Some(need), Some((role, _))) if rank(role) < rank(need) => {
+                        assert_api_error(&reply, 403, "forbidden", &what);
+                        let message = reply.1["error"]["message"].as_str().unwrap();
+                        assert!(message.contains(need.as_str()), "{what}: {message}");
+                    }
+                    _ => assert!(
+                        ![401, 403, 429].contains(&reply.0),
+                        "{what} was refused: {reply:?}"
+                    ),
+                }
+                checked += 1;
             }
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            }
-            let reply = server.send(req).await;
-            assert_api_error(
-                &reply,
-                401,
-                "unauthorized",
-                &format!("{method} {path} with {token:?}"),
-            );
         }
     }
-    let health = server.send(http.get(server.url("/api/health"))).await;
-    assert_eq!(health.0, 200, "health needs no token: {health:?}");
+    assert!(checked >= 4 * 57, "only {checked} calls made");
 
-    // The refused calls changed nothing; with the token everything answers.
-    let state = server.state().await;
-    assert_eq!(
-        state["isLive"], false,
-        "an unauthorized start started the stream: {state}"
+    // Who am I, per token.
+    for (role, token) in &tokens {
+        let reply = server
+            .send(http.get(server.url("/api/me")).bearer_auth(token))
+            .await;
+        assert_eq!(
+            (reply.0, reply.1["role"].as_str()),
+            (200, Some(*role)),
+            "{reply:?}"
+        );
+    }
+    let reply = server
+        .send(http.get(server.url("/api/me")).bearer_auth(&tokens[0].1))
+        .await;
+    assert_eq!(reply.1["name"], "wall screen");
+    // The scheme's name in any case (RFC 7235).
+    let reply = server
+        .send(
+            http.get(server.url("/api/me"))
+                .header("authorization", format!("bEARER {}", tokens[1].1)),
+        )
+        .await;
+    assert_eq!(reply.1["role"], "operator", "{reply:?}");
+
+    // The WebSocket needs a viewer.
+    let refused = Ws::connect(&server.ws_url(), None).await.err();
+    assert_eq!(refused.map(|r| r.0), Some(Some(401)));
+    let refused = Ws::connect(&server.ws_url(), Some("not-a-token"))
+        .await
+        .err();
+    assert_eq!(refused.map(|r| r.0), Some(Some(401)));
+    let mut ws = Ws::connect(&server.ws_url(), Some(&tokens[0].1))
+        .await
+        .expect("a viewer opens the feed");
+    assert_eq!(ws.next(secs(5.0)).await["type"], "stateUpdate");
+
+    // Health without a token shows states only; with one, the details.
+    let open = server.send(http.get(server.url("/api/health"))).await;
+    let dest = &open.1["components"]["destinations"];
+    assert!(
+        open.1["components"]["store"].get("detail").is_none(),
+        "{open:?}"
     );
-    assert_eq!(
-        server.config().await["videoBitrateKbps"],
-        400,
-        "an unauthorized PATCH applied"
+    assert!(
+        dest.as_object()
+            .unwrap()
+            .values()
+            .all(|d| d.get("url").is_none()),
+        "{open:?}"
     );
-    let (status, body) = server.get("/metrics").await;
-    assert_eq!(status, 200, "{body}");
+    let full = server.get("/api/health").await;
+    assert!(
+        full.1["components"]["store"]["detail"].is_string(),
+        "{full:?}"
+    );
+
+    // No token and no stream key in anything the server wrote.
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    for secret in tokens.iter().map(|(_, t)| t.as_str()).chain([key]) {
+        assert!(
+            !log.contains(secret),
+            "the log holds a secret ({secret}):\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_limited_per_address() {
+    let server = Server::builder().token("the-right-t0ken").start().await;
+    let http = server.client();
+    let attempt = |token: &str| {
+        server.send(
+            http.get(server.url("/api/stream/state"))
+                .bearer_auth(token.to_string()),
+        )
+    };
+    for i in 0..10 {
+        let reply = attempt(&format!("guess-{i}")).await;
+        assert_api_error(&reply, 401, "unauthorized", &format!("guess {i}"));
+    }
+    // From now on, any token from this address waits, the right one too.
+    for token in ["guess-10", "the-right-t0ken"] {
+        let resp = http
+            .get(server.url("/api/stream/state"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let retry: u64 = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        let reply = reply_of(resp).await;
+        assert_api_error(&reply, 429, "too_many_requests", token);
+    }
+    // What needs no token still answers.
+    let health = server.send(http.get(server.url("/api/health"))).await;
+    assert_eq!(health.0, 200);
+    // The burst is logged once, without any of the tokens.
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    assert_eq!(
+        log.matches("too many failed authentications").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains("guess-") && !log.contains("the-right-t0ken"),
+        "{log}"
+    );
+    // No colour escapes in a log that goes to a file.
+    assert!(!log.contains('\u{1b}'), "colour escapes in the file log");
 }
 
 /// The sum of a Prometheus metric's samples in a text exposition.

@@ -1160,3 +1160,43 @@ async fn assets_and_image_layers_survive_a_restart_with_redis() {
         "assets after a new upload"
     );
 }
+
+/// A PNG of `w`×`h` in one colour: a few KiB that decode to `w * h * 4` bytes.
+fn flat_png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbaImage::from_pixel(w, h, image::Rgba([30, 60, 90, 255]))
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode PNG");
+    out
+}
+
+#[tokio::test]
+async fn small_files_cannot_add_up_past_the_decoded_pixel_budget() {
+    // Each image decodes to 48 MB; the budget takes two.
+    let server = Server::builder()
+        .args(["--max-decoded-bytes", "100000000"])
+        .start()
+        .await;
+    server.start_stream().await;
+    let png = flat_png(4000, 3000);
+    assert!(png.len() < 1 << 20, "the PNG is {} bytes", png.len());
+    let first = upload_ok(&server, "image/png", png.clone(), None).await;
+    upload_ok(&server, "image/png", png.clone(), None).await;
+    let before = server.wait_frames(5).await;
+    let refused = upload(&server, Some("image/png"), png.clone(), None).await;
+    assert_api_error(&refused, 507, "insufficient_storage", "third image");
+    let message = refused.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--max-decoded-bytes"), "{message}");
+    assert_eq!(
+        asset_ids(&server).await.len(),
+        2,
+        "the refused image is not listed"
+    );
+    server.assert_still_live(&before).await;
+    // Deleting one makes room again.
+    let (status, body) = server
+        .send(server.request(Method::DELETE, &format!("/api/assets/{}", id_of(&first))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    upload_ok(&server, "image/png", png, None).await;
+}

@@ -333,3 +333,57 @@ async fn rtmps_with_an_untrusted_certificate_is_refused_and_reported() {
     assert_picture(&frames[0], "embedded output while the TLS push fails");
     assert!(u(&server.state().await, "frameCount") > before);
 }
+
+/// Destinations that never connect (a port that accepts and never speaks RTMP, an address
+/// nothing answers, a host name that does not resolve) hold neither stop nor removal: their
+/// connect attempts are cancelled, not waited for (the connect timeout is 3 s).
+#[tokio::test]
+async fn control_calls_never_wait_on_unreachable_destinations() {
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let server = Server::start().await;
+    let unreachable = json!([
+        {"id": "silent", "url": format!("rtmp://127.0.0.1:{silent_port}/live/k1")},
+        {"id": "blackhole", "url": "rtmp://10.255.255.1:1935/live/k2"},
+        {"id": "nowhere", "url": "rtmp://no-such-host.invalid/live/k3"},
+    ]);
+    for round in 0..2 {
+        server
+            .patch_config(json!({"destinations": unreachable}))
+            .await;
+        server.start_stream().await;
+        server.wait_frames(10).await;
+        let health = server.health().await;
+        let states = &health["components"]["destinations"];
+        assert!(
+            states
+                .as_object()
+                .is_some_and(|d| d.len() == 3 && d.values().all(|s| s["state"] != "live")),
+            "{health}"
+        );
+        let t = Instant::now();
+        let reply = if round == 0 {
+            // Stop while they are trying.
+            server.post("/api/stream/stop").await
+        } else {
+            // Remove them while live, then stop.
+            let reply = server
+                .send(
+                    server
+                        .request(reqwest::Method::PATCH, "/api/stream/config")
+                        .json(&json!({"destinations": []})),
+                )
+                .await;
+            assert_eq!(reply.0, 200, "{reply:?}");
+            server.post("/api/stream/stop").await
+        };
+        let took = t.elapsed();
+        assert_eq!(reply.0, 200, "{reply:?}");
+        assert!(
+            took < secs(1.5),
+            "round {round}: the call took {took:?}, waiting on destinations that never connected"
+        );
+    }
+    drop(silent);
+}

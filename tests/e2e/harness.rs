@@ -1490,7 +1490,11 @@ impl Ws {
                 Ok((Ws { stream }, chosen))
             }
             Ok(Err(tungstenite::Error::Http(resp))) => {
-                Err((Some(resp.status().as_u16()), format!("{resp:?}")))
+                let body = resp.body().as_deref().map(String::from_utf8_lossy);
+                Err((
+                    Some(resp.status().as_u16()),
+                    format!("{} {}", resp.status(), body.unwrap_or_default()),
+                ))
             }
             Ok(Err(e)) => Err((None, e.to_string())),
         }
@@ -1561,6 +1565,22 @@ impl Ws {
             }
             seen(&msg);
             last = msg;
+        }
+    }
+
+    /// Sends `text` as one message and returns the close code the server answers with
+    /// (reading past its other messages), or `None` if it did not close within `timeout`.
+    pub async fn send_until_closed(&mut self, text: String, timeout: Duration) -> Option<u16> {
+        // A refused send is fine: the server may close while the message is in flight.
+        let _ = self.stream.send(Message::Text(text.into())).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code.into()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return None,
+            }
         }
     }
 

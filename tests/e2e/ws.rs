@@ -285,3 +285,37 @@ async fn preview_frames_arrive_only_while_watched() {
         "{count} preview frames in 2 s at 5 fps"
     );
 }
+
+#[tokio::test]
+async fn clients_are_capped_and_cannot_send_large_messages() {
+    let server = Server::builder()
+        .args(["--max-ws-clients", "2"])
+        .start()
+        .await;
+    let mut first = Ws::open(&server).await;
+    let _second = Ws::open(&server).await;
+    let refused = Ws::connect(&server.ws_url(), None).await.err();
+    assert_eq!(
+        refused.as_ref().map(|r| r.0),
+        Some(Some(503)),
+        "{refused:?}"
+    );
+    assert!(
+        refused.unwrap().1.contains("too_many_clients"),
+        "the refusal names its cause"
+    );
+    // A 64 KiB message (the feed needs none) closes its sender with 1009.
+    assert_eq!(first.next(secs(5.0)).await["type"], "stateUpdate");
+    let code = first
+        .send_until_closed("x".repeat(64 << 10), secs(5.0))
+        .await;
+    assert_eq!(code, Some(1009));
+    // Its seat is free again.
+    let mut third = wait_until("a seat to free up", secs(5.0), async || {
+        Ws::connect(&server.ws_url(), None)
+            .await
+            .map_err(|e| format!("{e:?}"))
+    })
+    .await;
+    assert_eq!(third.next(secs(5.0)).await["type"], "stateUpdate");
+}

@@ -48,9 +48,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct DestinationStatus {
     /// `connecting`, `live`, `retrying`, `stopped`, or `failed` (the URL is unusable).
     pub state: &'static str,
-    /// Masked URL.
-    pub url: String,
-    /// The last failure, if any.
+    /// Masked URL (not shown to callers without a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The last failure, if any (not shown to callers without a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Successful connections so far.
     pub connects: u64,
@@ -112,7 +114,8 @@ impl Destinations {
             .collect();
         for id in stale {
             if let Some(r) = self.running.remove(&id) {
-                stop_task(r).await;
+                let live = self.is_live(&id);
+                stop_task(r, live).await;
             }
             self.status.lock().expect("status lock").remove(&id);
         }
@@ -144,35 +147,62 @@ impl Destinations {
         }
     }
 
+    /// Whether destination `id` has a session up (published and relaying).
+    fn is_live(&self, id: &str) -> bool {
+        self.status
+            .lock()
+            .expect("status lock")
+            .get(id)
+            .is_some_and(|s| s.state == "live")
+    }
+
     /// Lets every destination send what it has queued (call after the hub's end of
     /// stream) and closes them, all at once, within a few seconds in all.
     pub async fn close_all(&mut self) {
-        let closing = self.running.drain().map(|(_, r)| async move {
-            let mut task = r.task;
-            // The relay drains up to the hub's End and returns by itself...
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            // ...unless it is stuck (retry wait, slow peer): then it is told, then cut.
-            let _ = r.stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
-        });
+        let live: Vec<bool> = self.running.keys().map(|id| self.is_live(id)).collect();
+        let closing = self
+            .running
+            .drain()
+            .zip(live)
+            .map(|((_, r), live)| async move {
+                let mut task = r.task;
+                // One that is not connected has nothing to send: its connect attempt or retry
+                // wait is cancelled, never waited for (an unreachable host would hold the
+                // caller for the connect timeout).
+                if !live {
+                    task.abort();
+                    return;
+                }
+                // The relay drains up to the hub's End and returns by itself...
+                if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                // ...unless it is stuck (retry wait, slow peer): then it is told, then cut.
+                let _ = r.stop.send(true);
+                if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                    .await
+                    .is_err()
+                {
+                    task.abort();
+                }
+            });
         futures_util::future::join_all(closing).await;
         self.status.lock().expect("status lock").clear();
     }
 }
 
-async fn stop_task(r: Running) {
+/// Stops one destination: a connected one is told and given a moment to close its session;
+/// one that is not connected is cancelled at once.
+async fn stop_task(r: Running, live: bool) {
     let _ = r.stop.send(true);
     let mut task = r.task;
+    if !live {
+        task.abort();
+        return;
+    }
     if tokio::time::timeout(Duration::from_secs(3), &mut task)
         .await
         .is_err()
@@ -200,7 +230,7 @@ async fn run(
         dest.id.clone(),
         DestinationStatus {
             state: "connecting",
-            url: masked.clone(),
+            url: Some(masked.clone()),
             last_error: None,
             connects: 0,
             failures: 0,

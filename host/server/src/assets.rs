@@ -8,9 +8,16 @@
 //! are made off the render thread too, when a scene goes on air, and kept in a bounded
 //! cache. Uploaded bytes persist through the State Manager (`asset:{id}`, index `assets`)
 //! and are decoded again at boot.
+//!
+//! Every decoded pixel, of an upload and of its resized copies, is counted against one
+//! server-wide [`DecodedBudget`]: an image is reserved from it (by the size its header
+//! declares) before it is decoded, resized copies give way to new uploads, and an upload
+//! that still does not fit is refused (507), so small compressed files cannot add up to
+//! more memory than the budget.
 
 use std::collections::HashMap;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -52,6 +59,9 @@ pub struct AssetLimits {
     pub max_bytes: usize,
     /// Most decoded pixels of an image (default 64 Mpx; over it: 422).
     pub max_pixels: u64,
+    /// Bytes of decoded pixels all images and their resized copies may hold at once
+    /// (default 1 GiB; an upload beyond it: 507).
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for AssetLimits {
@@ -59,7 +69,61 @@ impl Default for AssetLimits {
         Self {
             max_bytes: 32 << 20,
             max_pixels: 64_000_000,
+            max_decoded_bytes: 1 << 30,
         }
+    }
+}
+
+/// The bytes of decoded pixels the server holds, against their limit.
+#[derive(Debug)]
+pub struct DecodedBudget {
+    max: u64,
+    used: AtomicU64,
+}
+
+/// Bytes taken from a [`DecodedBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<DecodedBudget>,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl DecodedBudget {
+    /// A budget of `max` bytes, none used.
+    pub fn new(max: u64) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes `bytes`, if they fit.
+    pub fn try_reserve(self: &Arc<Self>, bytes: u64) -> Option<Reservation> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.max)
+            })
+            .ok()
+            .map(|_| Reservation {
+                budget: self.clone(),
+                bytes,
+            })
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> u64 {
+        self.max
     }
 }
 
@@ -122,9 +186,27 @@ pub enum AssetError {
     /// Too many assets (409).
     #[error("there are already {0} assets; delete some first")]
     Full(usize),
+    /// Decoding would exceed the server's budget of decoded pixels (507).
+    #[error(
+        "decoding this image takes {} MiB; {} MiB of the {} MiB for decoded images \
+         (--max-decoded-bytes) are in use: delete images first",
+        mib(*.needed), mib(*.used), mib(*.budget)
+    )]
+    OverBudget {
+        /// Bytes the decoded image takes.
+        needed: u64,
+        /// Bytes in use.
+        used: u64,
+        /// The budget.
+        budget: u64,
+    },
     /// No such asset (404).
     #[error("no asset {0:?}")]
     NotFound(String),
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// A decoded asset.
@@ -137,6 +219,8 @@ pub struct Asset {
     pub opaque: bool,
     /// The bytes of a font.
     pub font: Option<Bytes>,
+    /// The share of the decoded budget the image holds.
+    _decoded: Option<Reservation>,
 }
 
 /// The image formats taken, by Content-Type.
@@ -168,13 +252,15 @@ pub fn media_type(content_type: &str) -> String {
 }
 
 /// Decodes an upload: checks the type against the bytes and the pixel limit against the
-/// header, then decodes and premultiplies. Blocking; call from a blocking worker.
+/// header, takes the decoded size from the budget with `reserve`, then decodes and
+/// premultiplies. Blocking; call from a blocking worker.
 pub fn decode(
     id: &str,
     name: &str,
     mime: &str,
     data: &Bytes,
     limits: &AssetLimits,
+    reserve: impl FnOnce(u64) -> Result<Reservation, AssetError>,
 ) -> Result<Asset, AssetError> {
     let mime = media_type(mime);
     let bytes = data.len() as u64;
@@ -196,6 +282,7 @@ pub fn decode(
             pixmap: None,
             opaque: false,
             font: Some(data.clone()),
+            _decoded: None,
         });
     }
     let declared = image_format(&mime).ok_or_else(|| AssetError::UnsupportedType(mime.clone()))?;
@@ -226,6 +313,7 @@ pub fn decode(
     if pixels == 0 {
         return Err(AssetError::Invalid(format!("the {mime} image is empty")));
     }
+    let reservation = reserve(pixels * 4)?;
     let mut reader = image::ImageReader::with_format(Cursor::new(&data[..]), declared);
     let mut bounds = image::Limits::default();
     bounds.max_image_width = Some(width);
@@ -256,6 +344,7 @@ pub fn decode(
         },
         pixmap: Some(Arc::new(pixmap)),
         font: None,
+        _decoded: Some(reservation),
     })
 }
 
@@ -285,9 +374,13 @@ impl sm_scene::AssetLookup for AssetManager {
     }
 }
 
+/// A resized copy, when it was last used, and its share of the decoded budget.
+type SizedCopy = (Arc<Pixmap>, u64, Reservation);
+
+/// Resized copies by (asset, width, height).
 #[derive(Default)]
 struct SizedCache {
-    entries: HashMap<(String, u32, u32), (Arc<Pixmap>, u64)>,
+    entries: HashMap<(String, u32, u32), SizedCopy>,
     bytes: usize,
     clock: u64,
 }
@@ -297,7 +390,8 @@ pub struct AssetManager {
     state: Arc<StateManager>,
     limits: AssetLimits,
     assets: Mutex<HashMap<String, Arc<Asset>>>,
-    sized: Mutex<SizedCache>,
+    budget: Arc<DecodedBudget>,
+    sized: Arc<Mutex<SizedCache>>,
     /// PNG thumbnails made so far, by asset id.
     thumbnails: Mutex<HashMap<String, Bytes>>,
     next: std::sync::atomic::AtomicU64,
@@ -310,7 +404,8 @@ impl AssetManager {
             state,
             limits,
             assets: Mutex::new(HashMap::new()),
-            sized: Mutex::new(SizedCache::default()),
+            budget: DecodedBudget::new(limits.max_decoded_bytes),
+            sized: Arc::default(),
             thumbnails: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
         }
@@ -319,6 +414,29 @@ impl AssetManager {
     /// The upload limits.
     pub fn limits(&self) -> AssetLimits {
         self.limits
+    }
+
+    /// The budget of decoded pixels.
+    pub fn budget(&self) -> &Arc<DecodedBudget> {
+        &self.budget
+    }
+
+    /// What takes a decoded image's bytes from the budget: resized copies give way first
+    /// (they are made again when drawn), then it is refused.
+    fn reserver(&self) -> impl FnOnce(u64) -> Result<Reservation, AssetError> + Send + 'static {
+        let (budget, sized) = (self.budget.clone(), self.sized.clone());
+        move |bytes| loop {
+            if let Some(r) = budget.try_reserve(bytes) {
+                return Ok(r);
+            }
+            if !sized.lock().expect("sized cache lock").evict_oldest() {
+                return Err(AssetError::OverBudget {
+                    needed: bytes,
+                    used: budget.used(),
+                    budget: budget.max(),
+                });
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Asset>>> {
@@ -347,11 +465,15 @@ impl AssetManager {
             let limits = AssetLimits {
                 max_bytes: usize::MAX,
                 max_pixels: u64::MAX,
+                ..self.limits
             };
             let data = Bytes::from(data);
             let (id, name, mime) = (info.id.clone(), info.name.clone(), info.mime.clone());
-            match tokio::task::spawn_blocking(move || decode(&id, &name, &mime, &data, &limits))
-                .await
+            let reserve = self.reserver();
+            match tokio::task::spawn_blocking(move || {
+                decode(&id, &name, &mime, &data, &limits, reserve)
+            })
+            .await
             {
                 Ok(Ok(asset)) => {
                     self.bump_counter(&asset.info.id);
@@ -413,10 +535,12 @@ impl AssetManager {
     ) -> Result<AssetInfo, AssetError> {
         let (limits, mime_owned, id2, bytes) =
             (self.limits, mime.to_string(), id.clone(), data.clone());
-        let asset =
-            tokio::task::spawn_blocking(move || decode(&id2, &name, &mime_owned, &bytes, &limits))
-                .await
-                .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
+        let reserve = self.reserver();
+        let asset = tokio::task::spawn_blocking(move || {
+            decode(&id2, &name, &mime_owned, &bytes, &limits, reserve)
+        })
+        .await
+        .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
         let info = asset.info.clone();
         self.state.set_doc(&asset_key(&id), data).await;
         self.lock().insert(id, Arc::new(asset));
@@ -500,7 +624,7 @@ impl AssetManager {
         {
             let mut cache = self.sized.lock().expect("sized cache lock");
             let cache = &mut *cache;
-            cache.entries.retain(|(a, _, _), (p, _)| {
+            cache.entries.retain(|(a, _, _), (p, _, _)| {
                 let keep = a != id;
                 if !keep {
                     cache.bytes -= p.data().len();
@@ -568,9 +692,15 @@ impl AssetManager {
                 continue;
             }
             let whole = (0, 0, original.width(), original.height());
+            // A copy is made only when the budget takes it (older copies give way); without
+            // one the original is scaled as it is drawn.
+            let bytes = u64::from(*w) * u64::from(*h) * 4;
+            let Some(reservation) = self.reserve_copy(bytes) else {
+                continue;
+            };
             if let Some(p) = crate::thumbnail::scale(&mut resizer, &original, whole, *w, *h) {
                 let p = Arc::new(p);
-                self.remember(key, p.clone());
+                self.remember(key, p.clone(), reservation);
                 out.add_sized(id, *w, *h, p);
             }
         }
@@ -581,31 +711,51 @@ impl AssetManager {
         let mut cache = self.sized.lock().expect("sized cache lock");
         cache.clock += 1;
         let clock = cache.clock;
-        cache.entries.get_mut(key).map(|(p, used)| {
+        cache.entries.get_mut(key).map(|(p, used, _)| {
             *used = clock;
             p.clone()
         })
     }
 
-    fn remember(&self, key: (String, u32, u32), pixmap: Arc<Pixmap>) {
+    /// Budget for a resized copy of `bytes`, older copies evicted to make room.
+    fn reserve_copy(&self, bytes: u64) -> Option<Reservation> {
+        loop {
+            if let Some(r) = self.budget.try_reserve(bytes) {
+                return Some(r);
+            }
+            if !self.sized.lock().expect("sized cache lock").evict_oldest() {
+                return None;
+            }
+        }
+    }
+
+    fn remember(&self, key: (String, u32, u32), pixmap: Arc<Pixmap>, reservation: Reservation) {
         let mut cache = self.sized.lock().expect("sized cache lock");
         cache.clock += 1;
         let clock = cache.clock;
         cache.bytes += pixmap.data().len();
-        cache.entries.insert(key, (pixmap, clock));
-        while cache.bytes > SIZED_CACHE_BYTES && cache.entries.len() > 1 {
-            let Some(oldest) = cache
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some((p, _)) = cache.entries.remove(&oldest) {
-                cache.bytes -= p.data().len();
-            }
+        if let Some((old, _, _)) = cache.entries.insert(key, (pixmap, clock, reservation)) {
+            cache.bytes -= old.data().len();
         }
+        while cache.bytes > SIZED_CACHE_BYTES && cache.entries.len() > 1 && cache.evict_oldest() {}
+    }
+}
+
+impl SizedCache {
+    /// Drops the least recently used copy; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        let Some(oldest) = self
+            .entries
+            .iter()
+            .min_by_key(|(_, (_, used, _))| *used)
+            .map(|(k, _)| k.clone())
+        else {
+            return false;
+        };
+        if let Some((p, _, _)) = self.entries.remove(&oldest) {
+            self.bytes -= p.data().len();
+        }
+        true
     }
 }
 
@@ -629,6 +779,20 @@ mod tests {
         img.write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Png)
             .unwrap();
         Bytes::from(buf)
+    }
+
+    /// Decodes with an unbounded budget.
+    fn decode(
+        id: &str,
+        name: &str,
+        mime: &str,
+        data: &Bytes,
+        limits: &AssetLimits,
+    ) -> Result<Asset, AssetError> {
+        let budget = DecodedBudget::new(u64::MAX);
+        super::decode(id, name, mime, data, limits, move |b| {
+            Ok(budget.try_reserve(b).unwrap())
+        })
     }
 
     #[test]
@@ -679,5 +843,64 @@ mod tests {
             crate::thumbnail::scale(&mut Resizer::new(), &src, (0, 0, 40, 20), 10, 5).unwrap();
         let px = out.pixel(5, 2).unwrap();
         assert_eq!((px.red(), px.alpha()), (255, 255));
+    }
+
+    #[tokio::test]
+    async fn decoded_pixels_are_bounded_server_wide_and_copies_give_way() {
+        use crate::state::store::MemoryStore;
+        let state = Arc::new(StateManager::new(
+            Arc::new(MemoryStore::default()),
+            "",
+            crate::state::StreamConfig::default(),
+        ));
+        // Room for two 100x100 images (40 000 bytes each) and a little more.
+        let limits = AssetLimits {
+            max_decoded_bytes: 85_000,
+            ..AssetLimits::default()
+        };
+        let assets = AssetManager::new(state, limits);
+        let a = assets
+            .upload("image/png", None, png(100, 100, [9; 4]))
+            .await
+            .unwrap();
+        let b = assets
+            .upload("image/png", None, png(100, 100, [9; 4]))
+            .await
+            .unwrap();
+        assert_eq!(assets.budget().used(), 80_000);
+        // A copy drawn at 50x50 (10 000 bytes) does not fit beside them: drawn unprepared.
+        let res = assets.resources(&[(a.id.clone(), 50, 50)]);
+        assert!(res.prepared(&a.id, 50, 50).is_none());
+        assert_eq!(assets.budget().used(), 80_000);
+        // A third image is refused before it is decoded, naming the budget.
+        let e = assets
+            .upload("image/png", None, png(100, 100, [9; 4]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AssetError::OverBudget {
+                    needed: 40_000,
+                    used: 80_000,
+                    budget: 85_000
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("--max-decoded-bytes"), "{e}");
+        // Deleting one gives its bytes back; now a copy fits, and a new upload makes it
+        // give way.
+        assets.delete(&b.id).await.unwrap();
+        assert_eq!(assets.budget().used(), 40_000);
+        let res = assets.resources(&[(a.id.clone(), 50, 50)]);
+        assert!(res.prepared(&a.id, 50, 50).is_some());
+        drop(res);
+        assert_eq!(assets.budget().used(), 50_000);
+        assets
+            .upload("image/png", None, png(100, 100, [9; 4]))
+            .await
+            .unwrap();
+        assert_eq!(assets.budget().used(), 80_000, "the copy gave way");
     }
 }

@@ -33,6 +33,24 @@ pub enum Command {
     /// Check or render a template component offline (for template authors).
     #[command(subcommand)]
     Template(crate::render::TemplateCommand),
+    /// Make API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `stream-manager token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random token, and the `[[auth.tokens]]` entry of the config file that
+    /// gives it `--role` (only the token's SHA-256 goes into the file).
+    New {
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: crate::auth::Role,
+        /// Who holds it, as the log and `GET /api/me` name it. Default: the role's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Log line format.
@@ -70,9 +88,13 @@ pub struct ServeArgs {
     /// Prefix of every Redis key (several instances on one Redis).
     #[arg(long)]
     pub key_prefix: Option<String>,
-    /// Bearer token required on the API and WebSocket.
+    /// Bearer token required on the API and WebSocket, with the `admin` role (the config
+    /// file's `[[auth.tokens]]` add tokens with other roles).
     #[arg(long)]
     pub api_token: Option<String>,
+    /// Most WebSocket clients connected at once. Default 64.
+    #[arg(long)]
+    pub max_ws_clients: Option<usize>,
     /// Start streaming at once.
     #[arg(long)]
     pub autostart: bool,
@@ -91,6 +113,10 @@ pub struct ServeArgs {
     /// Most pixels of an uploaded image. Default 64000000.
     #[arg(long)]
     pub max_asset_pixels: Option<u64>,
+    /// Bytes of decoded pixels all images and their resized copies may hold at once.
+    /// Default 1073741824 (1 GiB).
+    #[arg(long)]
+    pub max_decoded_bytes: Option<u64>,
     /// Folder of template components (`*.wasm`) installed at start, each under its file
     /// stem as id (the bundled templates). Default: none.
     #[arg(long)]
@@ -155,12 +181,14 @@ struct FileConfig {
     redis_url: Option<String>,
     key_prefix: Option<String>,
     api_token: Option<String>,
+    max_ws_clients: Option<usize>,
     autostart: Option<bool>,
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
     tls_ca_file: Option<PathBuf>,
     max_asset_bytes: Option<usize>,
     max_asset_pixels: Option<u64>,
+    max_decoded_bytes: Option<u64>,
     templates_dir: Option<PathBuf>,
     watch_templates: Option<bool>,
     cache_dir: Option<PathBuf>,
@@ -178,6 +206,16 @@ struct FileConfig {
     recordings_max_bytes: Option<u64>,
     /// Initial stream config (camelCase, as in the API), used when the store has none.
     stream: Option<toml::Table>,
+    /// API tokens with roles.
+    auth: Option<AuthFile>,
+}
+
+/// The `[auth]` table of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    #[serde(default)]
+    tokens: Vec<crate::auth::TokenEntry>,
 }
 
 /// Resolved settings.
@@ -195,8 +233,12 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Redis key prefix.
     pub key_prefix: String,
-    /// API token.
+    /// API token (role `admin`).
     pub api_token: Option<String>,
+    /// The config file's tokens with roles.
+    pub auth_tokens: Vec<crate::auth::TokenEntry>,
+    /// Most WebSocket clients at once.
+    pub max_ws_clients: usize,
     /// Start streaming at boot.
     pub autostart: bool,
     /// Allow an open non-loopback bind.
@@ -317,6 +359,12 @@ impl Settings {
             key_prefix: pick(args.key_prefix.clone(), "KEY_PREFIX", file.key_prefix)
                 .unwrap_or_default(),
             api_token: pick(args.api_token.clone(), "API_TOKEN", file.api_token),
+            auth_tokens: file.auth.map(|a| a.tokens).unwrap_or_default(),
+            max_ws_clients: args
+                .max_ws_clients
+                .or(env_value(env, &var("MAX_WS_CLIENTS"))?)
+                .or(file.max_ws_clients)
+                .unwrap_or(crate::api::DEFAULT_MAX_WS_CLIENTS),
             autostart: args.autostart
                 || env_flag(env, &var("AUTOSTART"))?
                     .or(file.autostart)
@@ -354,6 +402,11 @@ impl Settings {
                     .or(env_value(env, &var("MAX_ASSET_PIXELS"))?)
                     .or(file.max_asset_pixels)
                     .unwrap_or(crate::assets::AssetLimits::default().max_pixels),
+                max_decoded_bytes: args
+                    .max_decoded_bytes
+                    .or(env_value(env, &var("MAX_DECODED_BYTES"))?)
+                    .or(file.max_decoded_bytes)
+                    .unwrap_or(crate::assets::AssetLimits::default().max_decoded_bytes),
             },
             templates_dir: args
                 .templates_dir
@@ -493,6 +546,14 @@ impl Settings {
                 "template-memory-mib: must be 1..=4096".into(),
             ));
         }
+        if self.asset_limits.max_decoded_bytes < 1 << 20 {
+            return Err(SettingsError(
+                "max-decoded-bytes: must be at least 1048576 (1 MiB)".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_ws_clients) {
+            return Err(SettingsError("max-ws-clients: must be 1..=10000".into()));
+        }
         let stall = self.inputs.stall_after.as_millis();
         if !(100..=60_000).contains(&stall) {
             return Err(SettingsError("input-stall-ms: must be 100..=60000".into()));
@@ -541,14 +602,27 @@ impl Settings {
         {
             return Err(SettingsError("api-token: must not be empty".into()));
         }
-        if !self.bind.is_loopback() && self.api_token.is_none() && !self.insecure {
+        self.access()?;
+        if !self.bind.is_loopback()
+            && self.api_token.is_none()
+            && self.auth_tokens.is_empty()
+            && !self.insecure
+        {
             return Err(SettingsError(format!(
-                "bind: {} is reachable from other machines and no api-token is set; set --api-token, \
-                 or pass --insecure to serve without access control",
+                "bind: {} is reachable from other machines and no token is set; set --api-token \
+                 or [[auth.tokens]], or pass --insecure to serve without access control",
                 self.bind
             )));
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The tokens and roles these settings give.
+    pub fn access(&self) -> Result<crate::auth::Access, SettingsError> {
+        crate::auth::Access::new(self.api_token.as_deref(), &self.auth_tokens)
+            .map_err(|e| SettingsError(e.to_string()))
     }
 }
 
@@ -683,6 +757,58 @@ mod tests {
         ] {
             let e = resolve(args, &[]).unwrap_err();
             assert!(e.to_string().starts_with(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn tokens_with_roles_come_from_the_file_and_are_checked() {
+        use crate::auth::{Identity, Role, config_entry};
+        let dir = std::env::temp_dir().join(format!("sm-config-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let args = || ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        std::fs::write(
+            &file,
+            config_entry("wall", Role::Viewer, "tok-v")
+                + &config_entry("desk", Role::Operator, "tok-o"),
+        )
+        .unwrap();
+        let s = resolve(args(), &[]).unwrap();
+        let access = s.access().unwrap();
+        let Identity::Known(c) = access.identify(Some("tok-o")) else {
+            panic!("the operator token is not known")
+        };
+        assert_eq!((&*c.name, c.role), ("desk", Role::Operator));
+        // Tokens are access control: a non-loopback bind is allowed with them alone.
+        let open = resolve(
+            ServeArgs {
+                bind: Some("0.0.0.0".parse().unwrap()),
+                ..args()
+            },
+            &[],
+        );
+        assert!(open.is_ok(), "{open:?}");
+        for (text, names) in [
+            (
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"owner\"\nsha256 = \"00\"\n",
+                "role",
+            ),
+            (
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"00\"\n",
+                "auth.tokens[0].sha256",
+            ),
+            (
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\n",
+                "sha256",
+            ),
+            ("[auth]\nusers = []\n", "users"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = resolve(args(), &[]).unwrap_err().to_string();
+            assert!(e.contains(names), "{text}: {e}");
         }
     }
 }

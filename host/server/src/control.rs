@@ -142,13 +142,22 @@ impl StreamController {
         if s.is_live {
             s.frame_count = self.stats.frames.load(Ordering::Relaxed);
             s.dropped_frames = self.stats.dropped.load(Ordering::Relaxed);
-            s.average_render_time = self.stats.average_render_ms();
+            s.average_render_time = self.stats.recent_renders(s.target_fps as usize).mean;
             s.fps = self.metrics.lock().expect("metrics lock").fps;
             if s.error.is_none() {
                 s.error = self.stats.error();
             }
         }
         s
+    }
+
+    /// Render times over the last second (the last `targetFPS` frames) of the running stream.
+    pub fn render_window(&self) -> sm_media::frames::RenderWindow {
+        let state = self.state.state();
+        if !state.is_live {
+            return Default::default();
+        }
+        self.stats.recent_renders(state.target_fps as usize)
     }
 
     /// The last measurements.
@@ -238,7 +247,8 @@ impl StreamController {
             self.stats.frames.load(Ordering::Relaxed),
             self.stats.dropped.load(Ordering::Relaxed),
         );
-        let avg = self.stats.average_render_ms();
+        let fps = self.state.state().target_fps as usize;
+        let avg = self.stats.recent_renders(fps).mean;
         tracing::info!(frames, dropped, "stream stopped");
         self.metrics.lock().expect("metrics lock").fps = 0.0;
         Ok(self

@@ -5,9 +5,10 @@
 //! This crate wires the host's parts together and owns what is the server's alone:
 //! [`state`] (config, state, persistence and the event bus), [`control`] (the stream state
 //! machine), [`pipeline`] (the render clock feeding the encoder), [`api`] (REST +
-//! WebSocket), [`scene_manager`] (the one place scene edits go through), [`assets`]
-//! (uploads), [`config`] (settings and the CLI), [`render`] (offline rendering and template
-//! checks), [`preview`] (`template preview`, the template authors' page), and the
+//! WebSocket), [`auth`] (tokens and roles), [`scene_manager`] (the one place scene edits go
+//! through), [`assets`] (uploads), [`config`] (settings and the CLI), [`render`] (offline
+//! rendering and template checks), [`preview`] (`template preview`, the template authors'
+//! page), and the
 //! `stream-manager` binary. It depends on every other host crate (`sm-compose`,
 //! `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them depends on it.
 //! What belongs to one of them goes there, not here: this crate must not grow its own
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod assets;
 pub mod audio;
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod inputs;

@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
-use stream_manager::config::{Cli, Command, LogFormat, Settings};
+use stream_manager::config::{Cli, Command, LogFormat, Settings, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {
@@ -11,7 +13,9 @@ fn init_logging(format: LogFormat) {
         EnvFilter::try_from_env("STREAM_MANAGER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in a file or a journal.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -40,6 +44,23 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Token(TokenCommand::New { role, name }) => {
+            let token = match stream_manager::auth::new_token() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("stream-manager token: no random bytes from the system: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let name = name.unwrap_or_else(|| role.to_string());
+            println!("token (give it to its holder; it is not stored anywhere):\n\n  {token}\n");
+            println!("add to the config file:\n");
+            print!(
+                "{}",
+                stream_manager::auth::config_entry(&name, role, &token)
+            );
+            ExitCode::SUCCESS
         }
         Command::Serve(args) => {
             let settings = match Settings::resolve(&args, &|k| std::env::var(k).ok()) {

@@ -107,8 +107,8 @@ pub struct Snapshot {
     pub bitrate: f64,
     /// Encoder latency, ms.
     pub encoder_latency_ms: f64,
-    /// Mean render time, ms.
-    pub render_ms: f64,
+    /// Render times over the last second, ms.
+    pub render: sm_media::frames::RenderWindow,
     /// Bytes to RTMP peers.
     pub bytes_out: u64,
     /// Bytes from RTMP peers.
@@ -187,8 +187,25 @@ pub fn render(s: &Snapshot) -> String {
     );
     r.register(
         "render_time_milliseconds",
-        "Mean render time per frame",
-        ConstGauge::new(s.render_ms),
+        "Mean render time per frame over the last second",
+        ConstGauge::new(s.render.mean),
+    );
+    let quantiles =
+        Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for (q, v) in [
+        ("0.5", s.render.p50),
+        ("0.95", s.render.p95),
+        ("0.99", s.render.p99),
+        ("1", s.render.max),
+    ] {
+        quantiles
+            .get_or_create(&vec![("quantile".into(), q.into())])
+            .set(v);
+    }
+    r.register(
+        "render_time_quantile_milliseconds",
+        "Render time per frame over the last second at a quantile (1: the longest)",
+        quantiles,
     );
     r.register(
         "rtmp_sent_bytes",

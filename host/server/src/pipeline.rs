@@ -240,10 +240,7 @@ fn render_loop(
             scene_frame += 1;
             rendered_any = true;
             let at = Instant::now();
-            stats
-                .render_nanos
-                .fetch_add((at - t0).as_nanos() as u64, Ordering::Relaxed);
-            stats.rendered.fetch_add(1, Ordering::Relaxed);
+            stats.record_render((at - t0).as_nanos() as u64);
             FrameMsg::Rendered {
                 buffer,
                 index: tick,

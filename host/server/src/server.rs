@@ -107,7 +107,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.recordings.clone(),
     ));
     recordings.load().await;
-    let app = AppState::new(controller.clone(), scenes, settings.api_token.clone())
+    let access = settings.access()?;
+    let app = AppState::new(controller.clone(), scenes, access)
+        .with_max_ws_clients(settings.max_ws_clients)
         .with_rtmp_port(settings.rtmp_port)
         .with_recordings(recordings.clone())
         .with_audio(audio);
@@ -206,7 +208,9 @@ async fn serve_http(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let result = axum::serve(listener, router)
+    // The client's address, for the limit on failed authentications.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })

@@ -36,6 +36,16 @@ export const refreshAssets = () => load('assets', '/api/assets', 'the assets');
 export const refreshRecordings = () => load('recordings', '/api/recordings', 'the recordings');
 export const refreshAudio = () => load('audio', '/api/audio', 'the audio settings');
 
+/** Who the page's token belongs to, and its role (what the console offers). */
+export async function refreshMe() {
+  try {
+    const me = await api.get('/api/me');
+    setState((s) => ({ auth: { ...s.auth, role: me.role, name: me.name } }));
+  } catch (e) {
+    setState((s) => ({ auth: { ...s.auth, role: null, name: null } }));
+  }
+}
+
 export async function refreshHealth() {
   // /api/health answers 503 with its body when the server is down: show that body too.
   try {
@@ -63,7 +73,7 @@ export function refreshAll(soon = false) {
   if (soon && Date.now() - lastFullRefresh < 1000) return Promise.resolve();
   lastFullRefresh = Date.now();
   return Promise.all([
-    refreshStream(), refreshConfig(), refreshScene(), refreshScenes(), refreshTemplates(),
+    refreshMe(), refreshStream(), refreshConfig(), refreshScene(), refreshScenes(), refreshTemplates(),
     refreshInputs(), refreshMedia(), refreshAssets(), refreshHealth(), refreshRecordings(), refreshAudio(),
   ]);
 }
@@ -211,10 +221,10 @@ export async function signIn(value) {
   } catch (e) {
     api.token.clear();
     const error = e.status === 401 ? 'That token was not accepted.' : e.message;
-    setState((s) => ({ auth: { ...s.auth, required: true, signedIn: false, error } }));
+    setState((s) => ({ auth: { ...s.auth, required: true, signedIn: false, error, role: null, name: null } }));
     return false;
   }
-  setState({ auth: { required: false, signedIn: true, error: '' } });
+  setState((s) => ({ auth: { ...s.auth, required: false, signedIn: true, error: '' } }));
   refreshAll();
   feed.restart();
   return true;
@@ -227,7 +237,7 @@ export const askSignIn = () => setState((s) => ({ auth: { ...s.auth, required: t
 export function signOut() {
   api.token.clear();
   // Nothing read with the token stays on screen.
-  setState({ auth: { required: false, signedIn: false, error: '' }, scene: null, scenes: [], templates: [], inputs: [], media: [], assets: [], preview: null, secret: null, audio: null, levels: null });
+  setState({ auth: { required: false, signedIn: false, error: '', role: null, name: null }, scene: null, scenes: [], templates: [], inputs: [], media: [], assets: [], preview: null, secret: null, audio: null, levels: null });
   log('info', 'signed out');
   feed.stop();
   refreshAll(); // asks for a token again if the server needs one

@@ -11,7 +11,8 @@
 // asset id):
 //   header     connection (data-state: connecting|connected|reconnecting|lost|signin),
 //              stream-state (data-state: live|paused|stopped), go-live, pause, resume, stop,
-//              stream-error, health, shortcuts-toggle, shortcuts-help, signout
+//              stream-error, health, shortcuts-toggle, shortcuts-help, role (data-role: viewer|
+//              operator|admin, from GET /api/me), signout
 //   dialogs    stop-dialog, confirm-stop, cancel-stop; confirm-dialog, confirm-ok,
 //              confirm-cancel; shortcut-map; signin, token, signin-submit, signin-error
 //   monitor    monitor, preview (the <img>), preview-age, preview-enable, stage, metrics,

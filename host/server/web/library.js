@@ -15,7 +15,7 @@ function FilePick({ label, accept, onFile, disabled, testid, multiple }) {
   return html`<span class="file-pick">
     <button type="button" disabled=${disabled} onClick=${() => ref.current.click()}>${label}</button>
     <input type="file" ref=${ref} class="visually-hidden" tabindex="-1" accept=${accept} multiple=${multiple}
-      data-testid=${testid} aria-label=${label}
+      data-testid=${testid} aria-label=${label} disabled=${disabled}
       onChange=${(e) => { for (const f of e.target.files) onFile(f); e.target.value = ''; }} />
   </span>`;
 }

@@ -90,6 +90,8 @@ export function Header() {
       </label>
       <button type="button" data-testid="shortcuts-help" aria-label="Keyboard shortcuts (?)"
         onClick=${() => actions.showHelp(true)}>?</button>
+      ${auth.role ? html`<span class="muted" data-testid="role" data-role=${auth.role}
+        title=${auth.role === 'viewer' ? 'This token may only look.' : `This token may do what an ${auth.role} may.`}>${auth.name} · ${auth.role}</span>` : null}
       ${auth.signedIn ? html`<button type="button" data-testid="signout" onClick=${actions.signOut}>Sign out</button>` : null}
     </div>
   </header>`;

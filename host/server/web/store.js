@@ -17,7 +17,7 @@ export function remember(key, on) {
 
 let state = {
   conn: { status: 'connecting', attempt: 0, retryAt: 0 },
-  auth: { required: false, error: '', signedIn: false },
+  auth: { required: false, error: '', signedIn: false, role: null, name: null },
   stream: null, // StreamState
   config: null, // StreamConfig
   metrics: null, // StreamMetrics of the last metricsUpdate

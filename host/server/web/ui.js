@@ -10,7 +10,7 @@ import { can } from './access.js';
 /** `allowed(action)` for the current session (see access.js). */
 export function useCan() {
   const auth = useStore((s) => s.auth);
-  return (action) => can({ signedIn: auth.signedIn }, action);
+  return (action) => can({ signedIn: auth.signedIn, role: auth.role }, action);
 }
 
 /**

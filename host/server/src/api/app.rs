@@ -1,5 +1,5 @@
-//! What every handler shares: the application state, the bearer token of a request, and
-//! the parsing of a JSON body (content type, size, syntax).
+//! What every handler shares: the application state (with who may do what), the bearer
+//! token of a request, and the parsing of a JSON body (content type, size, syntax).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -9,10 +9,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::audio::AudioManager;
+use crate::auth::Access;
 use crate::control::StreamController;
 use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
@@ -20,6 +20,9 @@ use crate::state::StateManager;
 
 /// Largest accepted JSON body.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The most WebSocket clients admitted at once, unless configured.
+pub const DEFAULT_MAX_WS_CLIENTS: usize = 64;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -30,10 +33,12 @@ pub struct AppState {
     pub state: Arc<StateManager>,
     /// The scene.
     pub scenes: Arc<SceneManager>,
-    /// Bearer token, when access is restricted.
-    pub token: Option<Arc<str>>,
+    /// The tokens and their roles.
+    pub access: Arc<Access>,
     /// Connected WebSocket clients.
     pub ws_clients: Arc<AtomicU64>,
+    /// The most WebSocket clients admitted at once.
+    pub max_ws_clients: usize,
     /// The embedded RTMP server's port, for the publish URL of a new `rtmp` input.
     pub rtmp_port: Option<u16>,
     /// The recordings, when this server makes them.
@@ -47,7 +52,7 @@ impl AppState {
     pub fn new(
         controller: Arc<StreamController>,
         scenes: Arc<SceneManager>,
-        token: Option<String>,
+        access: Access,
     ) -> Self {
         let audio = Arc::new(AudioManager::new(
             controller.state_manager().clone(),
@@ -58,8 +63,9 @@ impl AppState {
             audio,
             scenes,
             controller,
-            token: token.map(Into::into),
+            access: Arc::new(access),
             ws_clients: Arc::default(),
+            max_ws_clients: DEFAULT_MAX_WS_CLIENTS,
             rtmp_port: None,
             recordings: None,
         }
@@ -77,29 +83,24 @@ impl AppState {
         self
     }
 
+    /// The same state, admitting at most `max` WebSocket clients at once.
+    pub fn with_max_ws_clients(mut self, max: usize) -> Self {
+        self.max_ws_clients = max;
+        self
+    }
+
     /// The same state, telling clients that the embedded RTMP server listens on `port`.
     pub fn with_rtmp_port(mut self, port: u16) -> Self {
         self.rtmp_port = Some(port);
         self
     }
-
-    /// Whether `presented` is the configured token (constant time), or no token is needed.
-    pub fn authorized(&self, presented: Option<&str>) -> bool {
-        match &self.token {
-            None => true,
-            Some(t) => presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(t.as_bytes()))),
-        }
-    }
 }
 
-/// The bearer token of a request, if any.
+/// The bearer token of a request, if any (the scheme's name in any case, RFC 7235).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -24,6 +24,9 @@ impl From<AssetError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels")
             }
             AssetError::Full(_) => (StatusCode::CONFLICT, "conflict"),
+            AssetError::OverBudget { .. } => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             AssetError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         };
         Self::new(status, code, e.to_string())
@@ -111,7 +114,7 @@ pub(super) async fn read_limited(
 #[utoipa::path(post, path = "/api/assets", tag = "assets", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file; Content-Type names its type"),
     responses((status = 201, body = AssetInfo), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn upload(
     State(s): State<AppState>,
     Query(query): Query<UploadQuery>,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::app::AppState;
+use crate::auth::Caller;
 use crate::metrics;
 use sm_media::destination::DestinationStatus;
 
@@ -76,6 +77,21 @@ pub struct TemplateHealth {
     /// The newest fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_fault: Option<String>,
+}
+
+impl Health {
+    /// Keeps only the states, for a caller without a token: no store address, error text,
+    /// destination address or template fault.
+    pub fn redact(&mut self) {
+        let c = &mut self.components;
+        c.store.detail = None;
+        c.pipeline.detail = None;
+        for d in c.destinations.values_mut() {
+            d.url = None;
+            d.last_error = None;
+        }
+        c.templates.last_fault = None;
+    }
 }
 
 /// Builds the health report.
@@ -172,11 +188,18 @@ fn inputs_health(s: &AppState) -> InputsHealth {
     }
 }
 
-/// Health of the server and its components. Open without a token. 200 unless `down` (503).
+/// Health of the server and its components. Open without a token, which shows the states
+/// alone (no addresses or error texts). 200 unless `down` (503).
 #[utoipa::path(get, path = "/api/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub(super) async fn health(State(s): State<AppState>) -> Response {
-    let report = health_report(&s);
+pub(super) async fn health(
+    State(s): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Response {
+    let mut report = health_report(&s);
+    if caller.is_none() {
+        report.redact();
+    }
     let code = if report.status == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -201,7 +224,7 @@ pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
         fps: m.fps,
         bitrate: m.bitrate,
         encoder_latency_ms: m.encoder_latency,
-        render_ms: state.average_render_time,
+        render: s.controller.render_window(),
         bytes_out: hub.bytes_out.load(Ordering::Relaxed),
         bytes_in: hub.bytes_in.load(Ordering::Relaxed),
         cpu_percent: m.cpu_usage,

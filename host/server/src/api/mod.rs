@@ -4,6 +4,7 @@
 //! `fn router(state) -> Router` builds everything without a socket, so most API tests need
 //! none.
 
+pub mod access;
 mod app;
 pub mod assets;
 pub mod audio;
@@ -19,9 +20,8 @@ pub mod templates;
 pub mod web_text;
 pub mod ws;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::Method;
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::Value;
@@ -29,8 +29,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use app::{AppState, MAX_JSON_BODY, bearer, json_body};
-use error::{ApiError, ErrorBody};
+pub use app::{AppState, DEFAULT_MAX_WS_CLIENTS, MAX_JSON_BODY, bearer, json_body};
+use error::ErrorBody;
 pub use health::{ComponentHealth, Health, HealthComponents, TemplateHealth, health_report};
 pub use stream::merge_config;
 
@@ -55,6 +55,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::health))
         .routes(routes!(health::prometheus))
         .routes(routes!(openapi_json))
+        .routes(routes!(access::me))
         .routes(routes!(scene::get_scene, scene::patch_scene))
         .routes(routes!(scene::get_canvas, scene::patch_canvas))
         .routes(routes!(scene::add_layer))
@@ -88,30 +89,25 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every mounted route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes().split_for_parts().1;
+    access::document(&mut doc);
+    doc
 }
 
-/// The HTTP router: the REST API (behind the token), the console and the WebSocket at `/ws`
-/// (which check their own way).
+/// The HTTP router: the REST API (each route behind the role [`access::ROUTE_ROLES`] gives
+/// it), the console and the WebSocket at `/ws` (which check their own way).
 pub fn router(state: AppState) -> Router {
     api_routes()
         .split_for_parts()
         .0
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::require_role,
+        ))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state.clone())
         .merge(console::router())
         .merge(ws::route(state))
-}
-
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let open = req.method() == Method::GET
-        && (req.uri().path() == "/api/health" || recordings::ticket_admits(&state, &req));
-    if open || state.authorized(bearer(req.headers())) {
-        next.run(req).await
-    } else {
-        ApiError::unauthorized().into_response()
-    }
 }
 
 /// This OpenAPI document.
@@ -161,7 +157,11 @@ pub(crate) mod tests {
             scenes.slot().clone(),
             Arc::default(),
         ));
-        AppState::new(controller, scenes, token.map(Into::into))
+        AppState::new(
+            controller,
+            scenes,
+            crate::auth::Access::new(token, &[]).unwrap(),
+        )
     }
 
     async fn call(
@@ -210,6 +210,7 @@ pub(crate) mod tests {
             ("get", "/api/health"),
             ("get", "/metrics"),
             ("get", "/api/openapi.json"),
+            ("get", "/api/me"),
             ("get", "/api/scene"),
             ("patch", "/api/scene"),
             ("get", "/api/scene/canvas"),
@@ -431,24 +432,98 @@ pub(crate) mod tests {
         );
     }
 
+    /// The role table names every documented operation once and nothing else, and follows
+    /// DESIGN.md's table: every GET is a viewer's (health is open), the stream config and
+    /// template uploads are an admin's, going live is an operator's.
+    #[test]
+    fn every_documented_operation_has_exactly_one_role() {
+        use crate::auth::Role;
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                documented.insert((method.clone(), path.clone()));
+                assert!(op["security"].is_array(), "{method} {path} has no security");
+            }
+        }
+        let table: std::collections::BTreeSet<_> = access::ROUTE_ROLES
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(table.len(), access::ROUTE_ROLES.len(), "a route twice");
+        assert_eq!(table, documented);
+        for (method, path, role) in access::ROUTE_ROLES {
+            if *method == "get" {
+                let want = (*path != "/api/health").then_some(Role::Viewer);
+                assert_eq!(*role, want, "{method} {path}");
+            } else {
+                assert!(role.is_some_and(|r| r > Role::Viewer), "{method} {path}");
+            }
+        }
+        let role = |m: &str, p: &str| access::required_role(&m.parse().unwrap(), p);
+        assert_eq!(role("PATCH", "/api/stream/config"), Some(Role::Admin));
+        assert_eq!(role("POST", "/api/templates"), Some(Role::Admin));
+        assert_eq!(role("POST", "/api/stream/start"), Some(Role::Operator));
+        assert_eq!(role("PATCH", "/api/inputs/{id}"), Some(Role::Operator));
+        assert_eq!(role("DELETE", "/api/inputs/{id}"), Some(Role::Admin));
+        // Fail closed: what the table does not know needs an admin.
+        assert_eq!(role("POST", "/api/new-thing"), Some(Role::Admin));
+        let op = &doc["paths"]["/api/stream/config"]["patch"];
+        assert_eq!(op["security"], serde_json::json!([{"bearer": ["admin"]}]));
+        assert!(op["responses"]["403"].is_object() && op["responses"]["401"].is_object());
+    }
+
     #[tokio::test]
-    async fn token_guards_everything_but_health() {
-        let app = app(Some("s3cret"));
+    async fn roles_refuse_with_403_naming_the_role() {
+        use crate::auth::{Access, Role, TokenEntry, digest_hex};
+        let mut app = app(None);
+        app.access = Arc::new(
+            Access::new(
+                Some("adm"),
+                &[TokenEntry {
+                    name: "wall".into(),
+                    role: Role::Viewer,
+                    sha256: digest_hex("view"),
+                }],
+            )
+            .unwrap(),
+        );
+        let (status, body) = call(&app, "POST", "/api/stream/start", None, Some("view")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["code"], "forbidden");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("operator") && message.contains("wall"),
+            "{message}"
+        );
+        assert!(!message.contains("view\""), "{message}");
+        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("view")).await;
+        assert_eq!(status, StatusCode::OK);
         let (status, body) = call(&app, "GET", "/api/stream/state", None, None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str().unwrap()),
             (StatusCode::UNAUTHORIZED, "unauthorized")
         );
-        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("wrong")).await;
+        let (status, _) = call(&app, "GET", "/metrics", None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, _) = call(&app, "GET", "/api/stream/state", None, Some("s3cret")).await;
-        assert_eq!(status, StatusCode::OK);
         let (status, body) = call(&app, "GET", "/api/health", None, None).await;
         assert_eq!(
             (status, body["status"].as_str().unwrap()),
             (StatusCode::OK, "ok")
         );
-        let (status, _) = call(&app, "GET", "/metrics", None, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body["components"]["store"].get("detail").is_none(),
+            "{body}"
+        );
+        let (_, body) = call(&app, "GET", "/api/health", None, Some("view")).await;
+        assert!(body["components"]["store"]["detail"].is_string(), "{body}");
+        let (_, body) = call(&app, "GET", "/api/me", None, Some("adm")).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"name": "api-token", "role": "admin"})
+        );
+        // Open access: everyone is an admin.
+        let (_, body) = call(&crate::api::tests::app(None), "GET", "/api/me", None, None).await;
+        assert_eq!(body["role"], "admin");
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::app::{AppState, bearer};
 use super::error::ApiError;
+use crate::auth::Role;
 use crate::state::Event;
 
 /// How often a session looks for new meter readings.
@@ -30,6 +31,11 @@ pub const LEVELS_EVERY: Duration = Duration::from_millis(50);
 
 /// Longest a client may take to accept one message.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest message (and frame) a client may send. The feed needs nothing from clients but
+/// pings and a close, so a few KiB is plenty; a larger one closes the connection with 1009
+/// before its bytes are buffered.
+pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
 #[derive(Deserialize)]
 struct TokenQuery {
@@ -60,6 +66,7 @@ async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
+    extensions: axum::http::Extensions,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !super::console::same_origin(&headers) {
@@ -74,16 +81,52 @@ async fn upgrade(
     let presented = bearer(&headers)
         .or(offered.as_deref())
         .or(q.token.as_deref());
-    if !state.authorized(presented) {
-        return ApiError::unauthorized().into_response();
+    let addr = super::access::client_addr(&extensions);
+    if let Err(refused) = super::access::authorize(&state, addr, presented, Some(Role::Viewer)) {
+        return refused.into_response();
     }
+    let Some(seat) = Seat::take(&state) else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_clients",
+            format!(
+                "{} WebSocket clients are connected, the most this server admits (--max-ws-clients)",
+                state.max_ws_clients
+            ),
+        )
+        .into_response();
+    };
     ws.protocols([SUBPROTOCOL])
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
-            state.ws_clients.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = socket.split();
             session(&state, tx, rx).await;
-            state.ws_clients.fetch_sub(1, Ordering::Relaxed);
+            drop(seat);
         })
+}
+
+/// One connected client, counted from admission until its session ends (or its upgrade
+/// fails and the seat is dropped unused).
+struct Seat(Arc<std::sync::atomic::AtomicU64>);
+
+impl Seat {
+    fn take(state: &AppState) -> Option<Self> {
+        let max = state.max_ws_clients as u64;
+        state
+            .ws_clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(state.ws_clients.clone()))
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The token a client offered as the subprotocol `bearer.<base64url, no padding>`, if any
@@ -168,11 +211,28 @@ where
                 }
             }
             msg = rx.next() => match msg {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    if too_big(e) {
+                        tracing::info!(max = MAX_CLIENT_MESSAGE, "websocket client sent a message too large; closed");
+                        let close = CloseFrame { code: 1009, reason: "message too large".into() };
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Close(Some(close)))).await;
+                    }
+                    return;
+                }
                 Some(Ok(_)) => {}
             },
         }
     }
+}
+
+/// Whether a read failed because the client's message or frame exceeded
+/// [`MAX_CLIENT_MESSAGE`].
+fn too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    e.into_inner()
+        .downcast_ref::<WsError>()
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
 }
 
 async fn send<Tx: Sink<Message> + Unpin>(tx: &mut Tx, text: String) -> bool {
@@ -315,6 +375,32 @@ mod tests {
             matches!(
                 last,
                 Some(Message::Close(Some(CloseFrame { code: 1008, .. })))
+            ),
+            "{last:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_message_too_large_closes_with_1009() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+        let app = app(None);
+        let rec = Recorder::default();
+        let too_big = WsError::Capacity(CapacityError::MessageTooLong {
+            size: 60 << 20,
+            max_size: MAX_CLIENT_MESSAGE,
+        });
+        // The client's read fails once its first message is seen to be too large.
+        let reads =
+            stream::once(async move { Err(axum::Error::new(too_big)) }).chain(stream::pending());
+        let reads = Box::pin(reads);
+        tokio::time::timeout(Duration::from_secs(5), session(&app, rec.clone(), reads))
+            .await
+            .expect("the session ends");
+        let last = rec.0.lock().unwrap().last().cloned();
+        assert!(
+            matches!(
+                last,
+                Some(Message::Close(Some(CloseFrame { code: 1009, .. })))
             ),
             "{last:?}"
         );

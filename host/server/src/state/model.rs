@@ -24,7 +24,8 @@ pub struct StreamState {
     pub frame_count: u64,
     /// Frames lost since the stream started (late clock ticks, full queues).
     pub dropped_frames: u64,
-    /// Mean render time of one frame, in milliseconds.
+    /// Mean render time of one frame over the last second (the last `targetFPS` frames), in
+    /// milliseconds.
     pub average_render_time: f64,
     /// When the stream went live, in milliseconds since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none", default)]
