@@ -1162,7 +1162,7 @@ async fn assets_and_image_layers_survive_a_restart_with_redis() {
 }
 
 /// A PNG of `w`×`h` in one colour: a few KiB that decode to `w * h * 4` bytes.
-fn flat_png(w: u32, h: u32) -> Vec<u8> {
+pub fn flat_png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
     image::RgbaImage::from_pixel(w, h, image::Rgba([30, 60, 90, 255]))
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)

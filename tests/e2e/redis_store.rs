@@ -1,10 +1,13 @@
 //! Persistence in Redis: config and state survive a crash, instances share one Redis by key
-//! prefix, and the server keeps streaming through Redis outages and catches up afterwards.
+//! prefix, the server keeps streaming through Redis outages and catches up afterwards, and
+//! a Redis that comes back empty gets everything back.
 
 use std::time::Instant;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::{post_guest, send_json};
 use crate::harness::*;
 use crate::pixels::assert_picture;
 
@@ -198,4 +201,100 @@ async fn clean_shutdown_is_not_resumed_on_restart() {
         state["isLive"], false,
         "went live again after a clean shutdown: {state}"
     );
+}
+
+/// Redis restarted without persistence, or flushed: the server notices (its marker key is
+/// gone) and writes everything back (the config, the scenes, the assets with their bytes,
+/// the templates with their components), so a later restart loses nothing.
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_gets_everything_back() {
+    let mut redis = Redis::start().await;
+    let prefix = "e2e-empty:";
+    let mut server = Server::builder().redis(&redis, prefix).start().await;
+    let template = post_guest(&server, "colour_a").await;
+    assert_eq!(template.0, 201, "{template:?}");
+    let template = template.1["id"].as_str().unwrap().to_string();
+    let asset = crate::assets::post_alone(
+        &server,
+        "/api/assets",
+        Some("image/png"),
+        &crate::assets::flat_png(64, 32),
+    )
+    .await;
+    assert_eq!(asset.0, 201, "{asset:?}");
+    let asset = asset.1["id"].as_str().unwrap().to_string();
+    let scene =
+        json!({"id": "break", "scene": {"canvas": {"background": "#203040"}, "layers": []}});
+    let created = send_json(&server, Method::POST, "/api/scenes", Some(&scene)).await;
+    assert_eq!(created.0, 201, "{created:?}");
+    server.patch_config(json!({"videoBitrateKbps": 777})).await;
+
+    let everything = [
+        "stream:config".to_string(),
+        "scenes".into(),
+        "assets".into(),
+        format!("asset:{asset}"),
+        "templates".into(),
+    ];
+    for how in ["restarted empty", "flushed"] {
+        if how == "flushed" {
+            assert_eq!(
+                redis_command(redis.port, &["FLUSHALL"]).unwrap().as_deref(),
+                Some("OK")
+            );
+        } else {
+            redis.restart().await;
+        }
+        // Values may be binary (uploads): asked whether they exist.
+        let exists = |key: &str| {
+            redis_command(redis.port, &["EXISTS", key])
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("1")
+        };
+        wait_until(
+            &format!("everything back in a Redis {how}"),
+            secs(15.0),
+            async || {
+                let missing: Vec<&String> = everything
+                    .iter()
+                    .filter(|k| !exists(&format!("{prefix}{k}")))
+                    .collect();
+                let index = redis
+                    .get_json(&format!("{prefix}templates"))
+                    .unwrap_or_default();
+                let hashes = index.to_string();
+                if !missing.is_empty() {
+                    return Err(format!("missing {missing:?}"));
+                }
+                // The component bytes the index names are there too.
+                let hash = hashes
+                    .split('"')
+                    .find(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or_else(|| format!("no component hash in {index}"))?;
+                exists(&format!("{prefix}template:{hash}"))
+                    .then_some(())
+                    .ok_or_else(|| format!("component {hash} missing"))
+            },
+        )
+        .await;
+        let config = redis.get_json(&format!("{prefix}stream:config")).unwrap();
+        assert_eq!(config["videoBitrateKbps"], 777, "{how}");
+    }
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    assert!(
+        log.contains("store_emptied"),
+        "the operator is told:\n{log}"
+    );
+
+    // A new process on this Redis finds all of it.
+    server.restart().await;
+    assert_eq!(
+        server.get(&format!("/api/templates/{template}")).await.0,
+        200
+    );
+    assert_eq!(server.get(&format!("/api/assets/{asset}")).await.0, 200);
+    assert_eq!(server.get("/api/scenes/break").await.0, 200);
+    assert_eq!(server.config().await["videoBitrateKbps"], 777);
 }

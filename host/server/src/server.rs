@@ -107,6 +107,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.recordings.clone(),
     ));
     recordings.load().await;
+    // Everything is loaded: from now on a store without the marker has lost its data.
+    state.claim_store().await;
     let access = settings.access()?;
     let app = AppState::new(controller.clone(), scenes, access)
         .with_max_ws_clients(settings.max_ws_clients)

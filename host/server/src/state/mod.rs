@@ -6,6 +6,12 @@
 //! `down` (the server `degraded`), and a reconnect loop writes the current values back as
 //! soon as the store answers again. A value that was never loaded because the store was down
 //! at boot is read on reconnect and adopted, unless the operator changed it meanwhile.
+//!
+//! A store can also come back *empty*: a Redis restarted without persistence, flushed, or
+//! failed over to an empty replica. The manager keeps the last value of every document it
+//! wrote or loaded, writes a marker key ([`KEY_INSTANCE`]) once it has loaded, and checks
+//! the marker every [`MARKER_CHECK`]: when it is gone, every document, the config and the
+//! state are written back at once, then the marker.
 
 pub mod model;
 pub mod store;
@@ -32,6 +38,13 @@ pub const KEY_STREAM_METRICS: &str = "stream:metrics";
 pub const KEY_SYSTEM_HEALTH: &str = "system:health";
 /// Redis key of the last system metrics (TTL 300 s).
 pub const KEY_SYSTEM_METRICS: &str = "system:metrics";
+
+/// Redis key of the marker that says the store holds this server's data (JSON
+/// `{pid, since}`: the process that wrote it and when, ms since the Unix epoch).
+pub const KEY_INSTANCE: &str = "instance";
+
+/// How often the marker is looked for while the store answers.
+pub const MARKER_CHECK: Duration = Duration::from_secs(2);
 
 /// A fault reported to operators.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -120,6 +133,11 @@ struct Inner {
     /// that raced a newer change does not clear it.
     pending_docs: std::collections::HashMap<String, (Option<bytes::Bytes>, u64)>,
     doc_seq: u64,
+    /// The last value of every document written or loaded, to write back into a store that
+    /// came back empty (the bytes are shared with their owners, not copied).
+    shadow: std::collections::HashMap<String, bytes::Bytes>,
+    /// The marker this process wrote (`None` until it has loaded).
+    marker: Option<bytes::Bytes>,
 }
 
 /// Owner of the stream's config and state, their persistence and the event bus.
@@ -155,6 +173,8 @@ impl StateManager {
                 state_dirty: false,
                 pending_docs: std::collections::HashMap::new(),
                 doc_seq: 0,
+                shadow: std::collections::HashMap::new(),
+                marker: None,
             }),
             events,
             restored_config: watch::channel(None).0,
@@ -291,7 +311,18 @@ impl StateManager {
             return value.as_ref().map(|v| v.to_vec());
         }
         match self.store.get(&self.key(key)).await {
-            Ok(v) => v,
+            Ok(v) => {
+                if let Some(v) = &v {
+                    let mut inner = self.lock();
+                    // A write queued meanwhile is newer than what was read.
+                    if !inner.pending_docs.contains_key(key) {
+                        inner
+                            .shadow
+                            .insert(key.to_string(), bytes::Bytes::from(v.clone()));
+                    }
+                }
+                v
+            }
             Err(e) => {
                 self.mark_store_down(&e);
                 None
@@ -315,7 +346,82 @@ impl StateManager {
         let mut inner = self.lock();
         inner.doc_seq += 1;
         let seq = inner.doc_seq;
+        match &value {
+            Some(v) => inner.shadow.insert(key.to_string(), v.clone()),
+            None => inner.shadow.remove(key),
+        };
         inner.pending_docs.insert(key.to_string(), (value, seq));
+    }
+
+    /// Marks the store as holding this server's data (call once everything is loaded): from
+    /// now on a store found without the marker has lost it, and gets everything back.
+    pub async fn claim_store(&self) {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let marker = serde_json::json!({"pid": std::process::id(), "since": since});
+        let marker = bytes::Bytes::from(marker.to_string());
+        self.lock().marker = Some(marker.clone());
+        if let Err(e) = self.store.set(&self.key(KEY_INSTANCE), &marker, None).await {
+            self.mark_store_down(&e);
+        }
+    }
+
+    /// Whether the store answers but no longer holds the marker (it lost its data).
+    async fn store_was_emptied(&self) -> bool {
+        if self.lock().marker.is_none() || self.store_error().is_some() {
+            return false;
+        }
+        match self.store.get(&self.key(KEY_INSTANCE)).await {
+            Ok(found) => found.is_none(),
+            Err(e) => {
+                self.mark_store_down(&e);
+                false
+            }
+        }
+    }
+
+    /// Writes every document, the config, the state and then the marker back.
+    async fn write_everything_back(&self) {
+        let (docs, marker) = {
+            let mut inner = self.lock();
+            let shadow: Vec<(String, bytes::Bytes)> = inner
+                .shadow
+                .iter()
+                .filter(|(k, _)| !inner.pending_docs.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (key, value) in &shadow {
+                inner.doc_seq += 1;
+                let seq = inner.doc_seq;
+                inner
+                    .pending_docs
+                    .insert(key.clone(), (Some(value.clone()), seq));
+            }
+            inner.config_dirty = true;
+            inner.state_dirty = true;
+            (inner.shadow.len(), inner.marker.clone())
+        };
+        self.flush().await;
+        if self.store_error().is_some() {
+            return;
+        }
+        if let Some(marker) = marker
+            && let Err(e) = self.store.set(&self.key(KEY_INSTANCE), &marker, None).await
+        {
+            self.mark_store_down(&e);
+            return;
+        }
+        self.fault(
+            "store_emptied",
+            Some("store"),
+            format!(
+                "the {} store came back without this server's data (restarted without \
+                 persistence, flushed or failed over to an empty replica): the config, the \
+                 state and {docs} documents were written back",
+                self.store.kind()
+            ),
+        );
     }
 
     /// Writes a value with a TTL (metrics, health); failures only mark the store down.
@@ -428,9 +534,16 @@ impl StateManager {
     /// answers. Runs until the process ends.
     pub async fn run_reconnect(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_check = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             if self.store_error().is_none() {
+                if last_check.elapsed() >= MARKER_CHECK {
+                    last_check = tokio::time::Instant::now();
+                    if self.store_was_emptied().await {
+                        self.write_everything_back().await;
+                    }
+                }
                 continue;
             }
             if self.store.ping().await.is_err() {
@@ -464,6 +577,10 @@ impl StateManager {
                     store = self.store.kind(),
                     "store reachable again; state written back"
                 );
+                if self.store_was_emptied().await {
+                    self.write_everything_back().await;
+                }
+                last_check = tokio::time::Instant::now();
             }
         }
     }
