@@ -352,3 +352,75 @@ async fn config_change_while_paused_keeps_a_picture_on_air() {
         "{s}"
     );
 }
+
+/// `encoder: auto` tries NVENC, Quick Sync and VA-API in that order, really opening each,
+/// and says which one it uses and why the others did not open: in the state, the health
+/// report and the log. This machine has no GPU, so it is libx264 after three refusals. A
+/// hardware encoder asked for by name that cannot open is a 503 naming it and why.
+#[tokio::test]
+async fn auto_probes_the_hardware_encoders_then_uses_libx264() {
+    let server = Server::start().await;
+    let state = server.start_stream().await;
+    let chosen = &state["encoder"];
+    let skipped: Vec<&str> = chosen["skipped"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no encoder in the state: {state}"))
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    let order = ["h264_nvenc", "h264_qsv", "h264_vaapi"];
+    assert_eq!(skipped, order[..skipped.len()], "{chosen}");
+    if chosen["name"] == "libx264" {
+        assert_eq!(skipped, order, "{chosen}");
+        assert_eq!(chosen["hardware"], false);
+        for s in chosen["skipped"].as_array().unwrap() {
+            assert!(s["reason"].as_str().is_some_and(|r| r.len() > 10), "{s}");
+        }
+    }
+    let health = server.health().await;
+    let encoder = &health["components"]["encoder"];
+    assert_eq!(
+        (
+            &encoder["status"],
+            &encoder["configured"],
+            &encoder["selected"]
+        ),
+        (&json!("ok"), &json!("auto"), chosen),
+        "{health}"
+    );
+    server.wait_frames(10).await;
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("video encoder opened"))
+        .unwrap_or_else(|| panic!("the choice is not logged:\n{log}"));
+    for name in skipped {
+        assert!(line.contains(name), "{line}");
+    }
+    assert_eq!(server.post("/api/stream/stop").await.0, 200);
+    assert!(server.state().await.get("encoder").is_none());
+
+    // By name: no fallback.
+    for (name, words) in [("h264_vaapi", "VA-API"), ("h264_nvenc", "NVIDIA")] {
+        if chosen["name"] == name {
+            continue;
+        }
+        server.patch_config(json!({"encoder": name})).await;
+        let reply = server.post("/api/stream/start").await;
+        if reply.0 == 200 {
+            // This machine has that encoder after all.
+            assert_eq!(server.post("/api/stream/stop").await.0, 200);
+            continue;
+        }
+        assert_api_error(&reply, 503, "pipeline_unavailable", name);
+        let message = reply.1["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(name) && message.contains(words),
+            "{message}"
+        );
+        assert_eq!(server.state().await["isLive"], false);
+    }
+    server.patch_config(json!({"encoder": "auto"})).await;
+    server.start_stream().await;
+    server.wait_frames(5).await;
+}

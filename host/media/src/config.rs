@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 /// Video encoders the configuration accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum EncoderKind {
-    /// The best available encoder; today libx264.
+    /// The first hardware encoder that opens (NVENC, Quick Sync, VA-API, in that order),
+    /// else libx264: see `video_encoder`.
     #[serde(rename = "auto")]
     Auto,
     /// Software H.264 (x264).

@@ -1,8 +1,10 @@
 //! The encoder stage: RGBA frames in, H.264 + AAC FLV packets out to the hub.
 //!
-//! Runs on its own OS thread and owns every FFmpeg object it uses. Per frame it converts
-//! RGBA to YUV 4:2:0 (BT.709, limited range, SIMD via the `yuv` crate) straight into the one
-//! reused encoder input frame, hands the RGBA buffer back to the pool, encodes, and
+//! Runs on its own OS thread and owns every FFmpeg object it uses. The video encoder is the
+//! one [`video_encoder::select`] picks. Per frame it converts RGBA to what that encoder takes
+//! (YUV 4:2:0 or NV12, BT.709, limited range, SIMD via the `yuv` crate) straight into the one
+//! reused input frame (uploaded to a VA-API surface for that encoder), hands the RGBA buffer
+//! back to the pool, encodes, and
 //! publishes. Then it encodes the program sound up to where it is due: with `audio: mix`
 //! every AAC frame comes from the [`Mixer`], [`LOOKBEHIND`] after its time on the render
 //! clock (so a source's audio that arrives a little after its pictures is still in time;
@@ -18,7 +20,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ffmpeg_next as ffmpeg;
 use rml_rtmp::sessions::StreamMetadata;
-use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 use crate::audio::CHANNELS;
 use crate::audio::mixer::{AudioMix, Mixer};
@@ -27,6 +28,7 @@ use crate::flv;
 use crate::frames::{FrameMsg, PipelineStats};
 use crate::hub::{MediaHub, MediaPacket, StreamHeaders, Track};
 use crate::preview::PreviewTap;
+use crate::video_encoder::{self, EncoderSelection, VideoEncoder, VideoInput};
 
 const AUDIO_RATE: i32 = crate::audio::RATE as i32;
 
@@ -100,7 +102,8 @@ pub struct EncoderSettings {
 pub struct Encoder {
     video: ffmpeg::encoder::Video,
     audio: Option<AudioTrack>,
-    frame: ffmpeg::frame::Video,
+    input: VideoInput,
+    selection: EncoderSelection,
     packet: ffmpeg::Packet,
     hub: Arc<MediaHub>,
     base_ms: u32,
@@ -135,7 +138,11 @@ impl Encoder {
     /// Opens the video (and audio) encoders for `config` and announces their headers on
     /// the hub.
     pub fn open(config: &EncoderSettings, hub: Arc<MediaHub>) -> Result<Self, EncodeError> {
-        let video = open_video(config)?;
+        let VideoEncoder {
+            encoder: video,
+            input,
+            selection,
+        } = video_encoder::select(config)?;
         let video_header =
             flv::avc_sequence_header(&extradata(&video)).map_err(setup("H.264 headers"))?;
 
@@ -170,11 +177,8 @@ impl Encoder {
         Ok(Self {
             video,
             audio,
-            frame: ffmpeg::frame::Video::new(
-                ffmpeg::format::Pixel::YUV420P,
-                config.width,
-                config.height,
-            ),
+            input,
+            selection,
             packet: ffmpeg::Packet::empty(),
             hub,
             base_ms,
@@ -186,6 +190,11 @@ impl Encoder {
             preview: None,
             origin: None,
         })
+    }
+
+    /// Which video encoder runs (and, with `auto`, what was skipped).
+    pub fn selection(&self) -> &EncoderSelection {
+        &self.selection
     }
 
     /// Mixes the program sound from `mix` (with `audio: mix`; otherwise the track stays
@@ -254,13 +263,14 @@ impl Encoder {
             None => {}
         }
         let pts = index as i64;
-        self.frame.set_pts(Some(pts));
+        let frame = self.input.frame_mut();
+        frame.set_pts(Some(pts));
         if self.in_flight.len() == self.in_flight.capacity() {
             self.in_flight.pop_front();
         }
         self.in_flight.push_back((pts, at));
         self.video
-            .send_frame(&self.frame)
+            .send_frame(self.input.frame_mut())
             .map_err(|source| EncodeError::Encode {
                 frame: index,
                 source,
@@ -282,7 +292,7 @@ impl Encoder {
     }
 
     fn convert(&mut self, rgba: &[u8]) -> Result<(), EncodeError> {
-        rgba_to_frame(rgba, &mut self.frame)
+        self.input.load(rgba)
     }
 
     fn drain_video(&mut self, stats: &PipelineStats) {
@@ -402,96 +412,30 @@ fn deinterleave(interleaved: &[f32], frame: &mut ffmpeg::frame::Audio) {
 /// Converts an opaque RGBA image of the frame's size into a YUV 4:2:0 FFmpeg frame (BT.709,
 /// limited range), in place.
 pub fn rgba_to_frame(rgba: &[u8], frame: &mut ffmpeg::frame::Video) -> Result<(), EncodeError> {
-    let (width, height) = (frame.width(), frame.height());
-    if rgba.len() < width as usize * height as usize * 4 {
-        return Err(EncodeError::Convert(
-            "RGBA buffer smaller than the frame".into(),
-        ));
-    }
-    // SAFETY: `make_writable` keeps the frame's buffers private to us (the encoder copies
-    // its input); the three planes are disjoint ranges of sizes computed from FFmpeg's own
-    // strides; the slices live only for this call.
-    let (y, u, v, ys, us, vs) = unsafe {
-        let f = frame.as_mut_ptr();
-        if ffmpeg::ffi::av_frame_make_writable(f) < 0 {
-            return Err(EncodeError::Convert("frame not writable".into()));
-        }
-        let h = height as usize;
-        let ch = h.div_ceil(2);
-        let ls = (*f).linesize;
-        (
-            std::slice::from_raw_parts_mut((*f).data[0], ls[0] as usize * h),
-            std::slice::from_raw_parts_mut((*f).data[1], ls[1] as usize * ch),
-            std::slice::from_raw_parts_mut((*f).data[2], ls[2] as usize * ch),
-            ls[0] as u32,
-            ls[1] as u32,
-            ls[2] as u32,
-        )
-    };
-    let mut planar = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(y),
-        y_stride: ys,
-        u_plane: BufferStoreMut::Borrowed(u),
-        u_stride: us,
-        v_plane: BufferStoreMut::Borrowed(v),
-        v_stride: vs,
-        width,
-        height,
-    };
-    yuv::rgba_to_yuv420(
-        &mut planar,
-        rgba,
-        width * 4,
-        YuvRange::Limited,
-        YuvStandardMatrix::Bt709,
-        YuvConversionMode::Balanced,
-    )
-    .map_err(|e| EncodeError::Convert(e.to_string()))
+    video_encoder::rgba_to_yuv420p(rgba, frame)
 }
 
-/// Opens the configured H.264 encoder for YUV 4:2:0 input: constant frame rate, fixed GOP,
-/// no B-frames (lowest latency, what RTMP ingest expects), CBR-like rate control, global
-/// headers (the sequence header travels separately in FLV). Public for the benchmarks.
+/// Opens an H.264 encoder for YUV 4:2:0 input, for offline rendering and the benchmarks:
+/// `auto` is libx264 here (no probe), and an encoder that needs other frames is refused.
+/// Constant frame rate, fixed GOP, no B-frames (lowest latency, what RTMP ingest expects),
+/// CBR-like rate control, global headers (the sequence header travels separately in FLV).
 pub fn open_video(config: &EncoderSettings) -> Result<ffmpeg::encoder::Video, EncodeError> {
-    ffmpeg::init().map_err(setup("ffmpeg init"))?;
-    let name = config.encoder.ffmpeg_name();
-    let codec = ffmpeg::encoder::find_by_name(name).ok_or_else(|| EncodeError::Unavailable {
-        name: name.into(),
-        reason: "not in this FFmpeg build".into(),
-    })?;
-    let mut v = ffmpeg::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(setup("video context"))?;
-    v.set_width(config.width);
-    v.set_height(config.height);
-    v.set_format(ffmpeg::format::Pixel::YUV420P);
-    v.set_time_base((1, config.target_fps as i32));
-    v.set_frame_rate(Some((config.target_fps as i32, 1)));
-    v.set_bit_rate(config.video_bitrate_kbps as usize * 1000);
-    v.set_max_bit_rate(config.video_bitrate_kbps as usize * 1000);
-    v.set_gop(config.gop_frames);
-    v.set_max_b_frames(0);
-    v.set_colorspace(ffmpeg::color::Space::BT709);
-    v.set_color_range(ffmpeg::color::Range::MPEG);
-    v.set_color_primaries(ffmpeg::color::Primaries::BT709);
-    v.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-    let mut opts = ffmpeg::Dictionary::new();
-    if name == "libx264" {
-        opts.set("preset", &config.preset);
-        opts.set("tune", "zerolatency");
-        // Fixed GOP: keyframes exactly every keyframeIntervalSec, as platforms ask.
-        opts.set(
-            "x264-params",
-            &format!("scenecut=0:keyint-min={}:nal-hrd=cbr", config.gop_frames),
-        );
-        // VBV buffer of one second keeps the bit rate near the target (CBR-like).
-        opts.set("bufsize", &format!("{}k", config.video_bitrate_kbps));
+    let config = EncoderSettings {
+        encoder: match config.encoder {
+            EncoderKind::Auto => EncoderKind::Libx264,
+            other => other,
+        },
+        ..config.clone()
+    };
+    let v = video_encoder::select(&config)?;
+    match v.input {
+        VideoInput::Yuv420p(_) => Ok(v.encoder),
+        _ => Err(EncodeError::Unavailable {
+            name: v.selection.name,
+            reason: "it takes frames other than YUV 4:2:0 planes; use libx264 or h264_nvenc here"
+                .into(),
+        }),
     }
-    v.open_with(opts).map_err(|e| EncodeError::Unavailable {
-        name: name.into(),
-        reason: e.to_string(),
-    })
 }
 
 fn open_audio(bitrate_kbps: u32) -> Result<AudioTrack, EncodeError> {

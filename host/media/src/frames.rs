@@ -56,6 +56,8 @@ pub struct PipelineStats {
     /// The template layer the render thread works on now (empty when none), named by the
     /// watchdog when the thread stalls.
     pub busy: Arc<Mutex<String>>,
+    /// The video encoder the running pipeline opened.
+    pub encoder: Mutex<Option<crate::video_encoder::EncoderSelection>>,
 }
 
 /// Render times of the last [`RECENT_RENDERS`] frames kept.

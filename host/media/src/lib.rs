@@ -22,3 +22,4 @@ pub mod recording;
 pub mod relay;
 pub mod rtmp_server;
 pub mod threads;
+pub mod video_encoder;

@@ -147,6 +147,9 @@ impl StreamController {
             if s.error.is_none() {
                 s.error = self.stats.error();
             }
+            s.encoder = self.stats.encoder.lock().expect("stats lock").clone();
+        } else {
+            s.encoder = None;
         }
         s
     }

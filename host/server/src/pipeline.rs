@@ -91,6 +91,19 @@ impl Pipeline {
                 });
                 let mut enc = match opened {
                     Ok(e) => {
+                        let chosen = e.selection().clone();
+                        let skipped: Vec<String> = chosen
+                            .skipped
+                            .iter()
+                            .map(|s| format!("{}: {}", s.name, s.reason))
+                            .collect();
+                        tracing::info!(
+                            encoder = %chosen.name,
+                            hardware = chosen.hardware,
+                            skipped = %skipped.join("; "),
+                            "video encoder opened"
+                        );
+                        *enc_stats.encoder.lock().expect("stats lock") = Some(chosen);
                         let _ = ready_tx.send(Ok(()));
                         e
                     }

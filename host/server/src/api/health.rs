@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use super::app::AppState;
 use crate::auth::Caller;
 use crate::metrics;
+use sm_media::config::EncoderKind;
 use sm_media::destination::DestinationStatus;
+use sm_media::video_encoder::EncoderSelection;
 
 /// Health of one component.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +50,22 @@ pub struct HealthComponents {
     pub templates: TemplateHealth,
     /// Live inputs: `degraded` while an input shown on air is not playing.
     pub inputs: InputsHealth,
+    /// The video encoder: which one runs while live, and with `encoder: auto` why the
+    /// hardware encoders tried before it did not open.
+    pub encoder: EncoderHealth,
+}
+
+/// Health of the video encoder.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncoderHealth {
+    /// `ok` while live, `idle` while not.
+    pub status: &'static str,
+    /// The configured encoder (`auto`, `libx264`, `h264_nvenc`, …).
+    pub configured: EncoderKind,
+    /// The encoder that runs, while live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<EncoderSelection>,
 }
 
 /// Health of the live inputs.
@@ -91,6 +109,11 @@ impl Health {
             d.last_error = None;
         }
         c.templates.last_fault = None;
+        if let Some(selected) = &mut c.encoder.selected {
+            for s in &mut selected.skipped {
+                s.reason.clear();
+            }
+        }
     }
 }
 
@@ -135,6 +158,15 @@ pub fn health_report(s: &AppState) -> Health {
         last_fault: stats.last_fault,
     };
     let inputs = inputs_health(s);
+    let encoder = EncoderHealth {
+        status: if state.encoder.is_some() {
+            "ok"
+        } else {
+            "idle"
+        },
+        configured: s.state.config().encoder,
+        selected: state.encoder.clone(),
+    };
     let status = if pipeline.status == "down" {
         "down"
     } else if store.status != "ok"
@@ -155,6 +187,7 @@ pub fn health_report(s: &AppState) -> Health {
             destinations,
             templates,
             inputs,
+            encoder,
         },
     }
 }

@@ -32,6 +32,10 @@ pub struct StreamState {
     pub start_time: Option<u64>,
     /// The last fault of the pipeline, or `null`.
     pub error: Option<String>,
+    /// The video encoder while live; with `encoder: auto`, also the encoders tried before
+    /// it and why each did not open.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub encoder: Option<sm_media::video_encoder::EncoderSelection>,
 }
 
 impl StreamState {
@@ -47,6 +51,7 @@ impl StreamState {
             average_render_time: 0.0,
             start_time: None,
             error: None,
+            encoder: None,
         }
     }
 }
