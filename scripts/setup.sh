@@ -38,9 +38,10 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
 fi
 
 # The browser tests' venv: Playwright drives Debian's /usr/bin/chromium (no browser download;
-# never run `playwright install`). Made with Debian's python3; rebuilt only when a pin moves.
+# never run `playwright install`); Schemathesis fuzzes the API (scripts/fuzz.sh). Made with
+# Debian's python3; rebuilt only when a pin moves.
 browser_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/browser-venv"
-browser_pins=(playwright==1.65.2 pytest==9.2.0)
+browser_pins=(playwright==1.65.2 pytest==9.2.0 schemathesis==4.32.5)
 if ! "$browser_venv/bin/python" - "${browser_pins[@]}" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version

@@ -6,7 +6,8 @@
 //! (the server refuses a non-loopback bind in that case unless `--insecure` is given).
 //!
 //! A token is compared by its digest in constant time. A presented token that matches none
-//! counts against the client's address; after [`FAILURES_PER_WINDOW`] of them within
+//! counts against the client's address; after [`FAILURES_PER_WINDOW`] of them (or as many
+//! as configured, [`Access::with_failure_limit`]) within
 //! [`FAILURE_WINDOW`], every request from that address that presents a token is answered
 //! 429 until the window ends, so a token cannot be guessed at network speed. This module
 //! knows nothing of HTTP: the router decides which role a route needs (`api::ROUTE_ROLES`).
@@ -99,7 +100,7 @@ pub enum Identity {
     Rejected,
 }
 
-/// Failed authentications an address may make within [`FAILURE_WINDOW`].
+/// Failed authentications an address may make within [`FAILURE_WINDOW`], by default.
 pub const FAILURES_PER_WINDOW: u32 = 10;
 /// The window of [`FAILURES_PER_WINDOW`].
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
@@ -112,6 +113,8 @@ pub struct Access {
     /// `(name, role, SHA-256)`; empty: access is open.
     tokens: Vec<(Arc<str>, Role, [u8; 32])>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Failed authentications an address may make within [`FAILURE_WINDOW`].
+    failure_limit: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +155,7 @@ impl Access {
         Self {
             tokens: Vec::new(),
             failures: Mutex::default(),
+            failure_limit: FAILURES_PER_WINDOW,
         }
     }
 
@@ -194,7 +198,19 @@ impl Access {
         Ok(Self {
             tokens,
             failures: Mutex::default(),
+            failure_limit: FAILURES_PER_WINDOW,
         })
+    }
+
+    /// The same access, allowing `limit` failed authentications per address and minute.
+    pub fn with_failure_limit(mut self, limit: u32) -> Self {
+        self.failure_limit = limit.max(1);
+        self
+    }
+
+    /// Failed authentications an address may make within [`FAILURE_WINDOW`].
+    pub fn failure_limit(&self) -> u32 {
+        self.failure_limit
     }
 
     /// Whether any token is configured (otherwise everyone is `admin`).
@@ -232,7 +248,7 @@ impl Access {
         let failures = self.failures.lock().expect("failures lock");
         let f = failures.get(&addr)?;
         let end = f.since + FAILURE_WINDOW;
-        (f.count >= FAILURES_PER_WINDOW && end > now).then(|| end - now)
+        (f.count >= self.failure_limit && end > now).then(|| end - now)
     }
 
     /// Counts a failed authentication from `addr`. Returns true when this one used up the
@@ -261,7 +277,7 @@ impl Access {
             };
         }
         f.count = f.count.saturating_add(1);
-        f.count == FAILURES_PER_WINDOW
+        f.count == self.failure_limit
     }
 }
 

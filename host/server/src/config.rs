@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Most WebSocket clients connected at once. Default 64.
     #[arg(long)]
     pub max_ws_clients: Option<usize>,
+    /// Wrong tokens a client address may present per minute before its tokens are refused
+    /// (429) for the rest of the minute. Default 10.
+    #[arg(long)]
+    pub auth_failure_limit: Option<u32>,
     /// Start streaming at once.
     #[arg(long)]
     pub autostart: bool,
@@ -182,6 +186,7 @@ struct FileConfig {
     key_prefix: Option<String>,
     api_token: Option<String>,
     max_ws_clients: Option<usize>,
+    auth_failure_limit: Option<u32>,
     autostart: Option<bool>,
     insecure: Option<bool>,
     log_format: Option<LogFormat>,
@@ -239,6 +244,8 @@ pub struct Settings {
     pub auth_tokens: Vec<crate::auth::TokenEntry>,
     /// Most WebSocket clients at once.
     pub max_ws_clients: usize,
+    /// Wrong tokens per address and minute.
+    pub auth_failure_limit: u32,
     /// Start streaming at boot.
     pub autostart: bool,
     /// Allow an open non-loopback bind.
@@ -360,6 +367,11 @@ impl Settings {
                 .unwrap_or_default(),
             api_token: pick(args.api_token.clone(), "API_TOKEN", file.api_token),
             auth_tokens: file.auth.map(|a| a.tokens).unwrap_or_default(),
+            auth_failure_limit: args
+                .auth_failure_limit
+                .or(env_value(env, &var("AUTH_FAILURE_LIMIT"))?)
+                .or(file.auth_failure_limit)
+                .unwrap_or(crate::auth::FAILURES_PER_WINDOW),
             max_ws_clients: args
                 .max_ws_clients
                 .or(env_value(env, &var("MAX_WS_CLIENTS"))?)
@@ -551,6 +563,11 @@ impl Settings {
                 "max-decoded-bytes: must be at least 1048576 (1 MiB)".into(),
             ));
         }
+        if !(1..=1_000_000).contains(&self.auth_failure_limit) {
+            return Err(SettingsError(
+                "auth-failure-limit: must be 1..=1000000".into(),
+            ));
+        }
         if !(1..=10_000).contains(&self.max_ws_clients) {
             return Err(SettingsError("max-ws-clients: must be 1..=10000".into()));
         }
@@ -622,6 +639,7 @@ impl Settings {
     /// The tokens and roles these settings give.
     pub fn access(&self) -> Result<crate::auth::Access, SettingsError> {
         crate::auth::Access::new(self.api_token.as_deref(), &self.auth_tokens)
+            .map(|a| a.with_failure_limit(self.auth_failure_limit))
             .map_err(|e| SettingsError(e.to_string()))
     }
 }

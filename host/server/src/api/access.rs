@@ -156,7 +156,7 @@ pub fn authorize(
             if access.record_failure(addr, Instant::now()) {
                 tracing::warn!(
                     client = %addr,
-                    failures = crate::auth::FAILURES_PER_WINDOW,
+                    failures = access.failure_limit(),
                     window_s = crate::auth::FAILURE_WINDOW.as_secs(),
                     "too many failed authentications; refusing tokens from this address for the rest of the window"
                 );

@@ -134,6 +134,18 @@ pub async fn delete(
     Ok(Json(manager(&s)?.delete(&id).await?))
 }
 
+/// File `n` of recording `id` as a number: what is not one names no file (404, as an
+/// unknown number does).
+fn file_number(id: &str, n: &str) -> Result<usize, ApiError> {
+    n.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("recording {id:?} has no file {n:?}"),
+        )
+    })
+}
+
 /// Downloads file `n` (from 0) of a recording as `video/mp4`, with HTTP Range requests
 /// (206 Partial Content) for players and resumed downloads. A running recording's file can
 /// be read as far as it is written.
@@ -144,9 +156,10 @@ pub async fn delete(
         (status = 404, body = ErrorBody), (status = 416, description = "a range outside the file")))]
 pub async fn file(
     State(s): State<AppState>,
-    Path((id, n)): Path<(String, usize)>,
+    Path((id, n)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let n = file_number(&id, &n)?;
     let (path, name) = manager(&s)?.file(&id, n)?;
     // Files are named `*.mp4`: served as video/mp4.
     let service = tower_http::services::ServeFile::new(&path);
@@ -207,8 +220,9 @@ pub struct DownloadLink {
     responses((status = 200, body = DownloadLink), (status = 404, body = ErrorBody)))]
 pub async fn link(
     State(s): State<AppState>,
-    Path((id, n)): Path<(String, usize)>,
+    Path((id, n)): Path<(String, String)>,
 ) -> Result<Json<DownloadLink>, ApiError> {
+    let n = file_number(&id, &n)?;
     Ok(Json(DownloadLink {
         url: manager(&s)?.link(&id, n)?,
         expires_in_seconds: crate::recordings::LINK_TTL.as_secs(),

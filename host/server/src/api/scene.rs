@@ -52,7 +52,16 @@ pub struct Deleted {
     pub applied_at_frame: Option<u64>,
 }
 
+/// Decodes a request body, which is always a JSON object (serde would take an array for a
+/// struct, field by field: refused here).
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            "the body must be a JSON object",
+        ));
+    }
     from_json(value).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))
 }
 
