@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and the whole test suite: formatting, clippy (-D warnings), docs, unit
 # tests and the end-to-end tests, which start their own redis-server, RTMP peers and decoders,
-# then the admin console's browser tests (Chromium driven by Playwright, tests/browser).
+# then the API fuzzed with Schemathesis (scripts/fuzz.sh) and the admin console's browser
+# tests (Chromium driven by Playwright, tests/browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -18,6 +19,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# The API fuzzed against its own OpenAPI document (Schemathesis, every check, a fixed seed
+# and a bounded time), against the binary the end-to-end tests built.
+bash scripts/fuzz.sh 90
 # The console in a real browser, against the binary the end-to-end tests built
 # (target/debug/stream-manager; a plain `cargo build` here would rebuild it without the
 # test build's dev-dependency features).

@@ -54,6 +54,7 @@ pub enum AudioMode {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     /// Identifier chosen by the operator: 1–64 of `[A-Za-z0-9_-]`, unique.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     /// `rtmp://host[:port]/app/streamKey` or `rtmps://…`; the key is masked on read.
     pub url: String,
@@ -76,10 +77,13 @@ pub struct PreviewConfig {
     /// Whether preview frames are produced. Default true.
     pub enabled: bool,
     /// Preview frames per second, 1..=30. Default 5.
+    #[schema(minimum = 1, maximum = 30)]
     pub fps: u32,
     /// Preview width in pixels, 16..=1920. Default 640.
+    #[schema(minimum = 16, maximum = 1920)]
     pub width: u32,
     /// JPEG quality, 1..=100. Default 70.
+    #[schema(minimum = 1, maximum = 100)]
     pub quality: u32,
 }
 

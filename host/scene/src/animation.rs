@@ -39,6 +39,7 @@ impl Easing {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Animate {
     /// Duration, 0..=60000 ms.
+    #[schema(maximum = 60_000)]
     pub duration_ms: u32,
     /// Default `linear`.
     #[serde(default)]

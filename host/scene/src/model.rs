@@ -17,8 +17,10 @@ pub const MAX_COORD: f32 = 100_000.0;
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CanvasProperties {
     /// Canvas width in pixels, 16..=7680. Default 1920.
+    #[schema(minimum = 16, maximum = 7680)]
     pub width: u32,
     /// Canvas height in pixels, 16..=4320. Default 1080.
+    #[schema(minimum = 16, maximum = 4320)]
     pub height: u32,
     /// `#rrggbb` or `#rrggbbaa` (transparent shows black), or the id of an image asset
     /// drawn over the whole canvas. Default `#000000`.
@@ -39,19 +41,25 @@ impl Default for CanvasProperties {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Position {
-    /// Left edge.
+    /// Left edge, -100000..=100000.
+    #[schema(minimum = -100_000.0, maximum = 100_000.0)]
     pub x: f32,
-    /// Top edge.
+    /// Top edge, -100000..=100000.
+    #[schema(minimum = -100_000.0, maximum = 100_000.0)]
     pub y: f32,
-    /// Width (> 0).
+    /// Width, > 0 (at least the smallest normal 32-bit float) and at most 16384.
+    #[schema(minimum = 1.1754944e-38, maximum = 16384.0)]
     pub width: f32,
-    /// Height (> 0).
+    /// Height, > 0 (at least the smallest normal 32-bit float) and at most 16384.
+    #[schema(minimum = 1.1754944e-38, maximum = 16384.0)]
     pub height: f32,
-    /// Degrees clockwise about the centre. Default 0.
+    /// Degrees clockwise about the centre, -36000..=36000. Default 0.
     #[serde(default)]
+    #[schema(minimum = -36_000.0, maximum = 36_000.0)]
     pub rotation: f32,
     /// 0..=1. Default 1.
     #[serde(default = "one")]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub opacity: f32,
     /// Stacking order; higher is in front. Default 0.
     #[serde(default)]

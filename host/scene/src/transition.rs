@@ -24,6 +24,7 @@ pub struct Transition {
     pub kind: TransitionKind,
     /// 0..=10000 ms (ignored for `cut`). Default 500.
     #[serde(default = "half_second")]
+    #[schema(maximum = 10_000)]
     pub duration_ms: u32,
 }
 

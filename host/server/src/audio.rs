@@ -23,6 +23,7 @@ pub const KEY_AUDIO: &str = "audio";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Master {
     /// Gain in dB, -60..=12. Default 0.
+    #[schema(minimum = -60.0, maximum = 12.0)]
     pub gain_db: f64,
     /// The program is silent. Default false.
     pub muted: bool,

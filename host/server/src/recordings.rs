@@ -229,9 +229,11 @@ impl RecordingManager {
         wait: Duration,
     ) -> Result<Recording, RecordingError> {
         if let Some(name) = &name
-            && (name.trim().is_empty() || name.len() > 256)
+            && (name.trim().is_empty() || name.chars().count() > 256)
         {
-            return Err(RecordingError::Invalid("name: 1 to 256 bytes".into()));
+            return Err(RecordingError::Invalid(
+                "name: 1 to 256 characters, not only spaces".into(),
+            ));
         }
         if segment_minutes.is_some_and(|m| !(1..=MAX_SEGMENT_MINUTES).contains(&m)) {
             return Err(RecordingError::Invalid(format!(

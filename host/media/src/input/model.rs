@@ -71,6 +71,7 @@ impl Default for InputAudio {
 pub struct InputConfig {
     /// 1–64 of `[A-Za-z0-9_-]`; generated when absent on creation.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: String,
     /// Display name (at most 256 bytes); slates show it. Defaults to the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

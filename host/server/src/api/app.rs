@@ -137,11 +137,39 @@ pub fn json_body(
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e.body_text())
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let mut value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             format!("the body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    integral_numbers(&mut value, 0);
+    Ok(value)
+}
+
+/// Writes every number with no fractional part as an integer (`3.0` as `3`): JSON, and
+/// the API's schemas, do not tell them apart, and an integer field takes either.
+fn integral_numbers(value: &mut Value, depth: usize) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) if depth < 128 => {
+            for v in items {
+                integral_numbers(v, depth + 1);
+            }
+        }
+        Value::Object(map) if depth < 128 => {
+            for (_, v) in map.iter_mut() {
+                integral_numbers(v, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }

@@ -30,6 +30,7 @@ pub(super) async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<AudioSettings> {
     let patch = json_body(&headers, body)?;
+    super::contract::check_patch("/api/audio", &patch)?;
     s.audio
         .patch(&patch)
         .await

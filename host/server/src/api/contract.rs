@@ -7,10 +7,22 @@
 //! - the body of `start` and of a new recording may be left out;
 //! - a merge patch's body is the patched type with every field optional (objects merge,
 //!   arrays replace), and no unknown field;
+//! - a new named scene's `id` is optional (the server makes one);
 //! - `allOf` compositions (an item with `appliedAtFrame`, an input with its state) are one
 //!   object with every property, so that `additionalProperties: false` holds for the whole.
+//!
+//! A merge patch is checked against its published schema ([`check_patch`]) before it is
+//! applied, so the document and the server agree on what a patch may hold (no unknown field,
+//! not even with `null`; `null` only where the field may be null).
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::http::StatusCode;
+use jsonschema::error::ValidationErrorKind as Kind;
 use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
 
 /// The media types of an asset upload.
 const ASSET_TYPES: [&str; 6] = [
@@ -37,6 +49,19 @@ const OPTIONAL_BODIES: [&str; 2] = ["/api/stream/start", "/api/recordings"];
 
 /// Applies every finishing step to the document.
 pub fn finish(doc: &mut Value) {
+    // A layer's patch names `Animate`, which no operation does otherwise.
+    let mut extra = vec![(
+        "Animate".to_string(),
+        <sm_scene::Animate as utoipa::PartialSchema>::schema(),
+    )];
+    <sm_scene::Animate as utoipa::ToSchema>::schemas(&mut extra);
+    if let Some(components) = doc["components"]["schemas"].as_object_mut() {
+        for (name, schema) in extra {
+            components
+                .entry(name)
+                .or_insert_with(|| serde_json::to_value(schema).unwrap_or_default());
+        }
+    }
     let schemas = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -49,7 +74,22 @@ pub fn finish(doc: &mut Value) {
             finish_operation(path, method, op, &schemas);
         }
     }
-    merge_all_of(doc, &schemas, 0);
+    // A composition may include another: merged from the inside out.
+    for _ in 0..4 {
+        let schemas = doc["components"]["schemas"].clone();
+        merge_all_of(doc, &schemas, 0);
+    }
+    // A new named scene's id may be left out: the server makes one.
+    let body =
+        &mut doc["paths"]["/api/scenes"]["post"]["requestBody"]["content"]["application/json"];
+    if body["schema"]["$ref"] == "#/components/schemas/NamedScene" {
+        let mut schema = doc["components"]["schemas"]["NamedScene"].clone();
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r != "id");
+        }
+        doc["paths"]["/api/scenes"]["post"]["requestBody"]["content"]["application/json"]["schema"] =
+            schema;
+    }
 }
 
 fn error(description: &str) -> Value {
@@ -86,7 +126,11 @@ fn finish_operation(path: &str, method: &str, op: &mut Value, schemas: &Value) {
     } else if method == "patch"
         && let Some((_, target)) = PATCHES.iter().find(|(p, _)| *p == path)
     {
-        let patch = patchable(&schemas[*target], schemas, 0);
+        let mut patch = patchable(&schemas[*target], schemas, 0);
+        if *target == "Layer" {
+            // A layer's patch may also animate the change.
+            patch["properties"]["animate"] = json!({"$ref": "#/components/schemas/Animate"});
+        }
         for media in body["content"].as_object_mut().into_iter().flatten() {
             media.1["schema"] = patch.clone();
         }
@@ -223,4 +267,51 @@ fn merged(all_of: &Value, schemas: &Value) -> Option<Map<String, Value>> {
         out.insert("description".into(), d);
     }
     Some(out)
+}
+
+/// Checks a merge patch sent to `path` against the document's schema of that body: 422
+/// `unknown_field`, `invalid_type` or `out_of_range` naming the field.
+pub fn check_patch(path: &str, patch: &Value) -> Result<(), ApiError> {
+    static VALIDATORS: OnceLock<HashMap<&'static str, jsonschema::Validator>> = OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        let doc = super::openapi();
+        PATCHES
+            .iter()
+            .filter_map(|(p, _)| {
+                let content = doc["paths"][*p]["patch"]["requestBody"]["content"].as_object()?;
+                let mut schema = content.values().next()?["schema"].clone();
+                // `$ref`s point into the document's components.
+                schema["components"] = doc["components"].clone();
+                let validator = jsonschema::options()
+                    .with_draft(jsonschema::Draft::Draft202012)
+                    .build(&schema)
+                    .expect("the document's patch schemas compile");
+                Some((*p, validator))
+            })
+            .collect()
+    });
+    let Some(validator) = validators.get(path) else {
+        return Ok(());
+    };
+    let Some(e) = validator.iter_errors(patch).next() else {
+        return Ok(());
+    };
+    let at = e.instance_path().to_string();
+    let field = at.trim_start_matches('/').replace('/', ".");
+    let field = if field.is_empty() { ".".into() } else { field };
+    let (code, message) = match e.kind() {
+        Kind::AdditionalProperties { unexpected } => (
+            "unknown_field",
+            format!("{field}: unknown field(s) {}", unexpected.join(", ")),
+        ),
+        Kind::Type { .. } | Kind::Required { .. } | Kind::FalseSchema => {
+            ("invalid_type", format!("{field}: {e}"))
+        }
+        _ => ("out_of_range", format!("{field}: {e}")),
+    };
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        message,
+    ))
 }

@@ -90,6 +90,13 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let body = json_body(&headers, body)?;
+    if body.get("id").is_some_and(|id| id == "") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+            "id: 1 to 64 of A-Z a-z 0-9 _ -; leave it out to have one made",
+        ));
+    }
     let input = manager(&s)?.create(body).await?;
     let publish_url = match (&input.config.kind, &input.config.stream_key, s.rtmp_port) {
         (InputKind::Rtmp, Some(key), Some(port)) => Some(format!(
@@ -146,6 +153,7 @@ pub async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Input>, ApiError> {
     let body = json_body(&headers, body)?;
+    super::contract::check_patch("/api/inputs/{id}", &body)?;
     Ok(Json(manager(&s)?.patch(&id, &body).await?))
 }
 

@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use app::{AppState, DEFAULT_MAX_WS_CLIENTS, MAX_JSON_BODY, bearer, json_body};
-use error::ErrorBody;
+use error::{ApiError, ErrorBody};
 pub use health::{ComponentHealth, Health, HealthComponents, TemplateHealth, health_report};
 pub use stream::merge_config;
 
@@ -111,6 +111,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(console::router())
         .merge(ws::route(state))
+        .fallback(no_route)
+}
+
+/// What no route answers: 404 `no_route` in the API's error shape (the method and path are
+/// the client's own; nothing else is said).
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route {method} {}",
+            uri.path().chars().take(200).collect::<String>()
+        ),
+    )
+    .into_response()
 }
 
 /// This OpenAPI document.
@@ -274,8 +289,8 @@ pub(crate) mod tests {
                 let body = (method == "patch").then_some(("application/json", "{}"));
                 let uri = path.replace("{id}", "no-such-layer").replace("{n}", "0");
                 let (status, body) = call(&app, &method.to_uppercase(), &uri, body, None).await;
-                // A mounted route may answer 404 for an unknown id, in our error shape; the
-                // router's own 404 has no body.
+                // A mounted route may answer 404 `not_found` for an unknown id; what no route
+                // takes is 404 `no_route`.
                 let unrouted =
                     status == StatusCode::NOT_FOUND && body["error"]["code"] != "not_found";
                 assert!(

@@ -43,12 +43,14 @@ pub(super) fn manager(s: &AppState) -> Result<&std::sync::Arc<RecordingManager>,
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewRecording {
-    /// Display name (1 to 256 bytes); default the id.
+    /// Display name (1 to 256 characters, not only spaces); default the id.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     pub name: Option<String>,
     /// Cut a new file at the first key frame this many minutes after the last cut
     /// (1..=1440); default one file.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1440)]
     pub segment_minutes: Option<u32>,
 }
 

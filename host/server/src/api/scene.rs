@@ -136,6 +136,7 @@ pub async fn patch_scene(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Applied<Scene>>, ApiError> {
     let patch = json_body(&headers, body)?;
+    super::contract::check_patch("/api/scene", &patch)?;
     let ((), scene, frame) = s
         .scenes
         .update(|scene| {
@@ -167,6 +168,7 @@ pub async fn patch_canvas(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Applied<CanvasProperties>>, ApiError> {
     let patch = json_body(&headers, body)?;
+    super::contract::check_patch("/api/scene/canvas", &patch)?;
     let ((), scene, frame) = s
         .scenes
         .update(|scene| {
@@ -245,6 +247,7 @@ pub async fn patch_layer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Applied<Layer>>, ApiError> {
     let mut patch = json_body(&headers, body)?;
+    super::contract::check_patch("/api/scene/layers/{id}", &patch)?;
     let animate: Option<Animate> = match patch.as_object_mut().and_then(|o| o.remove("animate")) {
         Some(v) => Some(decode(v).map_err(|e| prefixed("animate", e))?),
         None => None,

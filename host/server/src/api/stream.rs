@@ -94,6 +94,7 @@ pub(super) async fn patch_config(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StreamConfig> {
     let patch = json_body(&headers, body)?;
+    super::contract::check_patch("/api/stream/config", &patch)?;
     let before = s.state.config();
     let next = s
         .controller

@@ -81,27 +81,35 @@ pub struct StreamMetrics {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StreamConfig {
     /// Frame width in pixels, even, 16..=7680. Default 1920.
+    #[schema(minimum = 16, maximum = 7680, multiple_of = 2)]
     pub width: u32,
     /// Frame height in pixels, even, 16..=4320. Default 1080.
+    #[schema(minimum = 16, maximum = 4320, multiple_of = 2)]
     pub height: u32,
     /// Frames per second, 1..=120. Default 30.
     #[serde(rename = "targetFPS")]
+    #[schema(minimum = 1, maximum = 120)]
     pub target_fps: u32,
     /// Video bit rate in kbit/s, 100..=100000. Default 4500.
+    #[schema(minimum = 100, maximum = 100_000)]
     pub video_bitrate_kbps: u32,
     /// Video encoder. Default `auto`.
     pub encoder: EncoderKind,
     /// Encoder preset (x264 names: ultrafast … veryslow). Default `veryfast`.
+    #[schema(pattern = "^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$")]
     pub preset: String,
     /// Seconds between keyframes, 0.25..=20. Default 2.
+    #[schema(minimum = 0.25, maximum = 20.0)]
     pub keyframe_interval_sec: f64,
     /// Audio track: `mix` (the inputs' sound, mixed; silence while there is none),
     /// `silent` or `none`. Default `mix`.
     pub audio: AudioMode,
     /// AAC bit rate in kbit/s, 32..=512. Default 160.
     #[serde(default = "default_audio_bitrate")]
+    #[schema(minimum = 32, maximum = 512)]
     pub audio_bitrate_kbps: u32,
     /// Where the stream is pushed. Default none.
+    #[schema(max_items = 16)]
     pub destinations: Vec<Destination>,
     /// Live preview settings.
     pub preview: PreviewConfig,
