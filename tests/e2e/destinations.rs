@@ -387,3 +387,56 @@ async fn control_calls_never_wait_on_unreachable_destinations() {
     }
     drop(silent);
 }
+
+/// A stream key given as `${NAME}` is read from the server's environment when it pushes:
+/// the config (API, store) holds only the name, the receiver gets the real key, and a
+/// reference to a variable that is not set fails that destination with the name, not a
+/// value.
+#[tokio::test]
+async fn stream_keys_can_come_from_the_environment() {
+    let nginx = Nginx::start().await;
+    let secret = "env-key-9f41c2";
+    let by_name = nginx.url("KEY").replace("/KEY", "/${E2E_DEST_KEY}");
+    let missing = nginx.url("KEY").replace("/KEY", "/${E2E_NOT_SET}");
+    let server = Server::builder().env("E2E_DEST_KEY", secret).start().await;
+    let config = server
+        .patch_config(json!({"destinations": [
+            {"id": "env", "url": by_name},
+            {"id": "unset", "url": missing},
+        ]}))
+        .await;
+    assert_eq!(
+        config["destinations"][0]["url"],
+        by_name.as_str(),
+        "{config}"
+    );
+    server.start_stream().await;
+    // nginx relays what was pushed under the real key.
+    let frames = wait_until(
+        "frames pushed with the key from the environment",
+        secs(20.0),
+        async || try_decode_frames(&nginx.url(secret), 10, W, H).await,
+    )
+    .await;
+    assert_picture(&frames[0], "relayed frame");
+    let health = wait_until("the unset reference to fail", secs(10.0), async || {
+        let h = server.health().await;
+        let d = &h["components"]["destinations"]["unset"];
+        (d["state"] == "failed")
+            .then(|| h.clone())
+            .ok_or(format!("{d}"))
+    })
+    .await;
+    let error = health["components"]["destinations"]["unset"]["lastError"].to_string();
+    assert!(error.contains("E2E_NOT_SET"), "{error}");
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    assert!(!log.contains(secret), "the key reached the log:\n{log}");
+    assert!(
+        !server
+            .get("/api/stream/config")
+            .await
+            .1
+            .to_string()
+            .contains(secret)
+    );
+}

@@ -115,7 +115,71 @@ pub struct RtmpUrl {
     pub tc_url: String,
 }
 
+/// Whether `s` is exactly one `${NAME}` reference.
+fn is_reference(s: &str) -> bool {
+    s.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(valid_var_name)
+}
+
+/// `NAME` of a `${NAME}` reference: an upper-case letter or `_`, then up to 63 of
+/// `A-Z 0-9 _`.
+fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Replaces each `${NAME}` in a destination URL with the value `lookup` gives (the server
+/// passes its environment), so a stream key need not be stored: only its variable's name
+/// is. A reference to nothing, or a malformed one, is an error naming it (never a value).
+pub fn expand_references(
+    url: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or("an unclosed ${ in the URL: write ${NAME}")?;
+        let name = &after[..end];
+        if !valid_var_name(name) {
+            return Err(format!(
+                "${{{name}}} is not a variable reference: NAME is A-Z, 0-9 and _, starting with a letter or _"
+            ));
+        }
+        let value = lookup(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("environment variable {name} is not set"))?;
+        if value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
+        {
+            return Err(format!(
+                "environment variable {name} holds characters a stream key cannot have"
+            ));
+        }
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 impl RtmpUrl {
+    /// Checks a configured URL whose `${NAME}` references are filled in only when it is
+    /// pushed to: valid whatever the variables will hold.
+    pub fn check_configured(s: &str) -> Result<(), String> {
+        let sample = expand_references(s, |_| Some("key".into()))?;
+        Self::parse(&sample).map(|_| ())
+    }
+
     /// Parses `rtmp[s]://host[:port]/app[/…]/key[?query]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.len() > 2048 {
@@ -164,6 +228,13 @@ impl RtmpUrl {
 /// Replaces the stream key (last path segment and query) and any password with `****`.
 /// Anything that does not parse as a URL is masked whole.
 pub fn mask_url(s: &str) -> String {
+    // A key given as an environment variable's name is no secret: shown as written.
+    if let Some((_, last)) = s.rsplit_once('/')
+        && is_reference(last)
+        && !s.contains('@')
+    {
+        return s.to_string();
+    }
     let Ok(mut url) = url::Url::parse(s) else {
         return "****".into();
     };
@@ -184,6 +255,29 @@ pub fn mask_url(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_keys_can_be_environment_references() {
+        let env = |k: &str| (k == "YT_KEY").then(|| "abc-123".to_string());
+        assert_eq!(
+            expand_references("rtmp://h/live2/${YT_KEY}", env).unwrap(),
+            "rtmp://h/live2/abc-123"
+        );
+        let e = expand_references("rtmp://h/live2/${NOPE}", env).unwrap_err();
+        assert_eq!(e, "environment variable NOPE is not set");
+        assert!(expand_references("rtmp://h/live2/${yt}", env).is_err());
+        assert!(expand_references("rtmp://h/live2/${YT_KEY", env).is_err());
+        assert!(RtmpUrl::check_configured("rtmp://h/live2/${ANY_KEY}").is_ok());
+        assert!(RtmpUrl::check_configured("rtmp://h/${APP_ONLY}").is_err());
+        // A reference is shown as written; a key is masked.
+        assert_eq!(
+            mask_url("rtmp://h/live2/${YT_KEY}"),
+            "rtmp://h/live2/${YT_KEY}"
+        );
+        assert_eq!(mask_url("rtmp://h/live2/abc"), "rtmp://h/live2/****");
+        let evil = |_: &str| Some("a/b".to_string());
+        assert!(expand_references("rtmp://h/live2/${K}", evil).is_err());
+    }
 
     #[test]
     fn rtmp_url_parts() {

@@ -236,7 +236,9 @@ async fn run(
             failures: 0,
         },
     );
-    let url = match RtmpUrl::parse(&dest.url) {
+    // `${NAME}` references are filled in from the environment now, not stored anywhere.
+    let expanded = crate::config::expand_references(&dest.url, |k| std::env::var(k).ok());
+    let url = match expanded.and_then(|u| RtmpUrl::parse(&u)) {
         Ok(u) => u,
         Err(e) => {
             set_status(&status, &dest.id, |s| {

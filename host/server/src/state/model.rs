@@ -247,7 +247,7 @@ impl StreamConfig {
             if self.destinations[..i].iter().any(|o| o.id == d.id) {
                 return Err(out_of_range(field, format!("duplicate id {:?}", d.id)));
             }
-            RtmpUrl::parse(&d.url).map_err(|reason| ConfigError::InvalidUrl {
+            RtmpUrl::check_configured(&d.url).map_err(|reason| ConfigError::InvalidUrl {
                 field: format!("destinations[{i}].url"),
                 reason,
             })?;
