@@ -239,10 +239,31 @@ impl Stage {
                 self.check_faults(case, case.expect, &reported, counted)
                     .await
             }
-            Expect::RasterFaultOrDrawn(_) if faulted => {
+            Expect::RasterFaultOrDrawn(_)
+                if faulted && reported.values().all(|r| r.quarantined.is_some()) =>
+            {
                 eprintln!("{name}: faulted (over its share)");
                 self.check_faults(case, RASTER_FAULT, &reported, counted)
                     .await;
+            }
+            Expect::RasterFaultOrDrawn(_) if faulted => {
+                // Near its share: over it on some frames of a busy machine, within it on
+                // most, so too seldom for quarantine. Each fault is its own (the budget of
+                // its layer), counted, and the stream was judged above like any other.
+                eprintln!("{name}: faulted on some frames (near its share), not quarantined");
+                for (id, r) in &reported {
+                    for f in &r.faults {
+                        assert!(
+                            f.contains("rasterBudget") || f.contains("budget"),
+                            "{name}: {id}: {f}"
+                        );
+                    }
+                }
+                let templates = templates_health(server).await;
+                assert!(
+                    fault_total(&templates) > counted.1,
+                    "{name}: the faults were not counted: {templates}"
+                );
             }
             Expect::RasterFaultOrDrawn(looks) => {
                 eprintln!("{name}: drawn (within its share)");
