@@ -263,14 +263,14 @@ impl Encoder {
             None => {}
         }
         let pts = index as i64;
-        let frame = self.input.frame_mut();
-        frame.set_pts(Some(pts));
         if self.in_flight.len() == self.in_flight.capacity() {
             self.in_flight.pop_front();
         }
         self.in_flight.push_back((pts, at));
+        let frame = self.input.frame_mut();
+        frame.set_pts(Some(pts));
         self.video
-            .send_frame(self.input.frame_mut())
+            .send_frame(frame)
             .map_err(|source| EncodeError::Encode {
                 frame: index,
                 source,

@@ -425,17 +425,12 @@ impl AssetManager {
     /// (they are made again when drawn), then it is refused.
     fn reserver(&self) -> impl FnOnce(u64) -> Result<Reservation, AssetError> + Send + 'static {
         let (budget, sized) = (self.budget.clone(), self.sized.clone());
-        move |bytes| loop {
-            if let Some(r) = budget.try_reserve(bytes) {
-                return Ok(r);
-            }
-            if !sized.lock().expect("sized cache lock").evict_oldest() {
-                return Err(AssetError::OverBudget {
-                    needed: bytes,
-                    used: budget.used(),
-                    budget: budget.max(),
-                });
-            }
+        move |bytes| {
+            reserve_evicting(&budget, &sized, bytes).ok_or_else(|| AssetError::OverBudget {
+                needed: bytes,
+                used: budget.used(),
+                budget: budget.max(),
+            })
         }
     }
 
@@ -719,14 +714,7 @@ impl AssetManager {
 
     /// Budget for a resized copy of `bytes`, older copies evicted to make room.
     fn reserve_copy(&self, bytes: u64) -> Option<Reservation> {
-        loop {
-            if let Some(r) = self.budget.try_reserve(bytes) {
-                return Some(r);
-            }
-            if !self.sized.lock().expect("sized cache lock").evict_oldest() {
-                return None;
-            }
-        }
+        reserve_evicting(&self.budget, &self.sized, bytes)
     }
 
     fn remember(&self, key: (String, u32, u32), pixmap: Arc<Pixmap>, reservation: Reservation) {
@@ -738,6 +726,23 @@ impl AssetManager {
             cache.bytes -= old.data().len();
         }
         while cache.bytes > SIZED_CACHE_BYTES && cache.entries.len() > 1 && cache.evict_oldest() {}
+    }
+}
+
+/// Takes `bytes` from `budget`, evicting resized copies (least recently used first) until
+/// they fit; `None` when they do not fit even with no copy left.
+fn reserve_evicting(
+    budget: &Arc<DecodedBudget>,
+    sized: &Mutex<SizedCache>,
+    bytes: u64,
+) -> Option<Reservation> {
+    loop {
+        if let Some(r) = budget.try_reserve(bytes) {
+            return Some(r);
+        }
+        if !sized.lock().expect("sized cache lock").evict_oldest() {
+            return None;
+        }
     }
 }
 

@@ -93,6 +93,14 @@ pub fn required_role(method: &Method, path: &str) -> Option<Role> {
         .map_or(Some(Role::Admin), |(_, _, role)| *role)
 }
 
+/// [`required_role`] of an operation as the document names it (`"get"`, `/api/scene`).
+fn documented_role(method: &str, path: &str) -> Option<Role> {
+    method
+        .to_ascii_uppercase()
+        .parse::<Method>()
+        .map_or(Some(Role::Admin), |m| required_role(&m, path))
+}
+
 /// Why a request is refused.
 #[derive(Debug)]
 pub enum Refusal {
@@ -211,11 +219,9 @@ pub struct Me {
 /// use).
 #[utoipa::path(get, path = "/api/me", tag = "system",
     responses((status = 200, body = Me)))]
-pub async fn me(caller: Option<axum::Extension<Caller>>) -> Json<Me> {
-    let caller = caller.map(|c| c.0).unwrap_or(Caller {
-        name: "anonymous".into(),
-        role: Role::Admin,
-    });
+pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> Json<Me> {
+    // The route needs a viewer, so the middleware always names the caller (with open
+    // access: `anonymous`, admin).
     Json(Me {
         name: caller.name.to_string(),
         role: caller.role,
@@ -246,10 +252,7 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let need = ROUTE_ROLES
-                .iter()
-                .find(|(m, p, _)| *m == method && p == path)
-                .map_or(Some(Role::Admin), |(_, _, r)| *r);
+            let need = documented_role(method, path);
             let Some(role) = need else {
                 // Open, and shows more to a caller with a token.
                 op.security = Some(vec![
