@@ -590,3 +590,72 @@ async fn a_cameras_sound_is_in_the_program() {
         t += 0.1;
     }
 }
+
+/// A live config change restarts the pipeline: the sound stops with the pictures and goes on
+/// after the same pause, each audio timestamp once, in order (before, the look-behind's last
+/// 100 ms of sound were never encoded, so the sound paused 100 ms longer than the pictures).
+#[tokio::test]
+async fn a_live_config_change_pauses_the_sound_no_longer_than_the_pictures() {
+    let dir = TempDir::new("audio-restart");
+    let server = mixing().start().await;
+    clear_scene(&server).await;
+    server.start_stream().await;
+    let file = dir.join("program.flv");
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-i"])
+        .arg(server.rtmp_play_url())
+        .args(["-t", "5", "-c", "copy", "-copyts", "-f", "flv"])
+        .arg(&file);
+    let mut copy = Proc::spawn("copy", &mut cmd, &dir.join("copy.log"), false);
+    tokio::time::sleep(secs(2.0)).await;
+    server.patch_config(json!({"videoBitrateKbps": 500})).await;
+    let status = copy.wait_exit(secs(25.0)).await;
+    assert!(
+        status.success(),
+        "copying the program: {}",
+        copy.log_tail(5)
+    );
+
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=codec_type,pts",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let times = |kind: &str| -> Vec<i64> {
+        text.lines()
+            .filter_map(|l| l.split_once(','))
+            .filter(|(k, _)| *k == kind)
+            .filter_map(|(_, t)| t.trim().parse().ok())
+            .collect()
+    };
+    let (audio, video) = (times("audio"), times("video"));
+    assert!(
+        audio.len() > 100 && video.len() > 60,
+        "{} audio, {} video packets",
+        audio.len(),
+        video.len()
+    );
+    let widest = |ts: &[i64]| ts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    for w in audio.windows(2) {
+        assert!(w[1] > w[0], "audio timestamps {} then {}", w[0], w[1]);
+    }
+    let (audio_gap, video_gap) = (widest(&audio), widest(&video));
+    assert!(
+        video_gap > 34,
+        "no restart seen in the pictures (widest step {video_gap} ms)"
+    );
+    // An AAC frame is 21.3 ms: the sound may end up to one frame after the last picture and
+    // start with the first.
+    assert!(
+        audio_gap <= video_gap + 2 * 22,
+        "the sound paused {audio_gap} ms at the restart, the pictures {video_gap} ms"
+    );
+}

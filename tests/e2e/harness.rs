@@ -511,8 +511,18 @@ impl Server {
         self.dir.path()
     }
 
-    /// Waits until `GET /api/health` answers 200; panics early if the process exits.
+    /// Waits until `GET /api/health` answers 200 from the primary (from a standby when the
+    /// server was started with `--standby`); panics early if the process exits. A server
+    /// started on other ports than a killed one with the same Redis waits for the dead
+    /// one's lease to lapse (up to 3 s).
     pub async fn wait_ready(&mut self) {
+        let standby = self.builder.args.iter().any(|a| a == "--standby");
+        self.wait_ready_as(if standby { "standby" } else { "primary" })
+            .await
+    }
+
+    /// Waits until `GET /api/health` answers 200 with `instance.role` = `role`.
+    pub async fn wait_ready_as(&mut self, role: &str) {
         let url = self.url("/api/health");
         let http = self.http.clone();
         let proc = &mut self.proc;
@@ -524,7 +534,14 @@ impl Server {
                 );
             }
             match http.get(&url).send().await {
-                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) if r.status() == 200 => {
+                    let health: Value = r.json().await.map_err(|e| e.to_string())?;
+                    if health["instance"]["role"] == role {
+                        Ok(())
+                    } else {
+                        Err(format!("not yet {role}: {health}"))
+                    }
+                }
                 Ok(r) => Err(format!("status {}", r.status())),
                 Err(e) => Err(e.to_string()),
             }
@@ -535,6 +552,17 @@ impl Server {
     /// Starts the server again with the same ports and arguments, after a SIGKILL if it is
     /// still running (a crash).
     pub async fn restart(&mut self) {
+        self.respawn();
+        self.wait_ready().await;
+    }
+
+    /// [`Server::restart`], waiting until it answers as `role`.
+    pub async fn restart_as(&mut self, role: &str) {
+        self.respawn();
+        self.wait_ready_as(role).await;
+    }
+
+    fn respawn(&mut self) {
         self.proc.kill();
         let dir = TempDir::new("server");
         self.proc = Proc::spawn(
@@ -544,7 +572,6 @@ impl Server {
             false,
         );
         self.dir = dir;
-        self.wait_ready().await;
     }
 
     /// A request with the API token, when the server has one.

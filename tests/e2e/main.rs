@@ -26,6 +26,7 @@ mod render;
 mod sandbox;
 mod scene;
 mod scenes;
+mod standby;
 mod stream;
 mod template_preview;
 mod templates;

@@ -116,6 +116,8 @@ pub struct Encoder {
     preview: Option<PreviewTap>,
     /// When tick 0 was due on the render clock (from the first frame's `due`).
     origin: Option<Instant>,
+    /// The clock tick of the newest frame encoded.
+    last_pts: Option<i64>,
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> EncodeError + '_ {
@@ -189,6 +191,7 @@ impl Encoder {
             has_frame: false,
             preview: None,
             origin: None,
+            last_pts: None,
         })
     }
 
@@ -238,7 +241,7 @@ impl Encoder {
         // Flush: the queue closed because the stream stops or restarts.
         let _ = self.video.send_eof();
         self.drain_video(stats);
-        Ok(())
+        self.finish_audio(stats)
     }
 
     /// Encodes the RGBA frame `rgba` (or, with `None`, the previous frame again) as clock
@@ -276,6 +279,7 @@ impl Encoder {
                 source,
             })?;
         self.drain_video(stats);
+        self.last_pts = Some(pts);
         self.encode_audio_until(self.video_ms(pts), stats)?;
         stats.encoded.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -335,20 +339,51 @@ impl Encoder {
         until_ms: u32,
         stats: &PipelineStats,
     ) -> Result<(), EncodeError> {
+        let limit = Instant::now().checked_sub(LOOKBEHIND);
+        self.encode_audio(until_ms, limit, stats)
+    }
+
+    /// At the end of the stream or before a restart: the program sound up to the end of the
+    /// last frame without waiting out the look-behind (what has not arrived by now is
+    /// silence), then the AAC encoder's last packets. The sound ends with the pictures, and
+    /// the next pipeline continues it after the same pause as the pictures.
+    fn finish_audio(&mut self, stats: &PipelineStats) -> Result<(), EncodeError> {
+        let Some(last) = self.last_pts else {
+            return Ok(());
+        };
+        let end = last + 1;
+        let limit = self.origin.map(|origin| {
+            origin + Duration::from_nanos(end as u64 * 1_000_000_000 / u64::from(self.fps.max(1)))
+        });
+        self.encode_audio(self.video_ms(end), limit, stats)?;
+        if let Some(a) = self.audio.as_mut() {
+            let _ = a.encoder.send_eof();
+            publish_audio(a, &mut self.packet, &self.hub, self.base_ms, stats);
+        }
+        Ok(())
+    }
+
+    /// Encodes AAC frames: mixed ones whose end is due by `limit` on the render clock, or
+    /// (silent, or no clock yet) silent ones starting by `until_ms` of video.
+    fn encode_audio(
+        &mut self,
+        until_ms: u32,
+        limit: Option<Instant>,
+        stats: &PipelineStats,
+    ) -> Result<(), EncodeError> {
         let Some(a) = self.audio.as_mut() else {
             return Ok(());
         };
         let rate = i64::from(AUDIO_RATE);
-        let to_ms = |base: u32, pts: i64| base.wrapping_add((pts.max(0) * 1000 / rate) as u32);
         let span =
             |pts: i64| Duration::from_nanos((pts.max(0) as u64) * 1_000_000_000 / rate as u64);
         let mixing = match (&a.mixer, self.origin) {
-            (Some(_), Some(origin)) => Some((origin, Instant::now().checked_sub(LOOKBEHIND))),
+            (Some(_), Some(origin)) => Some(origin),
             _ => None,
         };
         loop {
             match mixing {
-                Some((origin, limit)) => {
+                Some(origin) => {
                     let end = origin + span(a.next_pts + a.frame_size);
                     if limit.is_none_or(|l| end > l) {
                         break;
@@ -360,7 +395,7 @@ impl Encoder {
                     }
                 }
                 None => {
-                    if to_ms(self.base_ms, a.next_pts) > until_ms {
+                    if audio_ms(self.base_ms, a.next_pts) > until_ms {
                         break;
                     }
                 }
@@ -370,28 +405,44 @@ impl Encoder {
             a.encoder
                 .send_frame(&a.frame)
                 .map_err(|source| EncodeError::Encode { frame: 0, source })?;
-            while a.encoder.receive_packet(&mut self.packet).is_ok() {
-                // The encoder's priming packet (before time 0): players that do not know to
-                // skip it would play it first and hear everything a frame (21 ms) late.
-                if self.packet.pts().is_some_and(|p| p < 0) {
-                    continue;
-                }
-                let Some(data) = self.packet.data() else {
-                    continue;
-                };
-                let body = flv::aac_frame(data);
-                stats
-                    .encoded_bytes
-                    .fetch_add(body.len() as u64, Ordering::Relaxed);
-                self.hub.publish(MediaPacket {
-                    track: Track::Audio,
-                    timestamp: to_ms(self.base_ms, self.packet.pts().unwrap_or(0)),
-                    keyframe: false,
-                    data: body,
-                });
-            }
+            publish_audio(a, &mut self.packet, &self.hub, self.base_ms, stats);
         }
         Ok(())
+    }
+}
+
+/// The RTMP timestamp of audio sample `pts` of a stream that began at `base` ms.
+fn audio_ms(base: u32, pts: i64) -> u32 {
+    base.wrapping_add((pts.max(0) * 1000 / i64::from(AUDIO_RATE)) as u32)
+}
+
+/// Publishes every AAC packet the encoder has ready.
+fn publish_audio(
+    a: &mut AudioTrack,
+    packet: &mut ffmpeg::Packet,
+    hub: &MediaHub,
+    base_ms: u32,
+    stats: &PipelineStats,
+) {
+    while a.encoder.receive_packet(packet).is_ok() {
+        // The encoder's priming packet (before time 0): players that do not know to skip it
+        // would play it first and hear everything a frame (21 ms) late.
+        if packet.pts().is_some_and(|p| p < 0) {
+            continue;
+        }
+        let Some(data) = packet.data() else {
+            continue;
+        };
+        let body = flv::aac_frame(data);
+        stats
+            .encoded_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        hub.publish(MediaPacket {
+            track: Track::Audio,
+            timestamp: audio_ms(base_ms, packet.pts().unwrap_or(0)),
+            keyframe: false,
+            data: body,
+        });
     }
 }
 

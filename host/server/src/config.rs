@@ -172,6 +172,13 @@ pub struct ServeArgs {
     /// Default: no quota.
     #[arg(long)]
     pub recordings_max_bytes: Option<u64>,
+    /// Start as a hot standby: follow the primary that shares the Redis and key prefix,
+    /// and take the channel over when its lease lapses (needs --redis-url).
+    #[arg(long)]
+    pub standby: bool,
+    /// This instance's name in the channel's lease. Default `<host name>:<http port>`.
+    #[arg(long)]
+    pub instance_name: Option<String>,
 }
 
 /// The TOML file. Every key is optional.
@@ -196,6 +203,8 @@ struct FileConfig {
     max_decoded_bytes: Option<u64>,
     templates_dir: Option<PathBuf>,
     watch_templates: Option<bool>,
+    standby: Option<bool>,
+    instance_name: Option<String>,
     cache_dir: Option<PathBuf>,
     template_budget: Option<f64>,
     template_frame_budget: Option<f64>,
@@ -260,6 +269,10 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// Hot-swap templates of `templates_dir` when their files change.
     pub watch_templates: bool,
+    /// Start as a hot standby.
+    pub standby: bool,
+    /// This instance's name in the lease.
+    pub instance_name: String,
     /// Compiled-template cache folder.
     pub cache_dir: Option<PathBuf>,
     /// Template limits.
@@ -272,6 +285,15 @@ pub struct Settings {
     pub max_media_bytes: u64,
     /// Where recordings go, and their quota.
     pub recordings: crate::recordings::RecordingSettings,
+}
+
+/// This machine's host name (`localhost` when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Parses `WIDTHxHEIGHT`.
@@ -340,7 +362,7 @@ impl Settings {
         let pick = |flag: Option<String>, env_name: &str, file: Option<String>| {
             flag.or_else(|| env(&var(env_name))).or(file)
         };
-        let s = Self {
+        let mut s = Self {
             bind: args
                 .bind
                 .or(env_value(env, &var("BIND"))?)
@@ -429,6 +451,16 @@ impl Settings {
                 || env_flag(env, &var("WATCH_TEMPLATES"))?
                     .or(file.watch_templates)
                     .unwrap_or(false),
+            standby: args.standby
+                || env_flag(env, &var("STANDBY"))?
+                    .or(file.standby)
+                    .unwrap_or(false),
+            instance_name: pick(
+                args.instance_name.clone(),
+                "INSTANCE_NAME",
+                file.instance_name,
+            )
+            .unwrap_or_default(),
             cache_dir: args
                 .cache_dir
                 .clone()
@@ -529,6 +561,9 @@ impl Settings {
                 }
             },
         };
+        if s.instance_name.is_empty() {
+            s.instance_name = format!("{}:{}", host_name(), s.http_port);
+        }
         s.validate()?;
         Ok(s)
     }
@@ -602,6 +637,20 @@ impl Settings {
                     "{name}: port {port} is already used by {other}"
                 )));
             }
+        }
+        if self.standby && self.redis_url.is_none() {
+            return Err(SettingsError(
+                "standby: a standby follows a primary through Redis; set --redis-url (and the \
+                 primary's --key-prefix)"
+                    .into(),
+            ));
+        }
+        if self.instance_name.chars().count() > 128
+            || self.instance_name.chars().any(char::is_control)
+        {
+            return Err(SettingsError(
+                "instance-name: must be 1–128 characters without control characters".into(),
+            ));
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://")

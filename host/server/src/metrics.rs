@@ -133,6 +133,47 @@ pub struct Snapshot {
     pub inputs: Vec<InputSample>,
     /// The program's loudness (while live and measurable).
     pub audio: sm_media::audio::meter::ProgramLevels,
+    /// Primary or standby, and the lease epoch.
+    pub instance: crate::state::lease::InstanceStatus,
+}
+
+/// `stream_instance_role{role}` (1 for this instance's role, 0 for the other) and
+/// `stream_lease_epoch` (when a lease was seen).
+fn register_instance(r: &mut Registry, instance: &crate::state::lease::InstanceStatus) {
+    use crate::state::lease::InstanceRole;
+    let roles = Family::<Vec<(String, String)>, Gauge>::default();
+    for role in [InstanceRole::Primary, InstanceRole::Standby] {
+        roles
+            .get_or_create(&vec![("role".into(), role.as_str().into())])
+            .set(i64::from(instance.role == role));
+    }
+    r.register(
+        "instance_role",
+        "1 for this instance's part in the channel (primary or standby)",
+        roles,
+    );
+    if let Some(epoch) = instance.epoch {
+        r.register(
+            "lease_epoch",
+            "Epoch of the channel's lease this instance holds (primary) or saw held (standby)",
+            ConstGauge::new(epoch as i64),
+        );
+    }
+}
+
+/// The metrics of a standby: its role, the lease epoch and whether the store answers.
+pub fn render_standby(instance: &crate::state::lease::InstanceStatus, store_up: bool) -> String {
+    let mut r = Registry::with_prefix("stream");
+    register_instance(&mut r, instance);
+    r.register("live", "1 while the stream is live", ConstGauge::new(0));
+    r.register(
+        "store_up",
+        "1 when the state store answers",
+        ConstGauge::new(i64::from(store_up)),
+    );
+    let mut text = String::new();
+    encode(&mut text, &r).expect("metrics encode into a String");
+    text
 }
 
 /// One live input's measurements.
@@ -154,6 +195,7 @@ pub struct InputSample {
 /// Renders the snapshot in the Prometheus text format.
 pub fn render(s: &Snapshot) -> String {
     let mut r = Registry::with_prefix("stream");
+    register_instance(&mut r, &s.instance);
     r.register(
         "live",
         "1 while the stream is live",
@@ -359,6 +401,39 @@ mod tests {
             text.contains("stream_destination_failures{id=\"yt\"} 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_role_and_the_lease_epoch_are_exposed() {
+        use crate::state::lease::{InstanceRole, InstanceStatus};
+        let standby = InstanceStatus {
+            role: InstanceRole::Standby,
+            epoch: Some(4),
+            ..InstanceStatus::alone("a:1")
+        };
+        for text in [
+            render(&Snapshot {
+                instance: standby.clone(),
+                ..Default::default()
+            }),
+            render_standby(&standby, true),
+        ] {
+            assert!(
+                text.contains("stream_instance_role{role=\"standby\"} 1"),
+                "{text}"
+            );
+            assert!(
+                text.contains("stream_instance_role{role=\"primary\"} 0"),
+                "{text}"
+            );
+            assert!(text.contains("stream_lease_epoch 4"), "{text}");
+        }
+        let alone = render(&Snapshot::default());
+        assert!(
+            alone.contains("stream_instance_role{role=\"primary\"} 1"),
+            "{alone}"
+        );
+        assert!(!alone.contains("stream_lease_epoch"), "{alone}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use crate::inputs::InputManager;
 use crate::media::MediaLibrary;
 use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
+use crate::state::KEY_INSTANCE;
 use crate::state::StateManager;
+use crate::state::lease::{InstanceStatus, Lease};
 use crate::state::store::{MemoryStore, RedisStore, StateStore};
 use crate::state::{Event, FaultEvent};
 use sm_media::audio::mixer::AudioMix;
@@ -41,9 +43,29 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let store: Arc<dyn StateStore> = match &settings.redis_url {
-        Some(url) => Arc::new(RedisStore::new(url).context("redis-url")?),
-        None => Arc::new(MemoryStore::default()),
+    let (store, lease): (Arc<dyn StateStore>, _) = match &settings.redis_url {
+        Some(url) => {
+            let redis = Arc::new(RedisStore::new(url).context("redis-url")?);
+            let lease = Arc::new(Lease::new(
+                redis.clone(),
+                &settings.key_prefix,
+                &settings.instance_name,
+                KEY_INSTANCE,
+            ));
+            (redis, Some(lease))
+        }
+        None => (Arc::new(MemoryStore::default()), None),
+    };
+    let instance = match &lease {
+        Some(lease) => {
+            if !take_the_channel(&settings, lease).await? {
+                return Ok(());
+            }
+            // Renewed from now on, also while loading (which may take longer than the TTL).
+            tokio::spawn(lease.clone().keep(restart_as_standby));
+            lease.status()
+        }
+        None => watch::channel(InstanceStatus::alone(&settings.instance_name)).1,
     };
     let state = Arc::new(StateManager::new(
         store,
@@ -114,7 +136,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_max_ws_clients(settings.max_ws_clients)
         .with_rtmp_port(settings.rtmp_port)
         .with_recordings(recordings.clone())
-        .with_audio(audio);
+        .with_audio(audio)
+        .with_instance(instance);
 
     let http = bind(
         SocketAddr::new(settings.bind, settings.http_port),
@@ -203,6 +226,102 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = ws_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Makes this instance the primary: at once when the lease is free (or, without
+/// `--standby`, when Redis cannot be reached: the lease is taken once it answers), else after
+/// serving as a standby until the lease lapses. `false`: a signal ended the wait.
+async fn take_the_channel(settings: &Settings, lease: &Arc<Lease>) -> anyhow::Result<bool> {
+    if !settings.standby {
+        match lease.try_acquire().await {
+            Ok(true) => return Ok(true),
+            Ok(false) => {
+                let s = lease.status().borrow().clone();
+                tracing::info!(
+                    primary = s.primary.as_deref().unwrap_or(""),
+                    epoch = ?s.epoch,
+                    "another instance holds the channel's lease; starting as a standby"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "the lease cannot be read; starting as primary (it is taken once Redis answers)"
+                );
+                lease.assume_primary();
+                return Ok(true);
+            }
+        }
+    }
+    lease.refresh().await;
+    let state = api::standby::StandbyState {
+        instance: lease.status(),
+        store_up: lease.reachable(),
+        access: Arc::new(settings.access()?),
+        encoder: settings.stream.encoder,
+    };
+    let http = bind(
+        SocketAddr::new(settings.bind, settings.http_port),
+        "http-port",
+    )
+    .await?;
+    let ws = bind(SocketAddr::new(settings.bind, settings.ws_port), "ws-port").await?;
+    let (stop, stopped) = watch::channel(false);
+    let router = api::standby::router(state);
+    let servers = [
+        tokio::spawn(serve_http(http, router.clone(), stopped.clone())),
+        tokio::spawn(serve_http(ws, router, stopped)),
+    ];
+    tracing::info!(
+        http = %format!("http://{}:{}", settings.bind, settings.http_port),
+        instance = %settings.instance_name,
+        "standby: following the primary; taking the channel over when its lease lapses"
+    );
+    let took = tokio::select! {
+        () = lease.acquire_when_free(settings.standby) => true,
+        () = wait_for_signal() => false,
+    };
+    let _ = stop.send(true);
+    for server in servers {
+        // Idle keep-alive connections end at once; a slow client is not waited for.
+        let abort = server.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_millis(500), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+    if took {
+        let s = lease.status().borrow().clone();
+        tracing::warn!(
+            epoch = ?s.epoch,
+            "the primary's lease lapsed: this instance takes the channel over"
+        );
+    } else {
+        tracing::info!("standby stopped");
+    }
+    Ok(took)
+}
+
+/// Called when another instance holds the lease this primary held (it was frozen, or cut
+/// off from Redis for longer than the lease): stops at once, without writing anything, by
+/// executing itself again with the same arguments, which starts it as a standby.
+fn restart_as_standby(holder: &str) {
+    tracing::error!(
+        holder,
+        "another instance holds the channel's lease: stopping at once (no more output or \
+         writes) and starting again as a standby"
+    );
+    use std::os::unix::process::CommandExt as _;
+    let error = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    tracing::error!(error = %error, "could not start again; exiting");
+    std::process::exit(75);
 }
 
 async fn serve_http(

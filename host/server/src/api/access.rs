@@ -17,7 +17,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
 use super::app::{AppState, bearer};
 use super::error::ApiError;
-use crate::auth::{Caller, Identity, Role};
+use crate::auth::{Access, Caller, Identity, Role};
 
 /// The role each route needs, by method and path as the OpenAPI document writes them.
 /// `None`: no token needed. A route missing here needs `admin` (and a test fails).
@@ -134,12 +134,11 @@ impl IntoResponse for Refusal {
 /// (none when anonymous and `need` is `None`), or why it is refused. Counts a wrong token
 /// against `addr`, and refuses tokens from an address that made too many.
 pub fn authorize(
-    state: &AppState,
+    access: &Access,
     addr: IpAddr,
     presented: Option<&str>,
     need: Option<Role>,
 ) -> Result<Option<Caller>, Refusal> {
-    let access = &state.access;
     if presented.is_some()
         && access.restricted()
         && let Some(wait) = access.blocked(addr, Instant::now())
@@ -195,7 +194,12 @@ pub async fn require_role(State(state): State<AppState>, mut req: Request, next:
         need
     };
     let presented = bearer(req.headers());
-    match authorize(&state, client_addr(req.extensions()), presented, need) {
+    match authorize(
+        &state.access,
+        client_addr(req.extensions()),
+        presented,
+        need,
+    ) {
         Ok(caller) => {
             if let Some(caller) = caller {
                 req.extensions_mut().insert(caller);

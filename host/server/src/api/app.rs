@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::error::ApiError;
 use crate::audio::AudioManager;
@@ -17,6 +18,7 @@ use crate::control::StreamController;
 use crate::recordings::RecordingManager;
 use crate::scene_manager::SceneManager;
 use crate::state::StateManager;
+use crate::state::lease::InstanceStatus;
 
 /// Largest accepted JSON body.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub recordings: Option<Arc<RecordingManager>>,
     /// The program sound's settings and meters.
     pub audio: Arc<AudioManager>,
+    /// This instance's part in the channel (primary, or standby with a lease).
+    pub instance: watch::Receiver<InstanceStatus>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
             ws_clients: Arc::default(),
             max_ws_clients: DEFAULT_MAX_WS_CLIENTS,
             rtmp_port: None,
+            instance: watch::channel(InstanceStatus::alone("stream-manager")).1,
             recordings: None,
         }
     }
@@ -74,6 +79,12 @@ impl AppState {
     /// The same state, with the audio settings of `audio` (loaded from the store).
     pub fn with_audio(mut self, audio: Arc<AudioManager>) -> Self {
         self.audio = audio;
+        self
+    }
+
+    /// The same state, reporting `instance` as this instance's part in the channel.
+    pub fn with_instance(mut self, instance: watch::Receiver<InstanceStatus>) -> Self {
+        self.instance = instance;
         self
     }
 

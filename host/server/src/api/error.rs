@@ -60,7 +60,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // A standby refusing is its job, not a failure.
+        if self.status.is_server_error() && self.code != "standby" {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         let body = ErrorBody {

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::app::AppState;
 use crate::auth::Caller;
 use crate::metrics;
+use crate::state::lease::InstanceStatus;
 use sm_media::config::EncoderKind;
 use sm_media::destination::DestinationStatus;
 use sm_media::video_encoder::EncoderSelection;
@@ -31,8 +32,11 @@ pub struct ComponentHealth {
 /// `GET /api/health` body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, `degraded` (running with a fault) or `down` (not able to stream).
+    /// `ok`, `degraded` (running with a fault), `down` (not able to stream) or `standby`
+    /// (a hot standby: following the primary, not streaming).
     pub status: &'static str,
+    /// This instance's part in the channel: `primary` or `standby`, and the lease epoch.
+    pub instance: InstanceStatus,
     /// Per component: `store`, `pipeline`, `destinations`.
     pub components: HealthComponents,
 }
@@ -109,6 +113,7 @@ impl Health {
             d.last_error = None;
         }
         c.templates.last_fault = None;
+        self.instance.primary = None;
         if let Some(selected) = &mut c.encoder.selected {
             for s in &mut selected.skipped {
                 s.reason.clear();
@@ -181,6 +186,7 @@ pub fn health_report(s: &AppState) -> Health {
     };
     Health {
         status,
+        instance: s.instance.borrow().clone(),
         components: HealthComponents {
             store,
             pipeline,
@@ -278,6 +284,7 @@ pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
             .map(|((t, k), n)| (t.clone(), k.clone(), *n))
             .collect(),
         quarantined_layers: template_stats.quarantined.len() as u64,
+        instance: s.instance.borrow().clone(),
         inputs: s
             .scenes
             .inputs()

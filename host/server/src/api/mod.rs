@@ -16,6 +16,7 @@ pub mod inputs;
 pub mod recordings;
 pub mod scene;
 pub mod scenes;
+pub mod standby;
 pub mod stream;
 pub mod templates;
 pub mod web_text;

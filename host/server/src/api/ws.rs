@@ -82,7 +82,9 @@ async fn upgrade(
         .or(offered.as_deref())
         .or(q.token.as_deref());
     let addr = super::access::client_addr(&extensions);
-    if let Err(refused) = super::access::authorize(&state, addr, presented, Some(Role::Viewer)) {
+    if let Err(refused) =
+        super::access::authorize(&state.access, addr, presented, Some(Role::Viewer))
+    {
         return refused.into_response();
     }
     let Some(seat) = Seat::take(&state) else {

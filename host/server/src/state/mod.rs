@@ -13,6 +13,7 @@
 //! the marker every [`MARKER_CHECK`]: when it is gone, every document, the config and the
 //! state are written back at once, then the marker.
 
+pub mod lease;
 pub mod model;
 pub mod store;
 
@@ -198,12 +199,21 @@ impl StateManager {
         let state = self.read_json::<StreamState>(KEY_STREAM_STATE).await;
         match (config, state) {
             (Ok(config), Ok(state)) => {
-                let mut inner = self.lock();
-                if let Some(config) = config {
-                    inner.state.target_fps = config.target_fps;
-                    inner.config = config;
+                let absent = config.is_none();
+                {
+                    let mut inner = self.lock();
+                    if let Some(config) = config {
+                        inner.state.target_fps = config.target_fps;
+                        inner.config = config;
+                    }
+                    inner.config_loaded = true;
+                    inner.config_dirty |= absent;
                 }
-                inner.config_loaded = true;
+                if absent {
+                    // The boot config (file, environment, defaults) is what runs: stored at
+                    // once, a standby taking over runs it too.
+                    self.flush().await;
+                }
                 state
             }
             (Err(e), _) | (_, Err(e)) => {

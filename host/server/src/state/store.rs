@@ -20,6 +20,9 @@ pub enum StoreError {
     /// Redis did not answer in time.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Another instance holds the channel's lease: this one may not write.
+    #[error("another instance holds the lease ({0}); this instance writes nothing")]
+    Fenced(String),
 }
 
 /// Where state is persisted. Values are bytes: JSON text, or the uploaded bytes of an asset.
@@ -89,10 +92,42 @@ impl StateStore for MemoryStore {
 }
 
 /// Redis through a deadpool connection pool.
+///
+/// Once [`RedisStore::fence`] names the lease this instance holds, every write is made by a
+/// script that first checks the lease: while another instance holds it the write is refused
+/// with [`StoreError::Fenced`], so a primary that lost the channel (frozen, or cut off from
+/// Redis for longer than the lease) cannot overwrite what its successor wrote.
 pub struct RedisStore {
     pool: deadpool_redis::Pool,
     timeout: Duration,
+    fence: Mutex<Option<Fence>>,
 }
+
+/// The lease key and the value this instance holds it with.
+#[derive(Debug, Clone)]
+struct Fence {
+    key: String,
+    value: String,
+}
+
+/// A write under a fence: `KEYS[1]` the lease, `KEYS[2]` the key; `ARGV[1]` the holder's
+/// value, `ARGV[2]` the value (`SET`; absent: `DEL`), `ARGV[3]` a TTL in ms. Refused while
+/// another instance holds the lease; allowed while nobody does (a lapsed lease of a live
+/// instance is taken back within a second, and nobody else is writing).
+const FENCED_WRITE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return redis.error_reply('FENCED ' .. holder)
+end
+if ARGV[2] == nil then
+  redis.call('DEL', KEYS[2])
+  return 'OK'
+end
+if ARGV[3] then
+  return redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+return redis.call('SET', KEYS[2], ARGV[2])
+";
 
 impl RedisStore {
     /// Creates the pool; connects lazily, so an unreachable Redis is not an error here.
@@ -107,7 +142,73 @@ impl RedisStore {
         let pool = cfg
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .map_err(|e| StoreError::Redis(e.to_string()))?;
-        Ok(Self { pool, timeout })
+        Ok(Self {
+            pool,
+            timeout,
+            fence: Mutex::new(None),
+        })
+    }
+
+    /// Makes every later write conditional on `key` holding `value` or nothing.
+    pub fn fence(&self, key: &str, value: &str) {
+        *self.fence.lock().expect("fence lock") = Some(Fence {
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Runs a Lua script with `keys` and `args`.
+    pub async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len()).arg(keys);
+        for a in args {
+            cmd.arg(*a);
+        }
+        self.run(cmd).await
+    }
+
+    /// A write: plain, or through [`FENCED_WRITE`] once fenced.
+    async fn write(
+        &self,
+        key: &str,
+        value: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let fence = self.fence.lock().expect("fence lock").clone();
+        let ttl = ttl.map(|t| (t.as_millis() as u64).max(1).to_string());
+        let Some(fence) = fence else {
+            let mut cmd = redis::cmd(if value.is_some() { "SET" } else { "DEL" });
+            cmd.arg(key);
+            if let Some(v) = value {
+                cmd.arg(v);
+            }
+            if let Some(ttl) = &ttl {
+                cmd.arg("PX").arg(ttl);
+            }
+            let _: redis::Value = self.run(cmd).await?;
+            return Ok(());
+        };
+        let mut args: Vec<&[u8]> = vec![fence.value.as_bytes()];
+        args.extend(value);
+        args.extend(ttl.as_ref().map(String::as_bytes));
+        match self
+            .eval::<redis::Value>(FENCED_WRITE, &[&fence.key, key], &args)
+            .await
+        {
+            Err(StoreError::Redis(e)) if e.contains("FENCED") => {
+                let holder = e.split("FENCED").nth(1).unwrap_or("").trim();
+                Err(StoreError::Fenced(match holder.split_once(' ') {
+                    Some((epoch, name)) => format!("{name}, epoch {epoch}"),
+                    None => holder.to_string(),
+                }))
+            }
+            other => other.map(drop),
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
@@ -144,21 +245,11 @@ impl StateStore for RedisStore {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ttl.as_millis() as u64);
-        }
-        Box::pin(self.run(cmd))
+        Box::pin(self.write(key, Some(value), ttl))
     }
 
     fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(key);
-        Box::pin(async move {
-            let _: i64 = self.run(cmd).await?;
-            Ok(())
-        })
+        Box::pin(self.write(key, None, None))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
