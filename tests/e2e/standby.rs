@@ -156,6 +156,20 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
         "{health_b}"
     );
     assert_ne!(name_a, name_b);
+    // It follows the primary's templates: compiled ahead, not at the takeover.
+    wait_until(
+        "the standby to compile the primary's template",
+        secs(10.0),
+        async || {
+            let log = b.log_tail(100);
+            if log.contains("standby: compiled the primary's new templates compiled=1") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    )
+    .await;
     let (status, refused) = b.get("/api/scene").await;
     assert_eq!(
         (status, &refused["error"]["code"]),
@@ -186,9 +200,14 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
     // The primary dies while live: the standby is live, pushing, within 5 s.
     let killed = Instant::now();
     a.proc.kill();
+    wait_role(&b, "primary", None, 10.0).await;
+    let primary = killed.elapsed();
     let health_b = wait_role(&b, "primary", Some("cdn"), 10.0).await;
     let took = killed.elapsed();
-    eprintln!("standby took over and pushed again {took:?} after the primary was killed");
+    eprintln!(
+        "standby: primary {primary:?} and pushing to the receiver {took:?} after the primary \
+         was killed"
+    );
     assert!(took <= secs(5.0), "takeover took {took:?} (target 5 s)");
     let (_, epoch_b, _) = instance(&health_b);
     assert!(epoch_b > epoch_a, "epoch {epoch_b} after {epoch_a}");

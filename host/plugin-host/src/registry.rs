@@ -626,6 +626,37 @@ impl TemplateRegistry {
             .unwrap_or_default()
     }
 
+    /// Compiles every stored template version that `runtime` has not compiled yet, reading
+    /// the store through `read` (key → document): a hot standby keeps up with the primary's
+    /// templates this way, so that taking the channel over does not compile them. Returns
+    /// how many it compiled; a version that does not compile is left to [`Self::load`].
+    pub async fn precompile_stored<F>(runtime: &Arc<Runtime>, read: impl Fn(String) -> F) -> usize
+    where
+        F: Future<Output = Option<Vec<u8>>>,
+    {
+        let Some(index) = read(KEY_TEMPLATES.into()).await else {
+            return 0;
+        };
+        let Ok(index) = serde_json::from_slice::<Index>(&index) else {
+            return 0;
+        };
+        let mut compiled = 0;
+        for (_, hash) in index.templates.iter().flat_map(|t| &t.versions) {
+            if runtime.is_compiled(hash) {
+                continue;
+            }
+            let Some(bytes) = read(bytes_key(hash)).await else {
+                continue;
+            };
+            let runtime = runtime.clone();
+            let done = tokio::task::spawn_blocking(move || runtime.precompile(&bytes)).await;
+            if matches!(done, Ok(Ok(()))) {
+                compiled += 1;
+            }
+        }
+        compiled
+    }
+
     /// Restores the persisted templates (preparing each version again, from the compiled
     /// cache when it has them). A version that no longer prepares is skipped with a warning.
     pub async fn load(&self) {

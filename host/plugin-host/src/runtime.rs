@@ -407,17 +407,30 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Prepares a component as a scene template: checks it, compiles it (or loads it from
-    /// the cache), links it, describes it, configures it with its default params and
-    /// renders one test frame at `fps`'s budget. Blocking: run it off the render thread.
-    pub fn prepare(self: &Arc<Self>, bytes: Bytes, fps: u32) -> Result<Arc<Build>, PluginError> {
+    /// Whether the component with this SHA-256 (hex) is compiled in memory already.
+    pub fn is_compiled(&self, hash: &str) -> bool {
+        self.compiled.lock().is_ok_and(|m| m.contains_key(hash))
+    }
+
+    /// Compiles a component ahead of its use (a standby following the primary's templates),
+    /// with the checks of [`Runtime::prepare`] that come before compiling. Blocking.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<(), PluginError> {
+        self.checked_compile(bytes).map(drop)
+    }
+
+    /// The checks made before compiling (a component of a supported API version, within
+    /// the memory limit), then the compiled component, its API version and its SHA-256.
+    fn checked_compile(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Component, Option<String>, String), PluginError> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(PluginError::NotWasm);
         }
         if bytes[4..8] == [1, 0, 0, 0] {
             return Err(PluginError::CoreModule);
         }
-        let version = api_version(&bytes)?;
+        let version = api_version(bytes)?;
         if let Some(v) = &version
             && !wit::SUPPORTED_VERSIONS.contains(&v.as_str())
         {
@@ -428,12 +441,19 @@ impl Runtime {
         }
         // Refused before compiling: wasmtime would only say that a pool slot is too small.
         let limit = self.limits.memory_bytes as u64;
-        let declared = initial_memory(&bytes)?;
+        let declared = initial_memory(bytes)?;
         if declared > limit {
             return Err(PluginError::TooMuchMemory { declared, limit });
         }
-        let hash = hex(&Sha256::digest(&bytes));
-        let component = self.compile(&hash, &bytes)?;
+        let hash = hex(&Sha256::digest(bytes));
+        Ok((self.compile(&hash, bytes)?, version, hash))
+    }
+
+    /// Prepares a component as a scene template: checks it, compiles it (or loads it from
+    /// the cache), links it, describes it, configures it with its default params and
+    /// renders one test frame at `fps`'s budget. Blocking: run it off the render thread.
+    pub fn prepare(self: &Arc<Self>, bytes: Bytes, fps: u32) -> Result<Arc<Build>, PluginError> {
+        let (component, version, hash) = self.checked_compile(&bytes)?;
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)

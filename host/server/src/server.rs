@@ -56,9 +56,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => (Arc::new(MemoryStore::default()), None),
     };
+    let runtime = Runtime::new(settings.plugin_limits.clone(), settings.cache_dir.clone())
+        .context("template runtime")?;
     let instance = match &lease {
         Some(lease) => {
-            if !take_the_channel(&settings, lease).await? {
+            if !take_the_channel(&settings, lease, &store, &runtime).await? {
                 return Ok(());
             }
             // Renewed from now on, also while loading (which may take longer than the TTL).
@@ -77,8 +79,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let tls = tls_connector(settings.tls_ca_file.as_deref())?;
     let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
     assets.load().await;
-    let runtime = Runtime::new(settings.plugin_limits.clone(), settings.cache_dir.clone())
-        .context("template runtime")?;
     let templates = Arc::new(TemplateRegistry::new(runtime, state.clone()));
     templates.load().await;
     if let Some(dir) = &settings.templates_dir {
@@ -228,10 +228,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often a standby looks for new templates of the primary.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Makes this instance the primary: at once when the lease is free (or, without
 /// `--standby`, when Redis cannot be reached: the lease is taken once it answers), else after
 /// serving as a standby until the lease lapses. `false`: a signal ended the wait.
-async fn take_the_channel(settings: &Settings, lease: &Arc<Lease>) -> anyhow::Result<bool> {
+///
+/// While it waits, a standby compiles the primary's templates as they appear in the store
+/// (every [`FOLLOW_EVERY`]), so that taking over does not compile them.
+async fn take_the_channel(
+    settings: &Settings,
+    lease: &Arc<Lease>,
+    store: &Arc<dyn StateStore>,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<bool> {
     if !settings.standby {
         match lease.try_acquire().await {
             Ok(true) => return Ok(true),
@@ -277,10 +288,28 @@ async fn take_the_channel(settings: &Settings, lease: &Arc<Lease>) -> anyhow::Re
         instance = %settings.instance_name,
         "standby: following the primary; taking the channel over when its lease lapses"
     );
+    let follow = {
+        let (store, runtime, prefix) =
+            (store.clone(), runtime.clone(), settings.key_prefix.clone());
+        tokio::spawn(async move {
+            loop {
+                let read = |key: String| {
+                    let (store, key) = (store.clone(), format!("{prefix}{key}"));
+                    async move { store.get(&key).await.ok().flatten() }
+                };
+                let compiled = TemplateRegistry::precompile_stored(&runtime, read).await;
+                if compiled > 0 {
+                    tracing::info!(compiled, "standby: compiled the primary's new templates");
+                }
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+        })
+    };
     let took = tokio::select! {
         () = lease.acquire_when_free(settings.standby) => true,
         () = wait_for_signal() => false,
     };
+    follow.abort();
     let _ = stop.send(true);
     for server in servers {
         // Idle keep-alive connections end at once; a slow client is not waited for.
