@@ -1172,18 +1172,21 @@ pub fn flat_png(w: u32, h: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn small_files_cannot_add_up_past_the_decoded_pixel_budget() {
-    // Each image decodes to 48 MB; the budget takes two.
+    // Each 4000x3000 image decodes to 48 MB; the budget takes two.
     let server = Server::builder()
         .args(["--max-decoded-bytes", "100000000"])
         .start()
         .await;
+    clear_scene(&server).await;
     server.start_stream().await;
     let png = flat_png(4000, 3000);
     assert!(png.len() < 1 << 20, "the PNG is {} bytes", png.len());
     let first = upload_ok(&server, "image/png", png.clone(), None).await;
     upload_ok(&server, "image/png", png.clone(), None).await;
     let before = server.wait_frames(5).await;
-    let refused = upload(&server, Some("image/png"), png.clone(), None).await;
+    // A third does not fit whole, nor at the least size covering the 320x180 frame (a
+    // 1000x12000 image: 320x3840, 4.9 MB, with 4 MB left).
+    let refused = upload(&server, Some("image/png"), flat_png(1000, 12_000), None).await;
     assert_api_error(&refused, 507, "insufficient_storage", "third image");
     let message = refused.1["error"]["message"].as_str().unwrap();
     assert!(message.contains("--max-decoded-bytes"), "{message}");
@@ -1192,11 +1195,41 @@ async fn small_files_cannot_add_up_past_the_decoded_pixel_budget() {
         2,
         "the refused image is not listed"
     );
+    // One of 4000x3000 is kept at 320x240, the least size covering the frame, and drawn.
+    let kept = upload_ok(&server, "image/png", png.clone(), None).await;
+    assert_eq!(
+        (&kept["width"], &kept["height"]),
+        (&json!(4000), &json!(3000)),
+        "{kept}"
+    );
+    assert_eq!(kept["kept"], json!({"width": 320, "height": 240}), "{kept}");
+    let layer = json!({"id": "big", "kind": "image",
+        "position": {"x": 0, "y": 0, "width": 1920, "height": 1080},
+        "image": {"asset": id_of(&kept), "fit": "cover"}});
+    call(
+        &server,
+        Method::POST,
+        "/api/scene/layers",
+        Some(&layer),
+        201,
+    )
+    .await;
+    let frame = Player::on_air(&server)
+        .await
+        .settled_after(Instant::now())
+        .await;
+    let p = crate::pixels::pixel(&frame, W / 2, H / 2);
+    let near = |a: u8, b: u8| a.abs_diff(b) <= 12;
+    assert!(
+        near(p[0], 30) && near(p[1], 60) && near(p[2], 90),
+        "the kept image on air: {p:?}"
+    );
     server.assert_still_live(&before).await;
-    // Deleting one makes room again.
+    // Deleting one makes room again: a new upload is kept whole.
     let (status, body) = server
         .send(server.request(Method::DELETE, &format!("/api/assets/{}", id_of(&first))))
         .await;
     assert_eq!(status, 200, "{body}");
-    upload_ok(&server, "image/png", png, None).await;
+    let whole = upload_ok(&server, "image/png", png, None).await;
+    assert!(whole.get("kept").is_none(), "{whole}");
 }

@@ -158,7 +158,35 @@ pub struct AssetInfo {
     /// The family a font declares (select it with `fontFamily`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// Present when the image did not fit the decoded-pixel budget at its own size and is
+    /// kept smaller: at the least size that still covers the stream's frame (aspect kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<KeptSize>,
 }
+
+/// The size an image is kept at when it does not fit the decoded budget whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeptSize {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// The least size at or below `w`×`h` (aspect kept) that covers `bw`×`bh`; `None` when that
+/// is not smaller than the image.
+pub fn covering_size(w: u32, h: u32, (bw, bh): (u32, u32)) -> Option<(u32, u32)> {
+    let scale = (f64::from(bw) / f64::from(w)).max(f64::from(bh) / f64::from(h));
+    if !(scale > 0.0 && scale < 1.0) {
+        return None;
+    }
+    let side = |v: u32| ((f64::from(v) * scale).ceil() as u32).clamp(1, v);
+    Some((side(w), side(h)))
+}
+
+/// One image at a time is decoded whole only to be kept smaller: the transient full-size
+/// pixels (at most `--max-asset-pixels` × 4 bytes) are never held by two uploads at once.
+static REDUCING: Mutex<()> = Mutex::new(());
 
 /// Why an upload or a deletion was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -253,14 +281,17 @@ pub fn media_type(content_type: &str) -> String {
 
 /// Decodes an upload: checks the type against the bytes and the pixel limit against the
 /// header, takes the decoded size from the budget with `reserve`, then decodes and
-/// premultiplies. Blocking; call from a blocking worker.
+/// premultiplies. An image that does not fit the budget whole is kept at the least size
+/// that covers `frame` (the stream's size) when that fits (see [`covering_size`]); it is
+/// decoded whole first, one such image at a time. Blocking; call from a blocking worker.
 pub fn decode(
     id: &str,
     name: &str,
     mime: &str,
     data: &Bytes,
     limits: &AssetLimits,
-    reserve: impl FnOnce(u64) -> Result<Reservation, AssetError>,
+    frame: (u32, u32),
+    reserve: impl Fn(u64) -> Result<Reservation, AssetError>,
 ) -> Result<Asset, AssetError> {
     let mime = media_type(mime);
     let bytes = data.len() as u64;
@@ -278,6 +309,7 @@ pub fn decode(
                 height: 0,
                 bytes,
                 family: Some(facts.family),
+                kept: None,
             },
             pixmap: None,
             opaque: false,
@@ -313,7 +345,17 @@ pub fn decode(
     if pixels == 0 {
         return Err(AssetError::Invalid(format!("the {mime} image is empty")));
     }
-    let reservation = reserve(pixels * 4)?;
+    let (reservation, kept) = match reserve(pixels * 4) {
+        Ok(r) => (r, None),
+        Err(whole) => {
+            let Some((kw, kh)) = covering_size(width, height, frame) else {
+                return Err(whole);
+            };
+            let r = reserve(u64::from(kw) * u64::from(kh) * 4).map_err(|_| whole)?;
+            (r, Some((kw, kh)))
+        }
+    };
+    let _one_at_a_time = kept.map(|_| REDUCING.lock().unwrap_or_else(|e| e.into_inner()));
     let mut reader = image::ImageReader::with_format(Cursor::new(&data[..]), declared);
     let mut bounds = image::Limits::default();
     bounds.max_image_width = Some(width);
@@ -327,8 +369,13 @@ pub fn decode(
     premultiply(&mut raw);
     let size =
         IntSize::from_wh(w, h).ok_or_else(|| AssetError::Invalid("the image is empty".into()))?;
-    let pixmap = Pixmap::from_vec(raw, size)
+    let mut pixmap = Pixmap::from_vec(raw, size)
         .ok_or_else(|| AssetError::Invalid(format!("a {w}x{h} image cannot be drawn")))?;
+    if let Some((kw, kh)) = kept {
+        let mut resizer = Resizer::new();
+        pixmap = crate::thumbnail::scale(&mut resizer, &pixmap, (0, 0, w, h), kw, kh)
+            .ok_or_else(|| AssetError::Invalid(format!("a {w}x{h} image cannot be reduced")))?;
+    }
     let opaque = is_opaque(&pixmap);
     Ok(Asset {
         opaque,
@@ -341,6 +388,7 @@ pub fn decode(
             height: h,
             bytes,
             family: None,
+            kept: kept.map(|(width, height)| KeptSize { width, height }),
         },
         pixmap: Some(Arc::new(pixmap)),
         font: None,
@@ -423,7 +471,7 @@ impl AssetManager {
 
     /// What takes a decoded image's bytes from the budget: resized copies give way first
     /// (they are made again when drawn), then it is refused.
-    fn reserver(&self) -> impl FnOnce(u64) -> Result<Reservation, AssetError> + Send + 'static {
+    fn reserver(&self) -> impl Fn(u64) -> Result<Reservation, AssetError> + Send + 'static {
         let (budget, sized) = (self.budget.clone(), self.sized.clone());
         move |bytes| {
             reserve_evicting(&budget, &sized, bytes).ok_or_else(|| AssetError::OverBudget {
@@ -432,6 +480,12 @@ impl AssetManager {
                 budget: budget.max(),
             })
         }
+    }
+
+    /// The stream's frame size: what an image too large for the budget is kept to cover.
+    fn frame(&self) -> (u32, u32) {
+        let c = self.state.config();
+        (c.width, c.height)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Asset>>> {
@@ -464,9 +518,9 @@ impl AssetManager {
             };
             let data = Bytes::from(data);
             let (id, name, mime) = (info.id.clone(), info.name.clone(), info.mime.clone());
-            let reserve = self.reserver();
+            let (reserve, frame) = (self.reserver(), self.frame());
             match tokio::task::spawn_blocking(move || {
-                decode(&id, &name, &mime, &data, &limits, reserve)
+                decode(&id, &name, &mime, &data, &limits, frame, reserve)
             })
             .await
             {
@@ -530,9 +584,9 @@ impl AssetManager {
     ) -> Result<AssetInfo, AssetError> {
         let (limits, mime_owned, id2, bytes) =
             (self.limits, mime.to_string(), id.clone(), data.clone());
-        let reserve = self.reserver();
+        let (reserve, frame) = (self.reserver(), self.frame());
         let asset = tokio::task::spawn_blocking(move || {
-            decode(&id2, &name, &mime_owned, &bytes, &limits, reserve)
+            decode(&id2, &name, &mime_owned, &bytes, &limits, frame, reserve)
         })
         .await
         .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
@@ -795,7 +849,7 @@ mod tests {
         limits: &AssetLimits,
     ) -> Result<Asset, AssetError> {
         let budget = DecodedBudget::new(u64::MAX);
-        super::decode(id, name, mime, data, limits, move |b| {
+        super::decode(id, name, mime, data, limits, (1920, 1080), move |b| {
             Ok(budget.try_reserve(b).unwrap())
         })
     }
@@ -848,6 +902,73 @@ mod tests {
             crate::thumbnail::scale(&mut Resizer::new(), &src, (0, 0, 40, 20), 10, 5).unwrap();
         let px = out.pixel(5, 2).unwrap();
         assert_eq!((px.red(), px.alpha()), (255, 255));
+    }
+
+    #[tokio::test]
+    async fn an_image_too_large_for_the_budget_is_kept_at_the_size_that_covers_the_frame() {
+        use crate::state::store::MemoryStore;
+        let config = crate::state::StreamConfig {
+            width: 64,
+            height: 36,
+            ..Default::default()
+        };
+        let state = Arc::new(StateManager::new(
+            Arc::new(MemoryStore::default()),
+            "",
+            config,
+        ));
+        let limits = AssetLimits {
+            max_decoded_bytes: 100_000,
+            ..AssetLimits::default()
+        };
+        let assets = AssetManager::new(state, limits);
+        for _ in 0..2 {
+            assets
+                .upload("image/png", None, png(100, 100, [9; 4]))
+                .await
+                .unwrap();
+        }
+        // 400x300 takes 480 000 bytes whole; 64x48 (covering 64x36) takes 12 288.
+        let big = assets
+            .upload("image/png", None, png(400, 300, [200, 100, 50, 255]))
+            .await
+            .unwrap();
+        assert_eq!((big.width, big.height), (400, 300));
+        assert_eq!(
+            big.kept,
+            Some(KeptSize {
+                width: 64,
+                height: 48
+            })
+        );
+        let kept = assets.get(&big.id).unwrap();
+        let pixmap = kept.pixmap.as_ref().unwrap();
+        assert_eq!((pixmap.width(), pixmap.height()), (64, 48));
+        let p = pixmap.pixel(10, 10).unwrap();
+        assert_eq!(
+            (p.red(), p.green(), p.blue(), p.alpha()),
+            (200, 100, 50, 255)
+        );
+        assert_eq!(assets.budget().used(), 80_000 + 12_288);
+        // Not even that fits now: refused with the whole image's size.
+        let e = assets
+            .upload("image/png", None, png(400, 300, [1; 4]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AssetError::OverBudget {
+                    needed: 480_000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // An image no larger than the frame is never reduced.
+        assert_eq!(covering_size(64, 36, (64, 36)), None);
+        assert_eq!(covering_size(32, 18, (64, 36)), None);
+        assert_eq!(covering_size(6400, 100, (64, 36)), Some((2304, 36)));
     }
 
     #[tokio::test]
