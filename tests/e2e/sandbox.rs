@@ -161,6 +161,43 @@ fn output_limits_violated_by_too_many_commands_nan_and_huge_text() {
     assert!(render(&mut million, 0).is_err());
 }
 
+/// Peak resident memory of this test process (nextest runs each test in its own).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        * 1024
+}
+
+/// Lists and strings in a guest's output may alias: 10 000 strings over one 8 MiB buffer
+/// would lift into 80 GiB of host memory. The host copies at most its hostcall fuel of a
+/// call's output: a fault, with the host's memory as it was.
+#[test]
+fn aliased_output_is_a_fault_not_a_host_allocation() {
+    let rt = runtime();
+    let build = hostile(&rt);
+    let mut i = instance(&rt, &build, r#"{"mode":"alias"}"#);
+    let before = peak_rss();
+    let started = std::time::Instant::now();
+    let fault = render(&mut i, 0).unwrap_err();
+    let took = started.elapsed();
+    let grew = peak_rss().saturating_sub(before);
+    assert_eq!(fault.kind, FaultKind::InvalidOutput, "{fault}");
+    assert!(fault.message.contains("16 MiB"), "{fault}");
+    assert!(
+        grew < 48 << 20,
+        "the host's peak memory grew by {} MiB lifting aliased output",
+        grew >> 20
+    );
+    eprintln!(
+        "aliased output: {fault} after {took:?}; peak memory +{} MiB",
+        grew >> 20
+    );
+}
+
 #[test]
 fn files_environment_and_sockets_are_out_of_reach() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -79,8 +79,20 @@ impl Fault {
         let memory = err
             .chain()
             .any(|e| e.to_string().contains("forcing trap when growing memory"));
+        // wasmtime's hostcall fuel ran out while lifting (its error type is private).
+        let oversized = err
+            .chain()
+            .any(|e| e.to_string().contains("fuel allocated for hostcalls"));
         let (kind, message) = match err.downcast_ref::<Trap>() {
             _ if memory => (FaultKind::Memory, "hit its memory limit".to_string()),
+            _ if oversized => (
+                FaultKind::InvalidOutput,
+                format!(
+                    "handed over more than {} MiB in one call (lists or strings too long, or \
+                     aliased)",
+                    crate::runtime::HOSTCALL_FUEL >> 20
+                ),
+            ),
             Some(Trap::Interrupt) => (
                 FaultKind::Budget,
                 format!("ran over its time budget of {budget:?}"),

@@ -36,6 +36,14 @@ pub const API_VERSION_SECTION: &str = "stream-manager:api-version";
 /// Interval of the epoch ticker: the granularity of call budgets.
 const TICK: Duration = Duration::from_millis(1);
 
+/// Most bytes the host allocates for what one call hands over (a guest's arguments to a
+/// host import, or an export's results), counted by wasmtime as it lifts them. Lists and
+/// strings may alias in the canonical ABI, so a guest with 8 MiB of memory could otherwise
+/// have the host copy one buffer thousands of times; past this the call fails (a fault).
+/// The largest valid frame lifts to well under half of it (10 000 commands, 100 000 path
+/// segments, 64 KiB of text, their fills and names).
+pub const HOSTCALL_FUEL: usize = 16 << 20;
+
 /// Limits every plugin runs under.
 #[derive(Debug, Clone)]
 pub struct PluginLimits {
@@ -732,6 +740,7 @@ impl Instance {
             },
         );
         store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         // At the budget's epoch the call stops once it has had its budget of CPU time, or
         // has taken twice its budget of wall time whatever it had; until then it is looked
         // at again every tick.

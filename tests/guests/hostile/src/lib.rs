@@ -27,6 +27,7 @@ use common::{GREEN, RED};
 
 const MODES: &[&str] = &[
     "ok",
+    "alias",
     "loop",
     "hog",
     "panic",
@@ -194,6 +195,30 @@ fn huge_text(bytes: u64) -> RenderOutput {
         fill: Fill::Solid(GREEN),
         font: None,
     })])
+}
+
+/// `count` text commands whose strings all point at one buffer of `bytes`: the canonical
+/// ABI lets lists and strings alias, so lifting them naively would copy `count × bytes`
+/// into the host (8 MiB × 10 000 = 80 GiB) from 8 MiB of guest memory.
+fn aliased_texts(bytes: u64, count: u64) -> RenderOutput {
+    let mut text = "A".repeat(usize::try_from(bytes).unwrap_or(usize::MAX));
+    let (ptr, len, cap) = (text.as_mut_ptr(), text.len(), text.capacity());
+    std::mem::forget(text);
+    let commands = (0..count)
+        .map(|_| {
+            DrawCommand::Text(TextCommand {
+                x: 0.0,
+                y: 20.0,
+                // SAFETY: not safe, on purpose: every string owns the same buffer. The
+                // host must lift them without trusting that they are distinct.
+                text: unsafe { String::from_raw_parts(ptr, len, cap) },
+                size: 16.0,
+                fill: Fill::Solid(GREEN),
+                font: None,
+            })
+        })
+        .collect();
+    RenderOutput::Commands(commands)
 }
 
 fn try_files(frame: &FrameInfo) -> RenderOutput {
@@ -522,6 +547,10 @@ impl Guest for Hostile {
             "nan" => nan_rect(&frame),
             "image" => image(&params, &frame),
             "huge-string" => huge_text(u64_param(&params, "bytes", 10 << 20)),
+            "alias" => aliased_texts(
+                u64_param(&params, "bytes", 8 << 20),
+                u64_param(&params, "count", 10_000),
+            ),
             "file" => try_files(&frame),
             "env" => try_env(&frame),
             "socket" => try_sockets(&params, &frame),
