@@ -19,6 +19,7 @@ mod guests;
 mod harness;
 mod hostile;
 mod inputs;
+mod loaders;
 mod pixels;
 mod recordings;
 mod redis_store;

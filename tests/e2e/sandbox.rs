@@ -162,7 +162,7 @@ fn output_limits_violated_by_too_many_commands_nan_and_huge_text() {
 }
 
 /// Peak resident memory of this test process (nextest runs each test in its own).
-fn peak_rss() -> u64 {
+pub fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()

@@ -270,8 +270,8 @@ impl Build {
 
 /// The engine, linker, cache and limits shared by every plugin.
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<HostState>,
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
     limits: PluginLimits,
     compiled: Mutex<HashMap<String, Component>>,
     cache_dir: Option<PathBuf>,
@@ -428,7 +428,7 @@ impl Runtime {
 
     /// The checks made before compiling (a component of a supported API version, within
     /// the memory limit), then the compiled component, its API version and its SHA-256.
-    fn checked_compile(
+    pub(crate) fn checked_compile(
         &self,
         bytes: &[u8],
     ) -> Result<(Component, Option<String>, String), PluginError> {
@@ -699,6 +699,63 @@ impl std::fmt::Debug for Instance {
     }
 }
 
+/// A fresh store for one instance of a plugin: its own memory limit, no WASI capability,
+/// its output into the (rate-limited) log, the hostcall fuel, and the epoch deadline of
+/// `budget`.
+pub(crate) fn new_store(
+    runtime: &Runtime,
+    name: &str,
+    resources: Arc<Resources>,
+    budget: Duration,
+) -> Store<HostState> {
+    let log = Arc::new(Mutex::new(PluginLog::new(name)));
+    // Nothing is granted: no preopened directories, environment, arguments or
+    // network; stdout and stderr go to the (rate-limited) log.
+    let wasi = WasiCtxBuilder::new()
+        .stdout(GuestOutput::new(log.clone(), false))
+        .stderr(GuestOutput::new(log.clone(), true))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(runtime.limits.memory_bytes)
+        .table_elements(100_000)
+        .instances(32)
+        .tables(16)
+        .memories(4)
+        .trap_on_grow_failure(true)
+        .build();
+    let mut fonts = FontBook::default();
+    fonts.sync(resources.fonts.iter());
+    let mut store = Store::new(
+        &runtime.engine,
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limiter { limits, peak: 0 },
+            log,
+            fonts,
+            resources,
+            deadline: Deadline::start(budget),
+        },
+    );
+    store.limiter(|s| &mut s.limits);
+    store.set_hostcall_fuel(HOSTCALL_FUEL);
+    // At the budget's epoch the call stops once it has had its budget of CPU time, or
+    // has taken twice its budget of wall time whatever it had; until then it is looked
+    // at again every tick.
+    store.epoch_deadline_callback(|store| {
+        Ok(if store.data().deadline.passed() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+    store.set_epoch_deadline(ticks(budget));
+    store
+}
+
 impl Instance {
     fn start(
         runtime: &Runtime,
@@ -706,52 +763,8 @@ impl Instance {
         name: &str,
         resources: Arc<Resources>,
     ) -> Result<Self, Fault> {
-        let log = Arc::new(Mutex::new(PluginLog::new(name)));
-        // Nothing is granted: no preopened directories, environment, arguments or
-        // network; stdout and stderr go to the (rate-limited) log.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(log.clone(), false))
-            .stderr(GuestOutput::new(log.clone(), true))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(runtime.limits.memory_bytes)
-            .table_elements(100_000)
-            .instances(32)
-            .tables(16)
-            .memories(4)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut fonts = FontBook::default();
-        fonts.sync(resources.fonts.iter());
         let budget = runtime.limits.setup_budget;
-        let mut store = Store::new(
-            &runtime.engine,
-            HostState {
-                wasi,
-                table: ResourceTable::new(),
-                limits: Limiter { limits, peak: 0 },
-                log,
-                fonts,
-                resources,
-                deadline: Deadline::start(budget),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        store.set_hostcall_fuel(HOSTCALL_FUEL);
-        // At the budget's epoch the call stops once it has had its budget of CPU time, or
-        // has taken twice its budget of wall time whatever it had; until then it is looked
-        // at again every tick.
-        store.epoch_deadline_callback(|store| {
-            Ok(if store.data().deadline.passed() {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
-        store.set_epoch_deadline(ticks(budget));
+        let mut store = new_store(runtime, name, resources, budget);
         let bindings =
             pre.instantiate(&mut store)
                 .map_err(|e| match refused_initial_memory(&e) {

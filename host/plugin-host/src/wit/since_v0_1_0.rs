@@ -177,3 +177,17 @@ pub fn command(c: wit::DrawCommand) -> DrawCommand {
         },
     }
 }
+
+/// The `asset-loader` world of the same version: its imports are the template world's
+/// (one linker serves both), its types the same draw commands.
+pub mod loader_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "asset-loader",
+        with: {
+            "stream-manager:plugin/types": super::stream_manager::plugin::types,
+            "stream-manager:plugin/host": super::stream_manager::plugin::host,
+        },
+    });
+    pub use exports::stream_manager::plugin::loader::LoaderInfo;
+}

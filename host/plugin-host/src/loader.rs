@@ -1,0 +1,380 @@
+//! Asset loaders: components of the `asset-loader` world that decode uploaded bytes of a
+//! format the host has no decoder for into a still image, an animation or a vector drawing.
+//!
+//! A loader runs in the same engine, linker and sandbox as templates (memory cap, no WASI
+//! capability, an epoch deadline), in a fresh instance per decode. What it returns is read
+//! lazily out of its memory: the lengths of every list are checked against
+//! [`LoaderLimits`] (pixels per frame, frames, bytes for the whole asset, draw commands)
+//! before a byte is copied, so lists that alias one buffer or declare more than they hold
+//! cost the host nothing. Blocking: call from a worker thread, never the render thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtime::component::{ComponentType, InstancePre, Lift, WasmList};
+
+use crate::faults::{Fault, FaultKind};
+use crate::host_state::HostState;
+use crate::runtime::{PluginError, Runtime, new_store};
+use crate::wit;
+use crate::wit::since_v0_1_0 as v1;
+use crate::wit::since_v0_1_0::loader_world::{AssetLoaderPre, LoaderInfo};
+use sm_compose::Resources;
+use sm_compose::commands::{DrawCommand, Limits, validate};
+
+/// Bounds on one decode.
+#[derive(Debug, Clone)]
+pub struct LoaderLimits {
+    /// Most pixels of one picture (a still or one frame).
+    pub max_pixels: u64,
+    /// Most frames of an animation.
+    pub max_frames: usize,
+    /// Most bytes of decoded pixels (4 per pixel) of the whole asset.
+    pub max_bytes: u64,
+    /// Time one decode may take (CPU time, and at most twice that in wall time).
+    pub budget: Duration,
+    /// Bounds on a drawing's commands.
+    pub commands: Limits,
+}
+
+impl Default for LoaderLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 16_777_216,
+            max_frames: 1000,
+            max_bytes: 256 << 20,
+            budget: Duration::from_secs(2),
+            commands: Limits::default(),
+        }
+    }
+}
+
+/// One decoded picture: straight RGBA, `width × height × 4` bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The pixels.
+    pub rgba: Vec<u8>,
+}
+
+/// What a loader made of an upload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A still image.
+    Still(Picture),
+    /// Frames with how long each shows, in milliseconds.
+    Animation(Vec<(Picture, u32)>),
+    /// A vector drawing of a natural size.
+    Drawing {
+        /// Natural width.
+        width: f32,
+        /// Natural height.
+        height: f32,
+        /// The drawing.
+        commands: Vec<DrawCommand>,
+    },
+}
+
+/// A loader compiled and described, ready to decode.
+pub struct LoaderBuild {
+    /// What it says about itself.
+    pub name: String,
+    /// Its own version.
+    pub version: String,
+    /// The media types it decodes.
+    pub media_types: Vec<String>,
+    pre: AssetLoaderPre<HostState>,
+    runtime: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for LoaderBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoaderBuild")
+            .field("name", &self.name)
+            .field("media_types", &self.media_types)
+            .finish_non_exhaustive()
+    }
+}
+
+// The loader's results as they lie in its memory: lists are read lazily.
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct RawImage {
+    width: u32,
+    height: u32,
+    rgba: WasmList<u8>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct RawFrame {
+    image: RawImage,
+    #[component(name = "duration-ms")]
+    duration_ms: u32,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct RawVector {
+    width: f32,
+    height: f32,
+    commands: WasmList<v1::stream_manager::plugin::types::DrawCommand>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+enum RawDecoded {
+    #[component(name = "still")]
+    Still(RawImage),
+    #[component(name = "animation")]
+    Animation(WasmList<RawFrame>),
+    #[component(name = "drawing")]
+    Drawing(RawVector),
+}
+
+/// Longest name or version a loader may give, and most media types.
+const MAX_NAME_BYTES: usize = 64;
+const MAX_MEDIA_TYPES: usize = 16;
+
+impl Runtime {
+    /// Prepares an asset loader: checks and compiles it (or takes it from the cache), checks
+    /// it is of the `asset-loader` world, instantiates it once and describes it. Blocking.
+    pub fn prepare_loader(self: &Arc<Self>, bytes: Bytes) -> Result<Arc<LoaderBuild>, PluginError> {
+        let (component, _, _) = self.checked_compile(&bytes)?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == wit::LOADER_EXPORT_V0_1_0) {
+            return Err(PluginError::WrongWorld(format!(
+                "a component exporting [{}], not an asset loader: it must export {} (world \
+                 asset-loader)",
+                exports.join(", "),
+                wit::LOADER_EXPORT_V0_1_0
+            )));
+        }
+        let pre: InstancePre<HostState> = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Imports(crate::faults::first_line(&format!("{e:#}"))))?;
+        let pre = AssetLoaderPre::new(pre)
+            .map_err(|e| PluginError::WrongWorld(crate::faults::first_line(&format!("{e:#}"))))?;
+        let budget = self.limits().setup_budget;
+        let mut store = new_store(self, "new loader", Arc::default(), budget);
+        let info = pre
+            .instantiate(&mut store)
+            .and_then(|l| l.stream_manager_plugin_loader().call_describe(&mut store))
+            .map_err(|e| PluginError::Fault {
+                stage: "describe",
+                fault: Fault::from_call(&e, budget),
+            })?;
+        let info = check_info(info).map_err(PluginError::Info)?;
+        Ok(Arc::new(LoaderBuild {
+            name: info.name,
+            version: info.version,
+            media_types: info.media_types,
+            pre,
+            runtime: self.clone(),
+        }))
+    }
+}
+
+fn check_info(mut info: LoaderInfo) -> Result<LoaderInfo, String> {
+    if info.name.is_empty() || info.name.len() > MAX_NAME_BYTES {
+        return Err(format!("name must be 1–{MAX_NAME_BYTES} bytes"));
+    }
+    if info.version.len() > MAX_NAME_BYTES {
+        return Err(format!("version must be at most {MAX_NAME_BYTES} bytes"));
+    }
+    if info.media_types.is_empty() || info.media_types.len() > MAX_MEDIA_TYPES {
+        return Err(format!("it must name 1–{MAX_MEDIA_TYPES} media types"));
+    }
+    for t in &mut info.media_types {
+        *t = t.trim().to_ascii_lowercase();
+        let valid = t.len() <= 127
+            && t.split_once('/').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && t.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"/+-.".contains(&c))
+            });
+        if !valid {
+            return Err(format!("{t:?} is not a media type (type/subtype)"));
+        }
+    }
+    Ok(info)
+}
+
+impl LoaderBuild {
+    /// Decodes `bytes` in a fresh instance within `limits`; `options` is a JSON object.
+    /// A trap, an overrun budget, a refusal by the loader or output out of bounds is a
+    /// [`Fault`] (a refusal is `invalidOutput` with the loader's message).
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        options: &str,
+        limits: &LoaderLimits,
+    ) -> Result<Decoded, Fault> {
+        let mut store = new_store(
+            &self.runtime,
+            &self.name,
+            Arc::<Resources>::default(),
+            limits.budget,
+        );
+        // The results are read lazily; the fuel bounds only what wasmtime lifts eagerly.
+        store.set_hostcall_fuel(limits.max_bytes as usize);
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|e| Fault::from_call(&e, limits.budget))?;
+        let iface = instance
+            .get_export_index(&mut store, None, wit::LOADER_EXPORT_V0_1_0)
+            .ok_or_else(|| Fault::invalid("no loader export"))?;
+        let func = instance
+            .get_export_index(&mut store, Some(&iface), "decode")
+            .ok_or_else(|| Fault::invalid("no decode function"))?;
+        let decode = instance
+            .get_typed_func::<(&[u8], &str), (Result<RawDecoded, String>,)>(&mut store, &func)
+            .map_err(|e| Fault::invalid(format!("decode has another signature: {e}")))?;
+        let (result,) = decode
+            .call(&mut store, (bytes, options))
+            .map_err(|e| Fault::from_call(&e, limits.budget))?;
+        let raw = result.map_err(|message| Fault {
+            kind: FaultKind::InvalidOutput,
+            message: format!("refused: {}", message.chars().take(500).collect::<String>()),
+        })?;
+        let mut total = 0u64;
+        match raw {
+            RawDecoded::Still(image) => {
+                check_size(&image, limits, &mut total)?;
+                Ok(Decoded::Still(copy(&store, &image)))
+            }
+            RawDecoded::Animation(frames) => {
+                if frames.len() == 0 || frames.len() > limits.max_frames {
+                    return Err(Fault::invalid(format!(
+                        "{} frames (1 to {})",
+                        frames.len(),
+                        limits.max_frames
+                    )));
+                }
+                // Every frame's size first (reading a frame copies nothing), then the pixels.
+                let mut raw = Vec::with_capacity(frames.len());
+                for i in 0..frames.len() {
+                    let frame = match frames.get(&mut store, i) {
+                        Some(Ok(f)) => f,
+                        Some(Err(e)) => return Err(Fault::invalid(format!("frame {i}: {e}"))),
+                        None => break,
+                    };
+                    check_size(&frame.image, limits, &mut total)?;
+                    raw.push(frame);
+                }
+                let out = raw
+                    .iter()
+                    .map(|f| (copy(&store, &f.image), f.duration_ms.clamp(10, 60_000)))
+                    .collect();
+                Ok(Decoded::Animation(out))
+            }
+            RawDecoded::Drawing(v) => {
+                let n = v.commands.len();
+                if n > limits.commands.max_commands {
+                    return Err(Fault::invalid(format!(
+                        "{n} draw commands (at most {})",
+                        limits.commands.max_commands
+                    )));
+                }
+                if !(v.width.is_finite() && v.height.is_finite() && v.width > 0.0 && v.height > 0.0)
+                {
+                    return Err(Fault::invalid(
+                        "a drawing's size must be finite and above 0",
+                    ));
+                }
+                // Each command lifts its own lists (path segments, stops, strings) within the
+                // store's fuel; the totals are checked by the validator.
+                store.set_hostcall_fuel(crate::runtime::HOSTCALL_FUEL);
+                let mut commands = Vec::with_capacity(n);
+                for i in 0..n {
+                    match v.commands.get(&mut store, i) {
+                        Some(Ok(c)) => commands.push(v1::command(c)),
+                        Some(Err(e)) => {
+                            return Err(Fault::invalid(format!("draw command {i}: {e}")));
+                        }
+                        None => break,
+                    }
+                }
+                validate(&commands, &limits.commands).map_err(|e| Fault::invalid(e.to_string()))?;
+                Ok(Decoded::Drawing {
+                    width: v.width,
+                    height: v.height,
+                    commands,
+                })
+            }
+        }
+    }
+}
+
+/// Checks one picture's declared size and its bytes, and counts them into `total`.
+fn check_size(image: &RawImage, limits: &LoaderLimits, total: &mut u64) -> Result<(), Fault> {
+    let (w, h) = (image.width, image.height);
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels == 0 || pixels > limits.max_pixels {
+        return Err(Fault::invalid(format!(
+            "a {w}x{h} picture (1 to {} pixels)",
+            limits.max_pixels
+        )));
+    }
+    if image.rgba.len() as u64 != pixels * 4 {
+        return Err(Fault::invalid(format!(
+            "a {w}x{h} picture with {} bytes of RGBA (it needs {})",
+            image.rgba.len(),
+            pixels * 4
+        )));
+    }
+    *total += pixels * 4;
+    if *total > limits.max_bytes {
+        return Err(Fault::invalid(format!(
+            "more than {} MiB of decoded pixels",
+            limits.max_bytes >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Copies a checked picture out of the loader's memory.
+fn copy(store: &wasmtime::Store<HostState>, image: &RawImage) -> Picture {
+    Picture {
+        width: image.width,
+        height: image.height,
+        rgba: image.rgba.as_le_slice(store).to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, types: &[&str]) -> LoaderInfo {
+        LoaderInfo {
+            name: name.into(),
+            version: "1".into(),
+            media_types: types.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn describe_info_is_checked_and_media_types_normalised() {
+        let ok = check_info(info("gif", &[" Image/GIF "])).unwrap();
+        assert_eq!(ok.media_types, ["image/gif"]);
+        assert!(check_info(info("", &["image/gif"])).is_err());
+        assert!(check_info(info("gif", &[])).is_err());
+        assert!(check_info(info("gif", &["gif"])).is_err());
+        assert!(check_info(info("gif", &["image/g if"])).is_err());
+        assert!(check_info(info(&"x".repeat(65), &["image/gif"])).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! `hostile-loader`: an asset loader (world `asset-loader`) that misbehaves on demand. The
+//! upload's options choose how: `{"mode": "..."}`; see `tests/guests/README.md`. Nothing
+//! here may cost the host more than the upload it fails.
+
+wit_bindgen::generate!({
+    path: "../../../wit/since_v0.1.0",
+    world: "asset-loader",
+});
+
+use exports::stream_manager::plugin::loader::{AnimationFrame, Decoded, Guest, Image, LoaderInfo};
+
+struct HostileLoader;
+
+fn solid(width: u32, height: u32, rgba: [u8; 4]) -> Image {
+    Image {
+        width,
+        height,
+        rgba: rgba.repeat((width * height) as usize),
+    }
+}
+
+/// `count` pictures of `width`×`height` whose pixels all point at one buffer.
+fn aliased(width: u32, height: u32, count: usize) -> Vec<AnimationFrame> {
+    let mut buffer = vec![7u8; (width * height * 4) as usize];
+    let (ptr, len, cap) = (buffer.as_mut_ptr(), buffer.len(), buffer.capacity());
+    std::mem::forget(buffer);
+    (0..count)
+        .map(|_| AnimationFrame {
+            image: Image {
+                width,
+                height,
+                // SAFETY: not safe, on purpose: every frame owns the same buffer.
+                rgba: unsafe { Vec::from_raw_parts(ptr, len, cap) },
+            },
+            duration_ms: 40,
+        })
+        .collect()
+}
+
+impl Guest for HostileLoader {
+    fn describe() -> LoaderInfo {
+        LoaderInfo {
+            name: "hostile-loader".to_string(),
+            version: "1.0.0".to_string(),
+            media_types: vec!["application/x-hostile".to_string()],
+        }
+    }
+
+    fn decode(bytes: Vec<u8>, options: String) -> Result<Decoded, String> {
+        let options: serde_json::Value = serde_json::from_str(&options).unwrap_or_default();
+        let mode = options.get("mode").and_then(|m| m.as_str()).unwrap_or("ok");
+        match mode {
+            // Two frames, red then green, 100 and 200 ms; the bytes' length as the width.
+            "ok" => Ok(Decoded::Animation(vec![
+                AnimationFrame {
+                    image: solid(bytes.len().max(1) as u32, 2, [255, 0, 0, 255]),
+                    duration_ms: 100,
+                },
+                AnimationFrame {
+                    image: solid(bytes.len().max(1) as u32, 2, [0, 255, 0, 255]),
+                    duration_ms: 200,
+                },
+            ])),
+            "still" => Ok(Decoded::Still(solid(3, 2, [0, 0, 255, 255]))),
+            "refuse" => Err("not a hostile file".to_string()),
+            "loop" => loop {
+                std::hint::black_box(&bytes);
+            },
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("hostile loader panics"),
+            // Declares 100 000 × 100 000 pixels and hands over 4 bytes.
+            "declared" => Ok(Decoded::Still(Image {
+                width: 100_000,
+                height: 100_000,
+                rgba: vec![0; 4],
+            })),
+            // A million 1×1 frames, all the same 4 bytes.
+            "frames" => Ok(Decoded::Animation(aliased(1, 1, 1_000_000))),
+            // 1000 frames of 2048×2048 (16 MiB each, 16 GiB in all) over one buffer.
+            "alias" => Ok(Decoded::Animation(aliased(2048, 2048, 1000))),
+            // A wrong byte count for the size it declares.
+            "short" => Ok(Decoded::Still(Image {
+                width: 4,
+                height: 4,
+                rgba: vec![0; 60],
+            })),
+            other => Err(format!("unknown mode {other}")),
+        }
+    }
+}
+
+export!(HostileLoader);
