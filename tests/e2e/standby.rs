@@ -53,22 +53,14 @@ async fn wait_role(server: &Server, role: &str, dest: Option<&str>, timeout: f64
 /// What the standby must take over: scene, templates, inputs and config, as the API shows
 /// them.
 async fn channel(server: &Server) -> Value {
-    let templates: Vec<Value> = server
-        .get_json("/api/templates")
-        .await
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| json!([t["id"], t["version"]]))
-        .collect();
-    let inputs: Vec<Value> = server
-        .get_json("/api/inputs")
-        .await
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| json!([i["id"], i["kind"]]))
-        .collect();
+    // Each listed item as `[item[a], item[b]]`.
+    let pairs = async |path: &str, a: &str, b: &str| -> Vec<Value> {
+        let list = server.get_json(path).await;
+        let items = list.as_array().into_iter().flatten();
+        items.map(|i| json!([i[a], i[b]])).collect()
+    };
+    let templates = pairs("/api/templates", "id", "version").await;
+    let inputs = pairs("/api/inputs", "id", "kind").await;
     json!({
         "scene": server.get_json("/api/scene").await,
         "templates": templates,

@@ -146,11 +146,7 @@ impl Runtime {
     /// it is of the `asset-loader` world, instantiates it once and describes it. Blocking.
     pub fn prepare_loader(self: &Arc<Self>, bytes: Bytes) -> Result<Arc<LoaderBuild>, PluginError> {
         let (component, _, _) = self.checked_compile(&bytes)?;
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
+        let exports = self.export_names(&component);
         if !exports.iter().any(|e| e == wit::LOADER_EXPORT_V0_1_0) {
             return Err(PluginError::WrongWorld(format!(
                 "a component exporting [{}], not an asset loader: it must export {} (world \

@@ -426,6 +426,15 @@ impl Runtime {
         self.checked_compile(bytes).map(drop)
     }
 
+    /// The names a component exports (which world it is of).
+    pub(crate) fn export_names(&self, component: &Component) -> Vec<String> {
+        component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     /// The checks made before compiling (a component of a supported API version, within
     /// the memory limit), then the compiled component, its API version and its SHA-256.
     pub(crate) fn checked_compile(
@@ -462,11 +471,7 @@ impl Runtime {
     /// renders one test frame at `fps`'s budget. Blocking: run it off the render thread.
     pub fn prepare(self: &Arc<Self>, bytes: Bytes, fps: u32) -> Result<Arc<Build>, PluginError> {
         let (component, version, hash) = self.checked_compile(&bytes)?;
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
+        let exports = self.export_names(&component);
         if !exports.iter().any(|e| e == wit::TEMPLATE_EXPORT_V0_1_0) {
             let what = if exports.iter().any(|e| e == wit::LOADER_EXPORT_V0_1_0) {
                 "an asset loader (world asset-loader)".to_string()

@@ -904,24 +904,24 @@ mod tests {
         assert_eq!((px.red(), px.alpha()), (255, 255));
     }
 
-    #[tokio::test]
-    async fn an_image_too_large_for_the_budget_is_kept_at_the_size_that_covers_the_frame() {
-        use crate::state::store::MemoryStore;
+    /// An asset manager over a memory store, for a stream of `frame`, with a decoded budget.
+    fn manager((width, height): (u32, u32), max_decoded_bytes: u64) -> AssetManager {
         let config = crate::state::StreamConfig {
-            width: 64,
-            height: 36,
+            width,
+            height,
             ..Default::default()
         };
-        let state = Arc::new(StateManager::new(
-            Arc::new(MemoryStore::default()),
-            "",
-            config,
-        ));
+        let store = Arc::new(crate::state::store::MemoryStore::default());
         let limits = AssetLimits {
-            max_decoded_bytes: 100_000,
+            max_decoded_bytes,
             ..AssetLimits::default()
         };
-        let assets = AssetManager::new(state, limits);
+        AssetManager::new(Arc::new(StateManager::new(store, "", config)), limits)
+    }
+
+    #[tokio::test]
+    async fn an_image_too_large_for_the_budget_is_kept_at_the_size_that_covers_the_frame() {
+        let assets = manager((64, 36), 100_000);
         for _ in 0..2 {
             assets
                 .upload("image/png", None, png(100, 100, [9; 4]))
@@ -973,18 +973,8 @@ mod tests {
 
     #[tokio::test]
     async fn decoded_pixels_are_bounded_server_wide_and_copies_give_way() {
-        use crate::state::store::MemoryStore;
-        let state = Arc::new(StateManager::new(
-            Arc::new(MemoryStore::default()),
-            "",
-            crate::state::StreamConfig::default(),
-        ));
         // Room for two 100x100 images (40 000 bytes each) and a little more.
-        let limits = AssetLimits {
-            max_decoded_bytes: 85_000,
-            ..AssetLimits::default()
-        };
-        let assets = AssetManager::new(state, limits);
+        let assets = manager((1920, 1080), 85_000);
         let a = assets
             .upload("image/png", None, png(100, 100, [9; 4]))
             .await
