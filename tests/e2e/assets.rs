@@ -100,7 +100,7 @@ async fn upload_ok(
     reply
 }
 
-fn id_of(asset: &Value) -> String {
+pub fn id_of(asset: &Value) -> String {
     asset["id"]
         .as_str()
         .unwrap_or_else(|| panic!("asset without an id: {asset}"))
@@ -137,7 +137,7 @@ async fn assert_unknown_family(server: &Server, family: &str) {
 }
 
 /// An image layer drawing `asset` stretched into the box.
-fn image_layer(id: &str, asset: &str, (x, y, w, h): (i32, i32, i32, i32)) -> Value {
+pub fn image_layer(id: &str, asset: &str, (x, y, w, h): (i32, i32, i32, i32)) -> Value {
     json!({
         "id": id, "kind": "image",
         "position": {"x": x, "y": y, "width": w, "height": h},

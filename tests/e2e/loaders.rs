@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sm_plugin_host::loader::{Decoded, LoaderBuild, LoaderLimits, Picture};
+use sm_plugin_host::loader::{DecodeError, Decoded, LoaderBuild, LoaderLimits, Picture};
 use sm_plugin_host::{FaultKind, PluginError, PluginLimits, Runtime};
 
 use crate::guests::test_guest;
@@ -30,8 +30,17 @@ fn limits() -> LoaderLimits {
     }
 }
 
+/// Decodes with `options`, every size granted.
+fn decode_with(loader: &LoaderBuild, options: &str) -> Result<Decoded, sm_plugin_host::Fault> {
+    match loader.decode(b"abc", options, &limits(), |_| Ok::<(), String>(())) {
+        Ok((decoded, ())) => Ok(decoded),
+        Err(DecodeError::Fault(f)) => Err(f),
+        Err(DecodeError::Refused(e)) => panic!("refused: {e}"),
+    }
+}
+
 fn decode(loader: &LoaderBuild, mode: &str) -> Result<Decoded, sm_plugin_host::Fault> {
-    loader.decode(b"abc", &format!(r#"{{"mode":"{mode}"}}"#), &limits())
+    decode_with(loader, &format!(r#"{{"mode":"{mode}"}}"#))
 }
 
 fn solid(width: u32, height: u32, rgba: [u8; 4]) -> Picture {
@@ -51,7 +60,7 @@ fn loaders_are_described_and_decode_stills_and_animations() {
     assert_eq!(stub.name, "loader-stub");
     assert_eq!(stub.media_types, ["application/x-stream-manager-stub"]);
     assert_eq!(
-        stub.decode(b"anything", "{}", &limits()).unwrap(),
+        decode_with(&stub, "{}").unwrap(),
         Decoded::Still(solid(1, 1, [255; 4]))
     );
     let loader = hostile(&rt);
@@ -70,6 +79,14 @@ fn loaders_are_described_and_decode_stills_and_animations() {
     // Each decode has a fresh instance: a fault does not carry over.
     assert!(decode(&loader, "trap").is_err());
     assert!(decode(&loader, "still").is_ok());
+    // The decoded size is asked for before anything is copied; a refusal comes back.
+    let asked = std::cell::Cell::new(0);
+    let refused = loader.decode(b"abc", r#"{"mode":"ok"}"#, &limits(), |bytes| {
+        asked.set(bytes);
+        Err::<(), _>("no room")
+    });
+    assert!(matches!(refused, Err(DecodeError::Refused("no room"))));
+    assert_eq!(asked.get(), 2 * 3 * 2 * 4, "two 3x2 frames");
 }
 
 #[test]
@@ -118,4 +135,416 @@ fn aliased_frames_are_refused_before_they_are_copied() {
     assert!(fault.message.contains("256 MiB"), "{fault}");
     // The guest's own memory (one 16 MiB buffer) is most of it.
     assert!(grew < 64 << 20, "peak memory grew by {} MiB", grew >> 20);
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the server: `/api/loaders`, uploads decoded by loaders, animated and vector
+// images on air.
+
+mod server {
+    use std::time::Instant;
+
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::assets::{id_of, image_layer, post_alone};
+    use crate::common::*;
+    use crate::guests::test_guest;
+    use crate::harness::*;
+    use crate::pixels::{BLACK, BLUE, RED, assert_looks, pixel};
+
+    async fn post_loader(server: &Server, guest: &str) -> Reply {
+        post_alone(
+            server,
+            "/api/loaders",
+            Some("application/wasm"),
+            &test_guest(guest),
+        )
+        .await
+    }
+
+    /// An upload of `body` as `content_type`.
+    async fn upload(server: &Server, content_type: &str, body: &[u8]) -> Reply {
+        post_alone(server, "/api/assets", Some(content_type), body).await
+    }
+
+    fn server_with_loaders() -> ServerBuilder {
+        // A short decode budget keeps the looping loader's test short.
+        Server::builder().args(["--loader-budget-ms", "400"])
+    }
+
+    /// Loaders are uploaded, listed, refused when they claim a type another has, replaced
+    /// and deleted; every way a hostile loader fails an upload is 422 `loader_failed`
+    /// naming it, while the stream drops no frame; assets decoded by a loader outlive its
+    /// replacement and deletion, also across a restart (Redis).
+    #[tokio::test]
+    async fn loaders_decode_uploads_and_hostile_ones_fail_them_alone() {
+        let redis = Redis::start().await;
+        let (mut server, _player) =
+            live_server(server_with_loaders().redis(&redis, "e2e-loaders:")).await;
+
+        // Uploads of loaders.
+        let r = post_alone(&server, "/api/loaders", Some("image/png"), b"x").await;
+        assert_api_error(&r, 415, "unsupported_media_type", "a loader as image/png");
+        let r = post_loader(&server, "colour_a").await;
+        assert_api_error(&r, 422, "wrong_world", "a template as a loader");
+        let r = post_loader(&server, "hostile_loader").await;
+        assert_eq!(r.0, 201, "{}", r.1);
+        assert_eq!(r.1["id"], "hostile-loader", "{}", r.1);
+        assert_eq!(
+            r.1["mediaTypes"],
+            json!(["application/x-hostile"]),
+            "{}",
+            r.1
+        );
+        assert_eq!(r.1["revision"], 1, "{}", r.1);
+        let again = post_loader(&server, "hostile_loader").await;
+        assert_eq!((again.0, &again.1["id"]), (200, &json!("hostile-loader")));
+        let twin = post_loader(&server, "loader_twin").await;
+        assert_api_error(&twin, 409, "conflict", "a second loader for one type");
+        let says = twin.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            says.contains("hostile-loader") && says.contains("application/x-hostile"),
+            "{says}"
+        );
+        let list = server.get_json("/api/loaders").await;
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+        assert_eq!(server.get("/api/loaders/nope").await.0, 404);
+
+        // An upload of the loader's type is decoded by it.
+        let still = upload(&server, "application/x-hostile", b"mode:still").await;
+        assert_eq!(still.0, 201, "{}", still.1);
+        assert_eq!(
+            (&still.1["width"], &still.1["height"]),
+            (&json!(3), &json!(2))
+        );
+        assert_eq!(still.1["loader"]["id"], "hostile-loader", "{}", still.1);
+        let still_id = id_of(&still.1);
+        let r = upload(&server, "application/x-nothing", b"x").await;
+        assert_api_error(&r, 415, "unsupported_media_type", "a type nothing decodes");
+        assert!(r.1.to_string().contains("/api/loaders"), "{}", r.1);
+
+        // Every hostile mode fails its upload alone; the stream drops nothing.
+        let before = server.state().await;
+        for (mode, says) in [
+            ("loop", "time budget"),
+            ("hog", "memory"),
+            ("trap", "panicked"),
+            ("refuse", "not a hostile file"),
+            ("declared", "100000x100000"),
+            ("short", "60 bytes"),
+            ("frames", "1000000 frames"),
+            ("alias", "256 MiB"),
+        ] {
+            let r = upload(
+                &server,
+                "application/x-hostile",
+                format!("mode:{mode}").as_bytes(),
+            )
+            .await;
+            assert_api_error(&r, 422, "loader_failed", mode);
+            let message = r.1["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("\"hostile-loader\"") && message.contains(says),
+                "{mode}: {message}"
+            );
+        }
+        let after = server.assert_still_live(&before).await;
+        let dropped = u(&after, "droppedFrames") - u(&before, "droppedFrames");
+        assert_eq!(dropped, 0, "frames dropped while loaders failed: {after}");
+        let list = server.get_json("/api/assets").await;
+        assert_eq!(
+            list.as_array().map(Vec::len),
+            Some(1),
+            "only the still: {list}"
+        );
+
+        // A new version: new uploads go to it; the asset decoded before keeps its pixels.
+        let put = server
+            .send(
+                server
+                    .request(Method::PUT, "/api/loaders/hostile-loader")
+                    .header("content-type", "application/wasm")
+                    .body(test_guest("loader_twin")),
+            )
+            .await;
+        assert_eq!(put.0, 200, "{}", put.1);
+        assert_eq!(put.1["revision"], 2, "{}", put.1);
+        assert_eq!(
+            put.1["mediaTypes"],
+            json!(["application/x-hostile", "image/x-twin"])
+        );
+        let twin = upload(&server, "image/x-twin", b"anything").await;
+        assert_eq!((twin.0, &twin.1["width"]), (201, &json!(2)), "{}", twin.1);
+        let kept = server.get_json(&format!("/api/assets/{still_id}")).await;
+        assert_eq!(kept["width"], 3, "{kept}");
+
+        // Deleted: its types are refused again; its assets stay, across a restart too.
+        let gone = server
+            .send(server.request(Method::DELETE, "/api/loaders/hostile-loader"))
+            .await;
+        assert_eq!(gone.0, 204, "{}", gone.1);
+        let r = upload(&server, "application/x-hostile", b"mode:still").await;
+        assert_api_error(&r, 415, "unsupported_media_type", "after the delete");
+        server.restart().await;
+        assert_eq!(server.get_json("/api/loaders").await, json!([]));
+        let restored = server.get_json(&format!("/api/assets/{still_id}")).await;
+        assert_eq!(
+            (
+                &restored["width"],
+                &restored["height"],
+                &restored["loader"]["id"]
+            ),
+            (&json!(3), &json!(2), &json!("hostile-loader")),
+            "decoded again by the version that made it: {restored}"
+        );
+        assert_eq!(
+            server
+                .get_json("/api/assets")
+                .await
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+    }
+
+    /// The colour at the middle of a frame: 'r', 'g', 'b', 'w' or '?'.
+    fn colour_at_centre(frame: &[u8]) -> char {
+        let [r, g, b] = pixel(frame, W / 2, H / 2);
+        match (r > 180, g > 180, b > 180) {
+            (true, true, true) => 'w',
+            (true, false, false) if g < 80 && b < 80 => 'r',
+            (false, true, false) if r < 80 && b < 80 => 'g',
+            (false, false, true) if r < 80 && g < 80 => 'b',
+            _ => '?',
+        }
+    }
+
+    /// Runs of one colour in `frames`: (colour, length in frames).
+    fn runs(frames: &[Vec<u8>]) -> Vec<(char, usize)> {
+        let mut out: Vec<(char, usize)> = Vec::new();
+        for c in frames.iter().map(|f| colour_at_centre(f)) {
+            match out.last_mut() {
+                Some((last, n)) if *last == c => *n += 1,
+                _ => out.push((c, 1)),
+            }
+        }
+        out
+    }
+
+    /// An animation plays on an image layer at its own frame durations (counted in frames
+    /// of the decoded stream), loops, pauses and holds its last frame; its frames count in
+    /// the decoded-asset budget (`/metrics`).
+    #[tokio::test]
+    async fn animated_images_play_at_their_own_timing() {
+        let (server, player) = live_server(server_with_loaders()).await;
+        assert_eq!(post_loader(&server, "hostile_loader").await.0, 201);
+        let metric = async || -> u64 {
+            let (_, _, body) = server.get_bytes("/metrics").await;
+            String::from_utf8_lossy(&body)
+                .lines()
+                .find_map(|l| l.strip_prefix("stream_decoded_asset_bytes "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let before = metric().await;
+        let anim = upload(&server, "application/x-hostile", b"mode:timed").await;
+        assert_eq!(anim.0, 201, "{}", anim.1);
+        assert_eq!(
+            (&anim.1["frames"], &anim.1["durationMs"]),
+            (&json!(4), &json!(2000)),
+            "{}",
+            anim.1
+        );
+        assert!(
+            metric().await >= before + 4 * 64 * 36 * 4,
+            "the frames are counted"
+        );
+        let id = id_of(&anim.1);
+        let layer = image_layer("anim", &id, (0, 0, W as i32, H as i32));
+        let t = Instant::now();
+        let scene = stream_scene("#000000", json!([layer]));
+        call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+        // 5 s of output: two full runs of 2 s.
+        let frames = player.wait_since(t, (FPS * 5) as usize).await;
+        let runs = runs(&frames);
+        eprintln!("runs: {runs:?}");
+        // Whole runs (not the first and last, cut by the window) last their durations.
+        let expected = |c: char| match c {
+            'r' => 200,
+            'g' => 400,
+            'b' => 600,
+            'w' => 800,
+            _ => 0,
+        } * FPS as usize
+            / 1000;
+        let whole = &runs[1..runs.len() - 1];
+        assert!(whole.len() >= 5, "at least five whole runs: {runs:?}");
+        for (c, n) in whole {
+            assert!(
+                expected(*c) > 0 && n.abs_diff(expected(*c)) <= 1,
+                "colour {c} showed {n} frames, expected {} (±1): {runs:?}",
+                expected(*c)
+            );
+        }
+        let order: String = whole.iter().map(|(c, _)| *c).collect();
+        assert!("rgbwrgbwrgbw".contains(&order), "in order: {order}");
+
+        // Paused: the frame showing stays.
+        let paused = json!({"image": {"asset": id, "fit": "fill",
+            "playback": {"loop": true, "playing": false}}});
+        call(
+            &server,
+            Method::PATCH,
+            "/api/scene/layers/anim",
+            Some(&paused),
+            200,
+        )
+        .await;
+        let t = Instant::now();
+        let frames = player.wait_since(t, (FPS * 3) as usize).await;
+        let runs = self::runs(&frames[FPS as usize / 2..]);
+        assert_eq!(runs.len(), 1, "one frame while paused: {runs:?}");
+        // Not looping: it ends on its last frame (white) and stays.
+        let once = json!({"image": {"asset": id, "fit": "fill",
+            "playback": {"loop": false, "playing": true}}});
+        call(
+            &server,
+            Method::PATCH,
+            "/api/scene/layers/anim",
+            Some(&once),
+            200,
+        )
+        .await;
+        let t = Instant::now();
+        let frames = player.wait_since(t, (FPS * 3) as usize).await;
+        let tail = self::runs(&frames[frames.len() - FPS as usize..]);
+        assert_eq!(tail, [('w', FPS as usize)], "held on white");
+    }
+
+    /// A vector image is drawn from its commands at the size it is shown: its halves meet
+    /// where its geometry says at two layer sizes.
+    #[tokio::test]
+    async fn vector_images_are_drawn_at_the_size_they_are_shown() {
+        let (server, player) = live_server(server_with_loaders()).await;
+        assert_eq!(post_loader(&server, "hostile_loader").await.0, 201);
+        let drawing = upload(&server, "application/x-hostile", b"mode:vector").await;
+        assert_eq!(drawing.0, 201, "{}", drawing.1);
+        assert_eq!(drawing.1["vector"], true, "{}", drawing.1);
+        assert_eq!(
+            (&drawing.1["width"], &drawing.1["height"]),
+            (&json!(100), &json!(50))
+        );
+        let id = id_of(&drawing.1);
+        // At its own size, then three times as large.
+        for (w, h) in [(100, 50), (300, 150)] {
+            let layer = image_layer("svg", &id, (10, 10, w, h));
+            let t = Instant::now();
+            let scene = stream_scene("#000000", json!([layer]));
+            call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+            let frame = player.settled_after(t).await;
+            let (mid, right, bottom) = (10 + w as u32 / 2, 10 + w as u32, 10 + h as u32);
+            assert_looks(
+                &frame,
+                &[
+                    (14, 14, RED),
+                    (mid - 4, bottom - 4, RED),
+                    (mid + 4, 14, BLUE),
+                    (right - 4, bottom - 4, BLUE),
+                    (right + 4, 14, BLACK),
+                    (14, bottom + 4, BLACK),
+                ],
+                &format!("the drawing at {w}x{h}"),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// `stream-manager loader check|decode`, for loader authors.
+
+/// Runs the binary with `args`; returns its exit success, stdout and stderr.
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stream-manager"))
+        .args(args)
+        .output()
+        .expect("stream-manager runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_loader_cli_checks_and_decodes_files() {
+    let dir = crate::harness::TempDir::new("loader-cli");
+    let loader = crate::guests::test_guest_path("hostile_loader");
+    let loader = loader.to_str().expect("a UTF-8 path");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path.to_string_lossy().into_owned()
+    };
+    let (timed, vector, looping) = (
+        file("timed.x", "mode:timed"),
+        file("vector.x", "mode:vector"),
+        file("loop.x", "mode:loop"),
+    );
+    let (ok, out, err) = cli(&["loader", "check", &timed, "--loader", loader]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("loader hostile-loader 1.0.0 decodes application/x-hostile"),
+        "{out}"
+    );
+    assert!(
+        out.contains("an animation of 4 frames of 64x36")
+            && out.contains("2000 ms a run; durations (ms): 200 400 600 800"),
+        "{out}"
+    );
+    // Frames as numbered PNG files.
+    let out_png = dir.join("frame.png").to_string_lossy().into_owned();
+    let (ok, out, err) = cli(&[
+        "loader", "decode", &timed, "--loader", loader, "--out", &out_png,
+    ]);
+    assert!(ok, "{out}{err}");
+    let third = image::open(dir.join("frame-2.png"))
+        .expect("frame 2 written")
+        .to_rgba8();
+    assert_eq!((third.width(), third.height()), (64, 36));
+    assert_eq!(
+        third.get_pixel(10, 10).0,
+        [0, 0, 255, 255],
+        "the third frame is blue"
+    );
+    // A drawing at three times its size: its halves meet at x = 150.
+    let (ok, out, err) = cli(&[
+        "loader", "decode", &vector, "--loader", loader, "--out", &out_png, "--width", "300",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("a drawing of 100x50 in 2 draw commands"),
+        "{out}"
+    );
+    let drawn = image::open(&out_png)
+        .expect("the drawing written")
+        .to_rgba8();
+    assert_eq!((drawn.width(), drawn.height()), (300, 150));
+    assert_eq!(drawn.get_pixel(149, 75).0, [255, 0, 0, 255]);
+    assert_eq!(drawn.get_pixel(150, 75).0, [0, 0, 255, 255], "a sharp edge");
+    // A loader that runs out of time: a clear failure, exit code 1.
+    let (ok, out, err) = cli(&[
+        "loader",
+        "check",
+        &looping,
+        "--loader",
+        loader,
+        "--budget-ms",
+        "100",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("the loader failed") && err.contains("time budget"),
+        "{err}"
+    );
 }

@@ -521,6 +521,10 @@ pub trait ImageSource {
     fn sized(&self, _asset: &str, _width: u32, _height: u32) -> Option<&Pixmap> {
         None
     }
+    /// The asset as a vector drawing, if it is one (drawn sharp at any size).
+    fn drawing(&self, _asset: &str) -> Option<&crate::resources::Drawing> {
+        None
+    }
 }
 
 /// No images (scenes and templates without image assets).

@@ -16,7 +16,7 @@
 //!
 //! Owns: the wasmtime engine and its limits, the WIT bindings (one module per released WIT
 //! version), the template registry with versions and hot swap, a template layer's life
-//! on the render thread, and asset loaders' decodes ([`loader`]). Depends on `sm-compose` (the draw command set guests speak) and
+//! on the render thread, and asset loaders ([`loader`] decodes, [`loaders`] the registry). Depends on `sm-compose` (the draw command set guests speak) and
 //! `sm-scene` (a layer's template spec). Must not depend on FFmpeg, axum or the server's
 //! state store: the registry persists through [`registry::TemplateStore`]. The sandbox
 //! boundary is this crate's boundary.
@@ -25,6 +25,7 @@ pub mod faults;
 mod host_state;
 pub mod layer;
 pub mod loader;
+pub mod loaders;
 pub mod output;
 pub mod registry;
 pub mod runtime;

@@ -162,7 +162,8 @@ impl Runtime {
         let pre = AssetLoaderPre::new(pre)
             .map_err(|e| PluginError::WrongWorld(crate::faults::first_line(&format!("{e:#}"))))?;
         let budget = self.limits().setup_budget;
-        let mut store = new_store(self, "new loader", Arc::default(), budget);
+        let memory = self.limits().loader_memory_bytes;
+        let mut store = new_store(self, "new loader", Arc::default(), (budget, memory));
         let info = pre
             .instantiate(&mut store)
             .and_then(|l| l.stream_manager_plugin_loader().call_describe(&mut store))
@@ -207,21 +208,41 @@ fn check_info(mut info: LoaderInfo) -> Result<LoaderInfo, String> {
     Ok(info)
 }
 
+/// Why a decode failed.
+#[derive(Debug)]
+pub enum DecodeError<E> {
+    /// The loader trapped, overran its budget, refused, or returned output out of bounds
+    /// (a refusal is `invalidOutput` with the loader's message).
+    Fault(Fault),
+    /// `reserve` refused the decoded size.
+    Refused(E),
+}
+
+impl<E> From<Fault> for DecodeError<E> {
+    fn from(f: Fault) -> Self {
+        Self::Fault(f)
+    }
+}
+
 impl LoaderBuild {
     /// Decodes `bytes` in a fresh instance within `limits`; `options` is a JSON object.
-    /// A trap, an overrun budget, a refusal by the loader or output out of bounds is a
-    /// [`Fault`] (a refusal is `invalidOutput` with the loader's message).
-    pub fn decode(
+    /// Once the result's sizes are checked, and before a pixel is copied out of the
+    /// loader, `reserve` is asked for the bytes the decoded pixels will take (for a
+    /// drawing: its raster at its natural size); what it answers comes back with the
+    /// result.
+    pub fn decode<R, E>(
         &self,
         bytes: &[u8],
         options: &str,
         limits: &LoaderLimits,
-    ) -> Result<Decoded, Fault> {
+        reserve: impl FnOnce(u64) -> Result<R, E>,
+    ) -> Result<(Decoded, R), DecodeError<E>> {
+        let memory = self.runtime.limits().loader_memory_bytes;
         let mut store = new_store(
             &self.runtime,
             &self.name,
             Arc::<Resources>::default(),
-            limits.budget,
+            (limits.budget, memory),
         );
         // The results are read lazily; the fuel bounds only what wasmtime lifts eagerly.
         store.set_hostcall_fuel(limits.max_bytes as usize);
@@ -250,7 +271,8 @@ impl LoaderBuild {
         match raw {
             RawDecoded::Still(image) => {
                 check_size(&image, limits, &mut total)?;
-                Ok(Decoded::Still(copy(&store, &image)))
+                let r = reserve(total).map_err(DecodeError::Refused)?;
+                Ok((Decoded::Still(copy(&store, &image)), r))
             }
             RawDecoded::Animation(frames) => {
                 if frames.len() == 0 || frames.len() > limits.max_frames {
@@ -258,24 +280,37 @@ impl LoaderBuild {
                         "{} frames (1 to {})",
                         frames.len(),
                         limits.max_frames
-                    )));
+                    ))
+                    .into());
                 }
                 // Every frame's size first (reading a frame copies nothing), then the pixels.
                 let mut raw = Vec::with_capacity(frames.len());
                 for i in 0..frames.len() {
                     let frame = match frames.get(&mut store, i) {
                         Some(Ok(f)) => f,
-                        Some(Err(e)) => return Err(Fault::invalid(format!("frame {i}: {e}"))),
+                        Some(Err(e)) => {
+                            return Err(Fault::invalid(format!("frame {i}: {e}")).into());
+                        }
                         None => break,
                     };
                     check_size(&frame.image, limits, &mut total)?;
+                    if let Some(first) = raw.first().map(|f: &RawFrame| &f.image)
+                        && (first.width, first.height) != (frame.image.width, frame.image.height)
+                    {
+                        return Err(Fault::invalid(format!(
+                            "frame {i} is {}x{}, frame 0 {}x{}: all frames must be one size",
+                            frame.image.width, frame.image.height, first.width, first.height
+                        ))
+                        .into());
+                    }
                     raw.push(frame);
                 }
+                let r = reserve(total).map_err(DecodeError::Refused)?;
                 let out = raw
                     .iter()
                     .map(|f| (copy(&store, &f.image), f.duration_ms.clamp(10, 60_000)))
                     .collect();
-                Ok(Decoded::Animation(out))
+                Ok((Decoded::Animation(out), r))
             }
             RawDecoded::Drawing(v) => {
                 let n = v.commands.len();
@@ -283,13 +318,17 @@ impl LoaderBuild {
                     return Err(Fault::invalid(format!(
                         "{n} draw commands (at most {})",
                         limits.commands.max_commands
-                    )));
+                    ))
+                    .into());
                 }
-                if !(v.width.is_finite() && v.height.is_finite() && v.width > 0.0 && v.height > 0.0)
-                {
-                    return Err(Fault::invalid(
-                        "a drawing's size must be finite and above 0",
-                    ));
+                let pixels = raster_pixels(v.width, v.height);
+                if !(1..=limits.max_pixels).contains(&pixels) {
+                    return Err(Fault::invalid(format!(
+                        "a drawing of {}x{} (its size must be finite, above 0 and at most {} \
+                         pixels)",
+                        v.width, v.height, limits.max_pixels
+                    ))
+                    .into());
                 }
                 // Each command lifts its own lists (path segments, stops, strings) within the
                 // store's fuel; the totals are checked by the validator.
@@ -299,20 +338,32 @@ impl LoaderBuild {
                     match v.commands.get(&mut store, i) {
                         Some(Ok(c)) => commands.push(v1::command(c)),
                         Some(Err(e)) => {
-                            return Err(Fault::invalid(format!("draw command {i}: {e}")));
+                            return Err(Fault::invalid(format!("draw command {i}: {e}")).into());
                         }
                         None => break,
                     }
                 }
                 validate(&commands, &limits.commands).map_err(|e| Fault::invalid(e.to_string()))?;
-                Ok(Decoded::Drawing {
+                let r = reserve(pixels * 4).map_err(DecodeError::Refused)?;
+                let drawing = Decoded::Drawing {
                     width: v.width,
                     height: v.height,
                     commands,
-                })
+                };
+                Ok((drawing, r))
             }
         }
     }
+}
+
+/// Pixels of a drawing's raster at its natural size (0 when the size is not finite and
+/// positive).
+pub fn raster_pixels(width: f32, height: f32) -> u64 {
+    if !(width.is_finite() && height.is_finite() && width > 0.0 && height > 0.0) {
+        return 0;
+    }
+    let side = |v: f32| (f64::from(v).ceil() as u64).min(1 << 32);
+    side(width) * side(height)
 }
 
 /// Checks one picture's declared size and its bytes, and counts them into `total`.

@@ -68,6 +68,9 @@ pub struct PluginLimits {
     pub max_component_bytes: usize,
     /// Bounds on the draw commands of one frame.
     pub commands: Limits,
+    /// Linear memory of an asset loader's instance, bytes (a whole animation is returned
+    /// at once). Default 256 MiB.
+    pub loader_memory_bytes: usize,
 }
 
 impl Default for PluginLimits {
@@ -82,6 +85,7 @@ impl Default for PluginLimits {
             fault_window: 300,
             max_component_bytes: 16 << 20,
             commands: Limits::default(),
+            loader_memory_bytes: 256 << 20,
         }
     }
 }
@@ -310,8 +314,9 @@ impl Runtime {
         pool.max_memories_per_component(4);
         pool.max_tables_per_component(8);
         pool.max_core_instances_per_component(16);
-        // No memory may grow past the plugin limit, whatever the store allows.
-        pool.max_memory_size(limits.memory_bytes);
+        // No memory may grow past the largest plugin limit (a loader's), whatever the
+        // store allows; each store holds its instance to its own limit.
+        pool.max_memory_size(limits.memory_bytes.max(limits.loader_memory_bytes));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
@@ -711,7 +716,7 @@ pub(crate) fn new_store(
     runtime: &Runtime,
     name: &str,
     resources: Arc<Resources>,
-    budget: Duration,
+    (budget, memory_bytes): (Duration, usize),
 ) -> Store<HostState> {
     let log = Arc::new(Mutex::new(PluginLog::new(name)));
     // Nothing is granted: no preopened directories, environment, arguments or
@@ -724,7 +729,7 @@ pub(crate) fn new_store(
         .allow_ip_name_lookup(false)
         .build();
     let limits = StoreLimitsBuilder::new()
-        .memory_size(runtime.limits.memory_bytes)
+        .memory_size(memory_bytes)
         .table_elements(100_000)
         .instances(32)
         .tables(16)
@@ -769,7 +774,8 @@ impl Instance {
         resources: Arc<Resources>,
     ) -> Result<Self, Fault> {
         let budget = runtime.limits.setup_budget;
-        let mut store = new_store(runtime, name, resources, budget);
+        let memory = runtime.limits.memory_bytes;
+        let mut store = new_store(runtime, name, resources, (budget, memory));
         let bindings =
             pre.instantiate(&mut store)
                 .map_err(|e| match refused_initial_memory(&e) {

@@ -263,6 +263,16 @@ struct SceneRender {
     pictures: Vec<Picture>,
     /// How rasterizing each new picture went: index in `live`, outcome, command count.
     rastered: Vec<(usize, Rastered, usize)>,
+    /// Where the animated images of image layers are, by layer id.
+    playback: HashMap<String, PlayState>,
+}
+
+/// How far an image layer's animation has played.
+struct PlayState {
+    /// Render-clock ticks it has played (not counting pauses).
+    played: u64,
+    /// The tick it was last advanced at.
+    tick: u64,
 }
 
 impl SceneRender {
@@ -280,6 +290,40 @@ impl SceneRender {
             runners: HashMap::new(),
             pictures: Vec::new(),
             rastered: Vec::new(),
+            playback: HashMap::new(),
+        }
+    }
+
+    /// Animated images: every image layer showing an animated asset names the frame its
+    /// playback has reached, timed by render-clock ticks (a late frame skips ahead; it does
+    /// not slow the animation down). A paused layer keeps its frame; resuming goes on from
+    /// there.
+    fn advance_playback(&mut self, tick: u64, fps: u32) {
+        let resources = &self.on_air.resources;
+        for (layer, live) in self.on_air.scene.layers.iter().zip(self.live.iter_mut()) {
+            let (Some(image), Some(shown)) = (&layer.image, &mut live.image) else {
+                continue;
+            };
+            let Some(animation) = resources.animation(&image.asset) else {
+                continue;
+            };
+            let playback = image.playback.unwrap_or_default();
+            let state = match self.playback.get_mut(&layer.id) {
+                Some(s) => s,
+                None => self
+                    .playback
+                    .entry(layer.id.clone())
+                    .or_insert(PlayState { played: 0, tick }),
+            };
+            if playback.playing {
+                state.played += tick.saturating_sub(state.tick);
+            }
+            state.tick = tick;
+            let ms = state.played * 1000 / u64::from(fps.max(1));
+            let frame = &animation.ids[animation.frame_at(ms, playback.looping)];
+            if shown.asset != *frame {
+                shown.asset.clone_from(frame);
+            }
         }
     }
 
@@ -436,6 +480,8 @@ impl SceneRender {
         let live = &self.live;
         self.runners
             .retain(|id, _| live.iter().any(|l| l.id == *id && l.template.is_some()));
+        self.playback
+            .retain(|id, _| live.iter().any(|l| l.id == *id && l.image.is_some()));
         self.on_air = on_air;
     }
 
@@ -483,6 +529,7 @@ impl SceneRender {
         let (w, h) = (self.composed.width(), self.composed.height());
         let scale = scene.scale_to(w, h);
         self.run_templates(clock, scale, watch);
+        self.advance_playback(clock.tick, clock.fps);
         // What changed since the last composition: everything (a new scene version), or
         // some layers' content (rasterized again below) or position (tweens).
         let mut full = !self.valid;
@@ -1335,6 +1382,87 @@ mod tests {
     fn px(p: &Pixmap, x: u32, y: u32) -> [u8; 3] {
         let c = p.pixel(x, y).unwrap();
         [c.red(), c.green(), c.blue()]
+    }
+
+    /// An animated image layer shows the frame its playback has reached, timed by render
+    /// ticks: at 10 fps, frames of 200 and 300 ms show for 2 and 3 ticks, looping; paused, it
+    /// stays; not looping, it holds the last frame.
+    #[test]
+    fn an_animated_image_plays_by_the_render_clock() {
+        use sm_compose::resources::Animation;
+        let solid = |rgb: [u8; 3]| {
+            let mut p = Pixmap::new(4, 4).unwrap();
+            p.fill(tiny_skia::Color::from_rgba8(rgb[0], rgb[1], rgb[2], 255));
+            Arc::new(p)
+        };
+        let frames = vec![(solid([255, 0, 0]), 200), (solid([0, 0, 255]), 300)];
+        let mut resources = Resources::default();
+        resources.add_animation(
+            "gif",
+            Arc::new(Animation::new("gif", frames).unwrap()),
+            true,
+        );
+        let mut layer = rect("a", 10.0, "#000000");
+        layer.kind = "image".into();
+        layer.shape = None;
+        layer.image = Some(sm_scene::ImageSpec {
+            asset: "gif".into(),
+            fit: Some("fill".into()),
+            playback: None,
+        });
+        let mut on_air = scene(vec![layer.clone()]);
+        on_air.resources = Arc::new(resources);
+        let mut c = Compositor::new(200, 100, 10);
+        c.set(on_air.clone());
+        let mut frame = Pixmap::new(200, 100).unwrap();
+        let mut shown = String::new();
+        for n in 0..12 {
+            c.render(&mut frame.as_mut(), n);
+            shown.push(match px(&frame, 30, 30) {
+                [255, 0, 0] => 'r',
+                [0, 0, 255] => 'b',
+                _ => '?',
+            });
+        }
+        assert_eq!(shown, "rrbbbrrbbbrr");
+        let mut paused = layer.clone();
+        paused.image.as_mut().unwrap().playback = Some(sm_scene::Playback {
+            looping: true,
+            playing: false,
+        });
+        let mut next = on_air.clone();
+        next.scene = scene(vec![paused]).scene;
+        c.set(next.clone());
+        shown.clear();
+        for n in 0..5 {
+            c.render(&mut frame.as_mut(), n);
+            shown.push(if px(&frame, 30, 30)[0] == 255 {
+                'r'
+            } else {
+                'b'
+            });
+        }
+        assert_eq!(shown, "rrrrr");
+        let mut once = layer;
+        once.image.as_mut().unwrap().playback = Some(sm_scene::Playback {
+            looping: false,
+            playing: true,
+        });
+        next.scene = scene(vec![once]).scene;
+        c.set(next);
+        shown.clear();
+        for n in 0..10 {
+            c.render(&mut frame.as_mut(), n);
+            shown.push(if px(&frame, 30, 30)[0] == 255 {
+                'r'
+            } else {
+                'b'
+            });
+        }
+        assert_eq!(
+            shown, "bbbbbbbbbb",
+            "past its end already: held on the last frame"
+        );
     }
 
     /// A video layer shows its input's newest frame at its place, holds it for `holdMs`

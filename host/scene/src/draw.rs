@@ -225,13 +225,36 @@ fn image_commands(
             height: p.height,
         });
     }
-    out.push(DrawCommand::Image {
-        asset: asset.to_string(),
-        x,
-        y,
-        width,
-        height,
-    });
+    if let Some(drawing) = images.drawing(asset) {
+        // A vector image is drawn at the size it is shown, so it stays sharp.
+        out.push(DrawCommand::Save);
+        out.push(DrawCommand::ClipRect {
+            x,
+            y,
+            width,
+            height,
+        });
+        out.push(DrawCommand::Transform {
+            matrix: [
+                width / drawing.width,
+                0.0,
+                0.0,
+                height / drawing.height,
+                x,
+                y,
+            ],
+        });
+        out.extend(drawing.commands.iter().cloned());
+        out.push(DrawCommand::Restore);
+    } else {
+        out.push(DrawCommand::Image {
+            asset: asset.to_string(),
+            x,
+            y,
+            width,
+            height,
+        });
+    }
     if crop {
         out.push(DrawCommand::Restore);
     }

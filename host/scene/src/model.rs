@@ -181,6 +181,31 @@ pub struct ImageSpec {
     /// `contain`, `cover` or `fill`. Default `contain`.
     #[serde(default)]
     pub fit: Option<String>,
+    /// How an animated image plays (ignored for still images). Default: playing, looping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<Playback>,
+}
+
+/// How an animated image plays on its layer: at its own frame durations, timed by the
+/// render clock from when the layer appeared.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Playback {
+    /// Starts again after the last frame; false holds the last frame. Default true.
+    #[serde(default = "yes", rename = "loop")]
+    pub looping: bool,
+    /// False pauses on the frame showing (true resumes from there). Default true.
+    #[serde(default = "yes")]
+    pub playing: bool,
+}
+
+impl Default for Playback {
+    fn default() -> Self {
+        Self {
+            looping: true,
+            playing: true,
+        }
+    }
 }
 
 /// A `video` layer's content: a live input, fitted into the layer box.

@@ -27,8 +27,11 @@ use tiny_skia::{IntSize, Pixmap};
 use utoipa::ToSchema;
 
 use crate::state::StateManager;
-use sm_compose::Resources;
+use sm_compose::resources::{Animation, Drawing};
 use sm_compose::text;
+use sm_compose::{Resources, commands};
+use sm_plugin_host::loader::{DecodeError, Decoded, Picture};
+use sm_plugin_host::loaders::{LoaderChoice, LoaderRegistry};
 
 /// Key of the asset index (`{next, assets}`: the next id number and a list of
 /// [`AssetInfo`]).
@@ -162,6 +165,53 @@ pub struct AssetInfo {
     /// kept smaller: at the least size that still covers the stream's frame (aspect kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<KeptSize>,
+    /// The asset loader that decoded it (absent: the host's own decoders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<DecodedBy>,
+    /// An animated image's frame count (absent for a still image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    /// How long one run through an animated image's frames takes, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// True for a vector image (drawn sharp at the size a layer shows it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vector: bool,
+}
+
+impl AssetInfo {
+    /// An image of `width` × `height` from an upload of `bytes` bytes, with nothing else
+    /// to say.
+    fn image(
+        (id, name, mime): (&str, &str, &str),
+        (width, height): (u32, u32),
+        bytes: u64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            kind: AssetKind::Image,
+            mime: mime.into(),
+            width,
+            height,
+            bytes,
+            family: None,
+            kept: None,
+            loader: None,
+            frames: None,
+            duration_ms: None,
+            vector: false,
+        }
+    }
+}
+
+/// The loader version that decoded an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DecodedBy {
+    /// Loader id.
+    pub id: String,
+    /// SHA-256 of the loader's component (the exact version, kept while assets name it).
+    pub hash: String,
 }
 
 /// The size an image is kept at when it does not fit the decoded budget whole.
@@ -191,11 +241,21 @@ static REDUCING: Mutex<()> = Mutex::new(());
 /// Why an upload or a deletion was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssetError {
-    /// A Content-Type that is not an image or font type we take (415).
+    /// A Content-Type that is not an image or font type we take, and no loader claims (415).
     #[error(
-        "unsupported Content-Type {0:?}: use image/png, image/jpeg, image/webp, image/gif, font/ttf or font/otf"
+        "unsupported Content-Type {0:?}: use image/png, image/jpeg, image/webp, image/gif, \
+         font/ttf, font/otf or a type an asset loader decodes (GET /api/loaders)"
     )]
     UnsupportedType(String),
+    /// The asset loader for the type trapped, overran its budget, refused the upload or
+    /// returned output out of bounds (422 `loader_failed`).
+    #[error("asset loader {loader:?} failed: {message}")]
+    LoaderFailed {
+        /// The loader's id.
+        loader: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The body is not what its Content-Type says, or it is corrupt (422).
     #[error("{0}")]
     Invalid(String),
@@ -247,6 +307,10 @@ pub struct Asset {
     pub opaque: bool,
     /// The bytes of a font.
     pub font: Option<Bytes>,
+    /// An animated image's frames (its first frame is `pixmap`).
+    pub animation: Option<Arc<Animation>>,
+    /// A vector image's drawing (`pixmap` is its raster at its natural size).
+    pub drawing: Option<Arc<Drawing>>,
     /// The share of the decoded budget the image holds.
     _decoded: Option<Reservation>,
 }
@@ -310,10 +374,16 @@ pub fn decode(
                 bytes,
                 family: Some(facts.family),
                 kept: None,
+                loader: None,
+                frames: None,
+                duration_ms: None,
+                vector: false,
             },
             pixmap: None,
             opaque: false,
             font: Some(data.clone()),
+            animation: None,
+            drawing: None,
             _decoded: None,
         });
     }
@@ -380,18 +450,124 @@ pub fn decode(
     Ok(Asset {
         opaque,
         info: AssetInfo {
-            id: id.into(),
-            name: name.into(),
-            kind: AssetKind::Image,
-            mime,
-            width: w,
-            height: h,
-            bytes,
-            family: None,
             kept: kept.map(|(width, height)| KeptSize { width, height }),
+            ..AssetInfo::image((id, name, &mime), (w, h), bytes)
         },
         pixmap: Some(Arc::new(pixmap)),
         font: None,
+        animation: None,
+        drawing: None,
+        _decoded: Some(reservation),
+    })
+}
+
+/// Whether an upload of `mime` is a still image the host decodes itself (PNG, JPEG, WebP:
+/// the fast path) even when a loader claims the type: APNG and animated WebP go to the
+/// loader.
+pub fn native_still(mime: &str, data: &[u8]) -> bool {
+    match mime {
+        "image/jpeg" => true,
+        "image/png" => image::codecs::png::PngDecoder::new(Cursor::new(data))
+            .and_then(|d| d.is_apng())
+            .is_ok_and(|apng| !apng),
+        "image/webp" => image::codecs::webp::WebPDecoder::new(Cursor::new(data))
+            .is_ok_and(|d| !d.has_animation()),
+        _ => false,
+    }
+}
+
+/// Decodes an upload with an asset loader, in its sandbox: the decoded size is taken from
+/// the budget with `reserve` before a pixel is copied out of the loader. A still or the
+/// frames of an animation are premultiplied; a drawing is also rasterized at its natural
+/// size (what template `image` commands and thumbnails draw). Blocking.
+pub fn decode_with_loader(
+    (id, name, mime): (&str, &str, &str),
+    data: &Bytes,
+    loader: &LoaderChoice,
+    registry: &LoaderRegistry,
+    reserve: impl Fn(u64) -> Result<Reservation, AssetError>,
+) -> Result<Asset, AssetError> {
+    let failed = |message: String| AssetError::LoaderFailed {
+        loader: loader.id.clone(),
+        message,
+    };
+    let (decoded, reservation) = registry
+        .one_at_a_time(|| loader.build.decode(data, "{}", registry.limits(), reserve))
+        .map_err(|e| match e {
+            DecodeError::Fault(f) => failed(f.to_string()),
+            DecodeError::Refused(e) => e,
+        })?;
+    let to_pixmap = |p: Picture| {
+        let (w, h) = (p.width, p.height);
+        let mut rgba = p.rgba;
+        premultiply(&mut rgba);
+        IntSize::from_wh(w, h)
+            .and_then(|size| Pixmap::from_vec(rgba, size))
+            .map(Arc::new)
+            .ok_or_else(|| failed(format!("a {w}x{h} picture cannot be drawn")))
+    };
+    let (mut animation, mut drawing) = (None, None);
+    let pixmap = match decoded {
+        Decoded::Still(p) => to_pixmap(p)?,
+        Decoded::Animation(frames) => {
+            let frames = frames
+                .into_iter()
+                .map(|(p, ms)| Ok((to_pixmap(p)?, ms)))
+                .collect::<Result<Vec<_>, AssetError>>()?;
+            let a = Animation::new(id, frames)
+                .ok_or_else(|| failed("an animation's frames must be one size".into()))?;
+            let first = a.frames[0].clone();
+            animation = Some(Arc::new(a));
+            first
+        }
+        Decoded::Drawing {
+            width,
+            height,
+            commands: list,
+        } => {
+            let d = Drawing {
+                width,
+                height,
+                commands: list,
+            };
+            let (w, h) = (width.ceil() as u32, height.ceil() as u32);
+            let mut raster =
+                Pixmap::new(w, h).ok_or_else(|| failed(format!("a {w}x{h} drawing")))?;
+            let mut fonts = text::FontBook::default();
+            commands::rasterize(
+                &d.commands,
+                &mut raster.as_mut(),
+                &mut fonts,
+                &commands::NoImages,
+            );
+            drawing = Some(Arc::new(d));
+            Arc::new(raster)
+        }
+    };
+    let opaque = drawing.is_none()
+        && animation.as_ref().map_or(is_opaque(&pixmap), |a| {
+            a.frames.iter().all(|f| is_opaque(f))
+        });
+    Ok(Asset {
+        opaque,
+        info: AssetInfo {
+            loader: Some(DecodedBy {
+                id: loader.id.clone(),
+                hash: loader.hash.clone(),
+            }),
+            frames: animation.as_ref().map(|a| a.frames.len() as u32),
+            duration_ms: animation.as_ref().map(|a| a.duration_ms()),
+            vector: drawing.is_some(),
+            ..AssetInfo::image(
+                (id, name, mime),
+                (pixmap.width(), pixmap.height()),
+                data.len() as u64,
+            )
+        },
+        pixmap: Some(pixmap),
+        font: None,
+        animation,
+        drawing,
         _decoded: Some(reservation),
     })
 }
@@ -443,6 +619,8 @@ pub struct AssetManager {
     /// PNG thumbnails made so far, by asset id.
     thumbnails: Mutex<HashMap<String, Bytes>>,
     next: std::sync::atomic::AtomicU64,
+    /// The asset loaders, for types the host does not decode (none in offline renders).
+    loaders: std::sync::OnceLock<Arc<LoaderRegistry>>,
 }
 
 impl AssetManager {
@@ -456,7 +634,52 @@ impl AssetManager {
             sized: Arc::default(),
             thumbnails: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
+            loaders: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The asset loaders, when this server runs them.
+    pub fn loaders(&self) -> Option<&Arc<LoaderRegistry>> {
+        self.loaders.get()
+    }
+
+    /// Whether uploads of media type `mime` are taken: the host's image and font types,
+    /// and those an asset loader claims.
+    pub fn takes(&self, mime: &str) -> bool {
+        matches!(
+            mime,
+            "image/png" | "image/jpeg" | "image/webp" | "image/gif" | "font/ttf" | "font/otf"
+        ) || self
+            .loaders
+            .get()
+            .is_some_and(|l| l.for_type(mime).is_some())
+    }
+
+    /// Uploads of the types these loaders claim go to them (set once, before [`Self::load`]).
+    pub fn set_loaders(&self, loaders: Arc<LoaderRegistry>) {
+        let _ = self.loaders.set(loaders);
+    }
+
+    /// The loader an upload goes to: the one claiming its type, unless the host decodes it
+    /// itself (a still PNG, JPEG or WebP).
+    fn loader_for(&self, mime: &str, data: &[u8]) -> Option<(Arc<LoaderRegistry>, LoaderChoice)> {
+        let registry = self.loaders.get()?;
+        let mime = media_type(mime);
+        let choice = registry.for_type(&mime)?;
+        (!native_still(&mime, data)).then(|| (registry.clone(), choice))
+    }
+
+    /// Forgets retired loader versions that no asset names any more.
+    async fn prune_loaders(&self) {
+        let Some(registry) = self.loaders.get() else {
+            return;
+        };
+        let named = self
+            .lock()
+            .values()
+            .filter_map(|a| a.info.loader.as_ref().map(|l| l.hash.clone()))
+            .collect();
+        registry.prune(&named).await;
     }
 
     /// The upload limits.
@@ -517,10 +740,33 @@ impl AssetManager {
                 ..self.limits
             };
             let data = Bytes::from(data);
+            let loader = match &info.loader {
+                Some(by) => {
+                    let build = match self.loaders.get() {
+                        Some(registry) => registry.by_hash(&by.hash).await,
+                        None => None,
+                    };
+                    let Some(build) = build else {
+                        tracing::warn!(asset = %info.id, loader = %by.id,
+                            "stored asset not restored: its loader version is gone");
+                        continue;
+                    };
+                    let choice = LoaderChoice {
+                        id: by.id.clone(),
+                        hash: by.hash.clone(),
+                        build,
+                    };
+                    self.loaders.get().cloned().map(|r| (r, choice))
+                }
+                None => None,
+            };
             let (id, name, mime) = (info.id.clone(), info.name.clone(), info.mime.clone());
             let (reserve, frame) = (self.reserver(), self.frame());
-            match tokio::task::spawn_blocking(move || {
-                decode(&id, &name, &mime, &data, &limits, frame, reserve)
+            match tokio::task::spawn_blocking(move || match loader {
+                Some((registry, choice)) => {
+                    decode_with_loader((&id, &name, &mime), &data, &choice, &registry, reserve)
+                }
+                None => decode(&id, &name, &mime, &data, &limits, frame, reserve),
             })
             .await
             {
@@ -535,6 +781,7 @@ impl AssetManager {
             }
         }
         tracing::info!(assets = self.lock().len(), "assets restored");
+        self.prune_loaders().await;
     }
 
     fn bump_counter(&self, id: &str) {
@@ -583,10 +830,18 @@ impl AssetManager {
         data: Bytes,
     ) -> Result<AssetInfo, AssetError> {
         let (limits, mime_owned, id2, bytes) =
-            (self.limits, mime.to_string(), id.clone(), data.clone());
+            (self.limits, media_type(mime), id.clone(), data.clone());
         let (reserve, frame) = (self.reserver(), self.frame());
-        let asset = tokio::task::spawn_blocking(move || {
-            decode(&id2, &name, &mime_owned, &bytes, &limits, frame, reserve)
+        let loader = self.loader_for(mime, &data);
+        let asset = tokio::task::spawn_blocking(move || match loader {
+            Some((registry, choice)) => decode_with_loader(
+                (&id2, &name, &mime_owned),
+                &bytes,
+                &choice,
+                &registry,
+                reserve,
+            ),
+            None => decode(&id2, &name, &mime_owned, &bytes, &limits, frame, reserve),
         })
         .await
         .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
@@ -673,8 +928,11 @@ impl AssetManager {
         {
             let mut cache = self.sized.lock().expect("sized cache lock");
             let cache = &mut *cache;
+            // The asset's copies, and those of its frames (`{id}@{n}`).
             cache.entries.retain(|(a, _, _), (p, _, _)| {
-                let keep = a != id;
+                let keep = a
+                    .strip_prefix(id)
+                    .is_none_or(|rest| !(rest.is_empty() || rest.starts_with('@')));
                 if !keep {
                     cache.bytes -= p.data().len();
                 }
@@ -684,6 +942,9 @@ impl AssetManager {
         self.thumbnails.lock().expect("thumbnail lock").remove(id);
         self.state.remove_doc(&asset_key(id)).await;
         self.write_index().await;
+        if asset.info.loader.is_some() {
+            self.prune_loaders().await;
+        }
         Ok(asset.info.clone())
     }
 
@@ -725,6 +986,20 @@ impl AssetManager {
             let Some(original) = asset.pixmap.clone() else {
                 continue;
             };
+            if let Some(drawing) = &asset.drawing {
+                // Drawn from its commands at the size it is shown: no copies.
+                out.add_drawing(id, drawing.clone(), original);
+                continue;
+            }
+            if let Some(animation) = &asset.animation {
+                out.add_animation(id, animation.clone(), asset.opaque);
+                if (*w, *h) != (original.width(), original.height()) && *w > 0 && *h > 0 {
+                    for (frame_id, frame) in animation.ids.iter().zip(&animation.frames) {
+                        self.prepare_copy(&mut resizer, &mut out, frame_id, frame, (*w, *h));
+                    }
+                }
+                continue;
+            }
             out.add_image(id, original.clone(), asset.opaque);
             if (*w, *h) == (original.width(), original.height()) || *w == 0 || *h == 0 {
                 continue;
@@ -735,25 +1010,36 @@ impl AssetManager {
             {
                 continue;
             }
-            let key = (id.clone(), *w, *h);
-            if let Some(p) = self.cached(&key) {
-                out.add_sized(id, *w, *h, p);
-                continue;
-            }
-            let whole = (0, 0, original.width(), original.height());
-            // A copy is made only when the budget takes it (older copies give way); without
-            // one the original is scaled as it is drawn.
-            let bytes = u64::from(*w) * u64::from(*h) * 4;
-            let Some(reservation) = self.reserve_copy(bytes) else {
-                continue;
-            };
-            if let Some(p) = crate::thumbnail::scale(&mut resizer, &original, whole, *w, *h) {
-                let p = Arc::new(p);
-                self.remember(key, p.clone(), reservation);
-                out.add_sized(id, *w, *h, p);
-            }
+            self.prepare_copy(&mut resizer, &mut out, id, &original, (*w, *h));
         }
         out
+    }
+
+    /// Adds image `id` resized to `w`×`h` to `out` (from the cache, or made now), when the
+    /// budget takes it (older copies give way); without one the original is scaled as it
+    /// is drawn.
+    fn prepare_copy(
+        &self,
+        resizer: &mut Resizer,
+        out: &mut Resources,
+        id: &str,
+        original: &Pixmap,
+        (w, h): (u32, u32),
+    ) {
+        let key = (id.to_string(), w, h);
+        if let Some(p) = self.cached(&key) {
+            out.add_sized(id, w, h, p);
+            return;
+        }
+        let whole = (0, 0, original.width(), original.height());
+        let Some(reservation) = self.reserve_copy(u64::from(w) * u64::from(h) * 4) else {
+            return;
+        };
+        if let Some(p) = crate::thumbnail::scale(resizer, original, whole, w, h) {
+            let p = Arc::new(p);
+            self.remember(key, p.clone(), reservation);
+            out.add_sized(id, w, h, p);
+        }
     }
 
     fn cached(&self, key: &(String, u32, u32)) -> Option<Arc<Pixmap>> {

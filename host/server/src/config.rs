@@ -33,6 +33,9 @@ pub enum Command {
     /// Check or render a template component offline (for template authors).
     #[command(subcommand)]
     Template(crate::render::TemplateCommand),
+    /// Run an asset loader on a file offline (for loader authors).
+    #[command(subcommand)]
+    Loader(crate::loader_cli::LoaderCommand),
     /// Make API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -152,6 +155,13 @@ pub struct ServeArgs {
     /// Largest template upload in bytes. Default 16777216 (16 MiB).
     #[arg(long)]
     pub max_template_bytes: Option<usize>,
+    /// Linear memory of an asset loader's instance in MiB (a whole animation is returned
+    /// at once). Default 256.
+    #[arg(long)]
+    pub loader_memory_mib: Option<usize>,
+    /// Time one asset-loader decode may take, in milliseconds. Default 2000.
+    #[arg(long)]
+    pub loader_budget_ms: Option<u64>,
     /// Folder of media files (uploads through `POST /api/media`, and files that `file`
     /// inputs name by path). Default `media`.
     #[arg(long)]
@@ -212,6 +222,8 @@ struct FileConfig {
     template_fault_window: Option<u32>,
     template_memory_mib: Option<usize>,
     max_template_bytes: Option<usize>,
+    loader_memory_mib: Option<usize>,
+    loader_budget_ms: Option<u64>,
     media_dir: Option<PathBuf>,
     max_media_bytes: Option<u64>,
     max_input_size: Option<String>,
@@ -277,6 +289,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Template limits.
     pub plugin_limits: sm_plugin_host::PluginLimits,
+    /// Bounds of one asset-loader decode.
+    pub loader_limits: sm_plugin_host::loader::LoaderLimits,
     /// Stream config used when the store holds none.
     pub stream: StreamConfig,
     /// Limits and timings of live inputs, and the media folder.
@@ -499,6 +513,22 @@ impl Settings {
                         .or(env_value(env, &var("MAX_TEMPLATE_BYTES"))?)
                         .or(file.max_template_bytes)
                         .unwrap_or(d.max_component_bytes),
+                    loader_memory_bytes: args
+                        .loader_memory_mib
+                        .or(env_value(env, &var("LOADER_MEMORY_MIB"))?)
+                        .or(file.loader_memory_mib)
+                        .map_or(d.loader_memory_bytes, |m| m << 20),
+                    ..d
+                }
+            },
+            loader_limits: {
+                let d = sm_plugin_host::loader::LoaderLimits::default();
+                sm_plugin_host::loader::LoaderLimits {
+                    budget: args
+                        .loader_budget_ms
+                        .or(env_value(env, &var("LOADER_BUDGET_MS"))?)
+                        .or(file.loader_budget_ms)
+                        .map_or(d.budget, std::time::Duration::from_millis),
                     ..d
                 }
             },
@@ -592,6 +622,12 @@ impl Settings {
             return Err(SettingsError(
                 "template-memory-mib: must be 1..=4096".into(),
             ));
+        }
+        if !(1..=4096).contains(&(l.loader_memory_bytes >> 20)) {
+            return Err(SettingsError("loader-memory-mib: must be 1..=4096".into()));
+        }
+        if !(10..=60_000).contains(&self.loader_limits.budget.as_millis()) {
+            return Err(SettingsError("loader-budget-ms: must be 10..=60000".into()));
         }
         if self.asset_limits.max_decoded_bytes < 1 << 20 {
             return Err(SettingsError(

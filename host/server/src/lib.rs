@@ -7,7 +7,7 @@
 //! machine), [`pipeline`] (the render clock feeding the encoder), [`api`] (REST +
 //! WebSocket), [`auth`] (tokens and roles), [`scene_manager`] (the one place scene edits go
 //! through), [`assets`] (uploads), [`config`] (settings and the CLI), [`render`] (offline
-//! rendering and template checks), [`preview`] (`template preview`, the template authors'
+//! rendering and template checks), [`loader_cli`] (`loader check|decode`), [`preview`] (`template preview`, the template authors'
 //! page), and the
 //! `stream-manager` binary. It depends on every other host crate (`sm-compose`,
 //! `sm-scene`, `sm-plugin-host`, `sm-media`, `sm-render`); none of them depends on it.
@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod inputs;
+pub mod loader_cli;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;

@@ -45,6 +45,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Loader(command) => match stream_manager::loader_cli::run(&command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stream-manager loader: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Token(TokenCommand::New { role, name }) => {
             let token = match stream_manager::auth::new_token() {
                 Ok(t) => t,

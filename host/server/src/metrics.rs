@@ -129,6 +129,10 @@ pub struct Snapshot {
     pub template_faults: Vec<(String, String, u64)>,
     /// Template layers quarantined now.
     pub quarantined_layers: u64,
+    /// Bytes of decoded asset pixels held (images, animation frames, resized copies).
+    pub decoded_asset_bytes: u64,
+    /// The server-wide budget of decoded asset pixels (`--max-decoded-bytes`).
+    pub decoded_asset_budget_bytes: u64,
     /// Live inputs.
     pub inputs: Vec<InputSample>,
     /// The program's loudness (while live and measurable).
@@ -318,6 +322,16 @@ pub fn render(s: &Snapshot) -> String {
         "template_quarantined_layers",
         "Template layers quarantined after repeated faults",
         ConstGauge::new(s.quarantined_layers as i64),
+    );
+    r.register(
+        "decoded_asset_bytes",
+        "Bytes of decoded asset pixels held: images, animation frames, resized copies",
+        ConstGauge::new(s.decoded_asset_bytes as i64),
+    );
+    r.register(
+        "decoded_asset_budget_bytes",
+        "The server-wide budget of decoded asset pixels (--max-decoded-bytes)",
+        ConstGauge::new(s.decoded_asset_budget_bytes as i64),
     );
     let state = Family::<Vec<(String, String)>, Gauge>::default();
     let fps = Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();

@@ -30,10 +30,12 @@ use sm_media::audio::mixer::AudioMix;
 use sm_media::destination::tls_connector;
 use sm_media::hub::MediaHub;
 use sm_media::rtmp_server;
+use sm_plugin_host::PluginError;
 use sm_plugin_host::Runtime;
 use sm_plugin_host::TemplateEventKind;
 use sm_plugin_host::faults::FaultThrottle;
-use sm_plugin_host::registry::TemplateRegistry;
+use sm_plugin_host::loaders::LoaderRegistry;
+use sm_plugin_host::registry::{RegistryError, TemplateRegistry};
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -77,13 +79,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let previous = state.load().await;
     let hub = Arc::new(MediaHub::new());
     let tls = tls_connector(settings.tls_ca_file.as_deref())?;
-    let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
-    assets.load().await;
-    let templates = Arc::new(TemplateRegistry::new(runtime, state.clone()));
+    let templates = Arc::new(TemplateRegistry::new(runtime.clone(), state.clone()));
     templates.load().await;
+    let loaders = Arc::new(LoaderRegistry::new(
+        runtime,
+        state.clone(),
+        settings.loader_limits.clone(),
+    ));
+    loaders.load().await;
     if let Some(dir) = &settings.templates_dir {
-        install_templates(&templates, dir, &mut HashMap::new()).await;
+        install_templates(&templates, &loaders, dir, &mut HashMap::new()).await;
     }
+    // Assets after the loaders: those a loader decoded are decoded by it again.
+    let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
+    assets.set_loaders(loaders.clone());
+    assets.load().await;
     let library = Arc::new(MediaLibrary::new(
         settings.inputs.media_dir.clone(),
         settings.max_media_bytes,
@@ -111,7 +121,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     report_template_events(&templates, &scenes, &state);
     if let (Some(dir), true) = (&settings.templates_dir, settings.watch_templates) {
         tokio::spawn(watch_templates(
-            templates.clone(),
+            (templates.clone(), loaders),
             scenes.clone(),
             dir.clone(),
         ));
@@ -380,10 +390,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Installs every `*.wasm` of `dir` whose modification time differs from `seen`, under its
-/// file stem as id (a new version when the template exists). Returns whether any changed.
+/// Installs every `*.wasm` of `dir` whose modification time differs from `seen`: a
+/// template under its file stem as id (a new version when the template exists), an asset
+/// loader under its name. Returns whether any template changed.
 async fn install_templates(
     templates: &TemplateRegistry,
+    loaders: &LoaderRegistry,
     dir: &Path,
     seen: &mut HashMap<PathBuf, SystemTime>,
 ) -> bool {
@@ -419,10 +431,18 @@ async fn install_templates(
                 continue;
             }
         };
-        match templates.install(&id, bytes).await {
+        match templates.install(&id, bytes.clone()).await {
             Ok(view) => {
                 changed = true;
                 tracing::info!(template = %id, version = view.version, "template installed");
+            }
+            // Not a template: an asset loader, perhaps.
+            Err(RegistryError::Plugin(PluginError::WrongWorld(_))) => {
+                match loaders.install(bytes).await {
+                    Ok(view) => tracing::info!(loader = %view.id, revision = view.revision,
+                        types = ?view.media_types, "asset loader installed"),
+                    Err(e) => tracing::warn!(file = %path.display(), "not installed: {e}"),
+                }
             }
             Err(e) => tracing::warn!(file = %path.display(), "template not installed: {e}"),
         }
@@ -432,7 +452,7 @@ async fn install_templates(
 
 /// Hot-swaps templates of `dir` when their files change (polled once a second).
 async fn watch_templates(
-    templates: Arc<TemplateRegistry>,
+    (templates, loaders): (Arc<TemplateRegistry>, Arc<LoaderRegistry>),
     scenes: Arc<SceneManager>,
     dir: PathBuf,
 ) {
@@ -450,7 +470,7 @@ async fn watch_templates(
     }
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        if install_templates(&templates, &dir, &mut seen).await {
+        if install_templates(&templates, &loaders, &dir, &mut seen).await {
             scenes.templates_changed().await;
         }
     }

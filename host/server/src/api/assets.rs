@@ -28,6 +28,7 @@ impl From<AssetError> for ApiError {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
             AssetError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AssetError::LoaderFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "loader_failed"),
         };
         Self::new(status, code, e.to_string())
     }
@@ -108,9 +109,11 @@ pub(super) async fn read_limited(
         .map_err(|_| too_large())
 }
 
-/// Uploads an image (`image/png`, `image/jpeg`, `image/webp`, `image/gif`: first frame) or a
-/// font (`font/ttf`, `font/otf`) as the raw body. The size limit is checked before the body
-/// is read, the pixel limit before the image is decoded.
+/// Uploads an image (`image/png`, `image/jpeg`, `image/webp`, `image/gif`: first frame, or
+/// all frames when an asset loader decodes the type), a font (`font/ttf`, `font/otf`), or a
+/// file of a type an asset loader decodes (`GET /api/loaders`), as the raw body. The size
+/// limit is checked before the body is read, the pixel limit before the image is decoded;
+/// a loader that fails the upload is 422 `loader_failed`, naming it.
 #[utoipa::path(post, path = "/api/assets", tag = "assets", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file; Content-Type names its type"),
     responses((status = 201, body = AssetInfo), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -123,10 +126,7 @@ pub async fn upload(
 ) -> Result<axum::response::Response, ApiError> {
     let limit = s.scenes.assets().limits().max_bytes;
     let mime = content_type(&headers);
-    if !matches!(
-        mime.as_str(),
-        "image/png" | "image/jpeg" | "image/webp" | "image/gif" | "font/ttf" | "font/otf"
-    ) {
+    if !s.scenes.assets().takes(&mime) {
         return Err(AssetError::UnsupportedType(mime).into());
     }
     query.check()?;

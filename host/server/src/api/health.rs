@@ -284,6 +284,8 @@ pub(super) async fn prometheus(State(s): State<AppState>) -> Response {
             .map(|((t, k), n)| (t.clone(), k.clone(), *n))
             .collect(),
         quarantined_layers: template_stats.quarantined.len() as u64,
+        decoded_asset_bytes: s.scenes.assets().budget().used(),
+        decoded_asset_budget_bytes: s.scenes.assets().budget().max(),
         instance: s.instance.borrow().clone(),
         inputs: s
             .scenes

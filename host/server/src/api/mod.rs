@@ -13,6 +13,7 @@ pub mod contract;
 pub mod error;
 pub mod health;
 pub mod inputs;
+pub mod loaders;
 pub mod recordings;
 pub mod scene;
 pub mod scenes;
@@ -76,6 +77,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::list, templates::upload))
         .routes(routes!(templates::get, templates::put, templates::delete))
         .routes(routes!(templates::rollback))
+        .routes(routes!(loaders::list, loaders::upload))
+        .routes(routes!(loaders::get, loaders::put, loaders::delete))
         .routes(routes!(inputs::list, inputs::create))
         .routes(routes!(inputs::get, inputs::patch, inputs::delete))
         .routes(routes!(inputs::thumbnail))
@@ -255,6 +258,11 @@ pub(crate) mod tests {
             ("put", "/api/templates/{id}"),
             ("delete", "/api/templates/{id}"),
             ("post", "/api/templates/{id}/rollback"),
+            ("get", "/api/loaders"),
+            ("post", "/api/loaders"),
+            ("get", "/api/loaders/{id}"),
+            ("put", "/api/loaders/{id}"),
+            ("delete", "/api/loaders/{id}"),
             ("get", "/api/inputs"),
             ("post", "/api/inputs"),
             ("get", "/api/inputs/{id}"),

@@ -29,26 +29,30 @@ impl From<RegistryError> for ApiError {
                 (StatusCode::CONFLICT, "conflict")
             }
             RegistryError::SwapFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "template_failed"),
-            RegistryError::Plugin(p) => match p {
-                PluginError::Runtime(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-                PluginError::NotWasm | PluginError::CoreModule | PluginError::Invalid(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component")
-                }
-                PluginError::WrongWorld(_) | PluginError::Imports(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world")
-                }
-                PluginError::UnsupportedVersion(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_version")
-                }
-                PluginError::Info(_)
-                | PluginError::Rejected(_)
-                | PluginError::Fault { .. }
-                | PluginError::TooMuchMemory { .. } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "template_failed")
-                }
-            },
+            RegistryError::Plugin(p) => plugin_status(p, "template_failed"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+/// Status and code of a refused component; `failed` is the code of a component that
+/// failed its checks by running (`template_failed`, `loader_failed`).
+pub(super) fn plugin_status(p: &PluginError, failed: &'static str) -> (StatusCode, &'static str) {
+    match p {
+        PluginError::Runtime(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        PluginError::NotWasm | PluginError::CoreModule | PluginError::Invalid(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component")
+        }
+        PluginError::WrongWorld(_) | PluginError::Imports(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world")
+        }
+        PluginError::UnsupportedVersion(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_version")
+        }
+        PluginError::Info(_)
+        | PluginError::Rejected(_)
+        | PluginError::Fault { .. }
+        | PluginError::TooMuchMemory { .. } => (StatusCode::UNPROCESSABLE_ENTITY, failed),
     }
 }
 
@@ -85,13 +89,25 @@ fn registry(s: &AppState) -> Result<&std::sync::Arc<TemplateRegistry>, ApiError>
     })
 }
 
-/// The component of an upload: `application/wasm`, within the size limit.
+/// The component of a template upload: `application/wasm`, within the size limit.
 async fn component(
     s: &AppState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<bytes::Bytes, Response> {
     let registry = registry(s).map_err(IntoResponse::into_response)?;
+    let limit = registry.runtime().limits().max_component_bytes;
+    wasm_body(headers, body, limit, "template").await
+}
+
+/// A WebAssembly component in a request body: `application/wasm`, not empty, within
+/// `limit` bytes (`what`: "template" or "loader", for the messages).
+pub(super) async fn wasm_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, Response> {
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -101,12 +117,11 @@ async fn component(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("templates are uploaded as application/wasm, not {mime:?}"),
+            format!("{what}s are uploaded as application/wasm, not {mime:?}"),
         )
         .into_response());
     }
-    let limit = registry.runtime().limits().max_component_bytes;
-    let data = read_limited(headers, body, limit, "template")
+    let data = read_limited(headers, body, limit, what)
         .await
         .map_err(|r| *r)?;
     if data.is_empty() {

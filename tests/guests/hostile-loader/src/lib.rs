@@ -7,7 +7,10 @@ wit_bindgen::generate!({
     world: "asset-loader",
 });
 
-use exports::stream_manager::plugin::loader::{AnimationFrame, Decoded, Guest, Image, LoaderInfo};
+use exports::stream_manager::plugin::loader::{
+    AnimationFrame, Decoded, Guest, Image, LoaderInfo, Vector,
+};
+use stream_manager::plugin::types::{DrawCommand, Fill, Rect, RectCommand, Rgba};
 
 struct HostileLoader;
 
@@ -48,8 +51,18 @@ impl Guest for HostileLoader {
 
     fn decode(bytes: Vec<u8>, options: String) -> Result<Decoded, String> {
         let options: serde_json::Value = serde_json::from_str(&options).unwrap_or_default();
-        let mode = options.get("mode").and_then(|m| m.as_str()).unwrap_or("ok");
-        match mode {
+        // The mode comes from the options, or from an upload whose bytes are `mode:<name>`.
+        let from_bytes = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|b| b.trim().strip_prefix("mode:"))
+            .map(str::to_string);
+        let mode = options
+            .get("mode")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .or(from_bytes)
+            .unwrap_or_else(|| "ok".to_string());
+        match mode.as_str() {
             // Two frames, red then green, 100 and 200 ms; the bytes' length as the width.
             "ok" => Ok(Decoded::Animation(vec![
                 AnimationFrame {
@@ -62,6 +75,42 @@ impl Guest for HostileLoader {
                 },
             ])),
             "still" => Ok(Decoded::Still(solid(3, 2, [0, 0, 255, 255]))),
+            // 64×36: red 200 ms, green 400 ms, blue 600 ms, white 800 ms (2 s a run).
+            "timed" => Ok(Decoded::Animation(
+                [
+                    [255, 0, 0, 255],
+                    [0, 255, 0, 255],
+                    [0, 0, 255, 255],
+                    [255; 4],
+                ]
+                .into_iter()
+                .zip([200, 400, 600, 800])
+                .map(|(rgba, duration_ms)| AnimationFrame {
+                    image: solid(64, 36, rgba),
+                    duration_ms,
+                })
+                .collect(),
+            )),
+            // A 100×50 drawing: a red left half and a blue right half.
+            "vector" => Ok(Decoded::Drawing(Vector {
+                width: 100.0,
+                height: 50.0,
+                commands: [(0.0, [255, 0, 0, 255]), (50.0, [0, 0, 255, 255])]
+                    .into_iter()
+                    .map(|(x, [r, g, b, a])| {
+                        DrawCommand::Rect(RectCommand {
+                            bounds: Rect {
+                                x,
+                                y: 0.0,
+                                width: 50.0,
+                                height: 50.0,
+                            },
+                            radius: 0.0,
+                            fill: Fill::Solid(Rgba { r, g, b, a }),
+                        })
+                    })
+                    .collect(),
+            })),
             "refuse" => Err("not a hostile file".to_string()),
             "loop" => loop {
                 std::hint::black_box(&bytes);
