@@ -308,6 +308,27 @@ mod server {
         );
     }
 
+    /// What a loader makes is counted in the server-wide decoded budget before it is
+    /// copied: an upload beyond it is 507, and deleting an asset makes room again.
+    #[tokio::test]
+    async fn the_decoded_budget_counts_what_loaders_make() {
+        let server = server_with_loaders()
+            .args(["--max-decoded-bytes", "1048576"])
+            .start()
+            .await;
+        assert_eq!(post_loader(&server, "hostile_loader").await.0, 201);
+        // Mode `ok`: two frames as wide as the body, 2 high: 16 bytes per byte of body.
+        let first = upload(&server, "application/x-hostile", &[b'x'; 40_000]).await;
+        assert_eq!(first.0, 201, "{}", first.1);
+        let r = upload(&server, "application/x-hostile", &[b'x'; 40_000]).await;
+        assert_api_error(&r, 507, "insufficient_storage", "640 000 bytes more");
+        assert!(r.1.to_string().contains("--max-decoded-bytes"), "{}", r.1);
+        let path = format!("/api/assets/{}", id_of(&first.1));
+        call(&server, Method::DELETE, &path, None, 200).await;
+        let again = upload(&server, "application/x-hostile", &[b'x'; 40_000]).await;
+        assert_eq!(again.0, 201, "room again: {}", again.1);
+    }
+
     /// The colour at the middle of a frame: 'r', 'g', 'b', 'w' or '?'.
     fn colour_at_centre(frame: &[u8]) -> char {
         let [r, g, b] = pixel(frame, W / 2, H / 2);

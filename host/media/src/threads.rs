@@ -14,6 +14,8 @@ pub enum Yield {
     Input = 4,
     /// The preview's JPEG encoder (a late preview is only late).
     Preview = 10,
+    /// An asset loader decoding an upload in its sandbox (an upload waits a little longer).
+    Loader = 12,
 }
 
 /// Lowers the calling thread's priority by `to`'s nice increment (a no-op where threads

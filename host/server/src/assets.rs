@@ -461,6 +461,38 @@ pub fn decode(
     })
 }
 
+/// Decodes an upload with `loader` when it has one, else natively (see [`decode`]).
+fn decode_upload(
+    loader: Option<(Arc<LoaderRegistry>, LoaderChoice)>,
+    (id, name, mime): (&str, &str, &str),
+    data: &Bytes,
+    (limits, frame): (&AssetLimits, (u32, u32)),
+    reserve: impl Fn(u64) -> Result<Reservation, AssetError>,
+) -> Result<Asset, AssetError> {
+    match loader {
+        Some((registry, choice)) => {
+            decode_with_loader((id, name, mime), data, &choice, &registry, reserve)
+        }
+        None => decode(id, name, mime, data, limits, frame, reserve),
+    }
+}
+
+/// Runs a decode on a thread of its own that yields to the render clock (an asset loader may
+/// use its whole time budget; a native decode of a large image takes a while too).
+async fn off_the_clock<T: Send + 'static>(
+    decode: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("asset-decode".into())
+        .spawn(move || {
+            sm_media::threads::yield_to_the_clock(sm_media::threads::Yield::Loader);
+            let _ = tx.send(decode());
+        })
+        .map_err(|e| format!("no thread to decode on: {e}"))?;
+    rx.await.map_err(|_| "the decode thread ended".to_string())
+}
+
 /// Whether an upload of `mime` is a still image the host decodes itself (PNG, JPEG, WebP:
 /// the fast path) even when a loader claims the type: APNG and animated WebP go to the
 /// loader.
@@ -762,11 +794,14 @@ impl AssetManager {
             };
             let (id, name, mime) = (info.id.clone(), info.name.clone(), info.mime.clone());
             let (reserve, frame) = (self.reserver(), self.frame());
-            match tokio::task::spawn_blocking(move || match loader {
-                Some((registry, choice)) => {
-                    decode_with_loader((&id, &name, &mime), &data, &choice, &registry, reserve)
-                }
-                None => decode(&id, &name, &mime, &data, &limits, frame, reserve),
+            match off_the_clock(move || {
+                decode_upload(
+                    loader,
+                    (&id, &name, &mime),
+                    &data,
+                    (&limits, frame),
+                    reserve,
+                )
             })
             .await
             {
@@ -833,15 +868,9 @@ impl AssetManager {
             (self.limits, media_type(mime), id.clone(), data.clone());
         let (reserve, frame) = (self.reserver(), self.frame());
         let loader = self.loader_for(mime, &data);
-        let asset = tokio::task::spawn_blocking(move || match loader {
-            Some((registry, choice)) => decode_with_loader(
-                (&id2, &name, &mime_owned),
-                &bytes,
-                &choice,
-                &registry,
-                reserve,
-            ),
-            None => decode(&id2, &name, &mime_owned, &bytes, &limits, frame, reserve),
+        let asset = off_the_clock(move || {
+            let names = (id2.as_str(), name.as_str(), mime_owned.as_str());
+            decode_upload(loader, names, &bytes, (&limits, frame), reserve)
         })
         .await
         .map_err(|e| AssetError::Invalid(format!("decoding failed: {e}")))??;
