@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --bin stream-manager
-# The bundled templates (lower-third, clock, scoreboard, ticker, slate), installed at start.
+# The bundled templates (lower-third, clock, scoreboard, ticker, slate) and asset loaders
+# (plugins/svg, plugins/gif: same workspace), installed at start.
 (cd templates && cargo build --release --target wasm32-wasip2)
 echo "stream-manager: starting; watch with  ffplay rtmp://127.0.0.1:1935/live/main" >&2
 exec ./target/release/stream-manager serve --autostart \

@@ -10,7 +10,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 # WebAssembly guests: the bundled templates and the test guests (the tests load both).
-(cd templates && cargo build --release --target wasm32-wasip2 && cargo test --quiet)
+(cd templates && cargo fmt --all -- --check && cargo clippy --all-targets --quiet -- -D warnings \
+  && cargo build --release --target wasm32-wasip2 && cargo test --quiet)
 # The SDK's tests share the templates' target directory: same SDK, same dependencies.
 (cd plugins/sdk && CARGO_TARGET_DIR=../../templates/target cargo test --quiet)
 (cd tests/guests && cargo build --release --target wasm32-wasip2)

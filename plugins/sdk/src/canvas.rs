@@ -24,6 +24,9 @@
 //!   [`MAX_FRAME_TEXT_BYTES`] bytes of text in a frame, further drawing is dropped;
 //! - a run of text longer than [`MAX_TEXT_BYTES`] bytes is cut at a character boundary.
 //!
+//! A canvas for an asset loader's drawing ([`Canvas::for_drawing`]) keeps a little less
+//! room for commands and saves, for what the host wraps a drawing in.
+//!
 //! Whatever is dropped is counted ([`Canvas::dropped`]) and the SDK logs one warning per
 //! instance.
 
@@ -267,6 +270,10 @@ pub struct Canvas {
     text_bytes: usize,
     segments: usize,
     dropped: usize,
+    /// Most commands and deepest nesting of `save`: the host's limits for a frame, or less
+    /// for a loader's drawing (see [`Canvas::for_drawing`]).
+    max_commands: usize,
+    max_depth: usize,
 }
 
 impl Canvas {
@@ -280,7 +287,22 @@ impl Canvas {
             text_bytes: 0,
             segments: 0,
             dropped: 0,
+            max_commands: MAX_COMMANDS,
+            max_depth: MAX_SAVE_DEPTH,
         }
+    }
+
+    /// An empty canvas for an asset loader's drawing
+    /// ([`Decoded::Drawing`](crate::loader::Decoded::Drawing)): it leaves room for what the
+    /// host wraps a drawing in when it draws it in a frame, keeping at most
+    /// [`MAX_DRAWING_COMMANDS`](crate::loader::MAX_DRAWING_COMMANDS) commands and
+    /// [`MAX_DRAWING_SAVE_DEPTH`](crate::loader::MAX_DRAWING_SAVE_DEPTH) nested saves. The
+    /// other limits are a frame's.
+    pub const fn for_drawing() -> Canvas {
+        let mut canvas = Canvas::new();
+        canvas.max_commands = crate::loader::MAX_DRAWING_COMMANDS;
+        canvas.max_depth = crate::loader::MAX_DRAWING_SAVE_DEPTH;
+        canvas
     }
 
     /// Number of commands drawn so far this frame.
@@ -301,7 +323,7 @@ impl Canvas {
     /// Whether there is room for one more command plus the restores that will close the
     /// open saves.
     fn has_room(&self, extra: usize) -> bool {
-        self.commands.len() + extra + self.depth <= MAX_COMMANDS
+        self.commands.len() + extra + self.depth <= self.max_commands
     }
 
     fn push(&mut self, command: wit::DrawCommand) {
@@ -321,7 +343,7 @@ impl Canvas {
     /// Pushes the current transform, opacity and clip, to be brought back by the matching
     /// [`restore`](Canvas::restore).
     pub fn save(&mut self) {
-        if self.skipped_saves > 0 || self.depth >= MAX_SAVE_DEPTH || !self.has_room(2) {
+        if self.skipped_saves > 0 || self.depth >= self.max_depth || !self.has_room(2) {
             self.skipped_saves += 1;
             self.dropped += 1;
         } else {

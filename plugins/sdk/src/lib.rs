@@ -1,4 +1,8 @@
-//! The guest SDK for stream-manager scene templates.
+//! The guest SDK for stream-manager plugins: scene templates and asset loaders.
+//!
+//! An asset loader, which decodes uploads of a format the host does not know, is written
+//! with the [`loader`] module and exported with [`export_loader!`]; the rest of these docs
+//! are about templates.
 //!
 //! A scene template is a WebAssembly component that draws a layer of a scene, frame by
 //! frame, from its params (JSON, set by the operator and updated live) and the time. This
@@ -163,6 +167,7 @@ pub mod canvas;
 mod color;
 mod host;
 pub mod limits;
+pub mod loader;
 #[doc(hidden)]
 pub mod runtime;
 mod schema;
@@ -178,6 +183,27 @@ pub mod bindings {
         export_macro_name: "__export_scene_template",
         default_bindings_module: "$crate::bindings",
         additional_derives: [PartialEq],
+    });
+}
+
+/// The bindings of the `asset-loader` world, apart from the template's: each world's
+/// exports are described to the component linker only by its own export macro, so a
+/// template component exports only `template` and a loader component only `loader`. The
+/// shared interfaces (`types`, `host`) are those of [`bindings`], so a loader draws with
+/// the same [`Canvas`].
+#[doc(hidden)]
+#[allow(missing_docs, clippy::all)]
+pub mod loader_bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "asset-loader",
+        pub_export_macro: true,
+        export_macro_name: "__export_asset_loader",
+        default_bindings_module: "$crate::loader_bindings",
+        with: {
+            "stream-manager:plugin/types@0.1.0": crate::bindings::stream_manager::plugin::types,
+            "stream-manager:plugin/host@0.1.0": crate::bindings::stream_manager::plugin::host,
+        },
     });
 }
 
@@ -366,6 +392,42 @@ macro_rules! export_template {
 
             $crate::bindings::__export_scene_template!(
                 __StreamManagerExports with_types_in $crate::bindings
+            );
+        };
+    };
+}
+
+/// Exports a [`Loader`](loader::Loader) as the component's
+/// `stream-manager:plugin/loader@0.1.0` interface (world `asset-loader`). Call it exactly
+/// once, at the top level of the loader crate, and not in a crate that exports a template.
+///
+/// ```ignore
+/// stream_manager_sdk::export_loader!(MyLoader);
+/// ```
+///
+/// See the [`loader`] module for an example.
+#[macro_export]
+macro_rules! export_loader {
+    ($loader:ty) => {
+        const _: () = {
+            struct __StreamManagerLoaderExports;
+
+            impl $crate::runtime::LoaderGuest for __StreamManagerLoaderExports {
+                fn describe() -> $crate::runtime::LoaderInfoWit {
+                    $crate::runtime::loader_describe::<$loader>()
+                }
+
+                fn decode(
+                    bytes: ::std::vec::Vec<u8>,
+                    options: ::std::string::String,
+                ) -> ::core::result::Result<$crate::runtime::DecodedWit, ::std::string::String>
+                {
+                    $crate::runtime::loader_decode::<$loader>(bytes, options)
+                }
+            }
+
+            $crate::loader_bindings::__export_asset_loader!(
+                __StreamManagerLoaderExports with_types_in $crate::loader_bindings
             );
         };
     };

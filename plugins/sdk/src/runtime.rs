@@ -1,8 +1,11 @@
-//! The glue between the exported WIT functions and a [`Template`]: not public API.
+//! The glue between the exported WIT functions and a [`Template`] or a [`Loader`]: not
+//! public API.
 //!
 //! `export_template!` defines, in the template crate, a thread-local [`Runtime`] and a
 //! small type implementing the generated `Guest` trait whose methods forward here. The
-//! generic functions below are monomorphized in the template crate.
+//! generic functions below are monomorphized in the template crate. `export_loader!` does
+//! the same for a loader with [`loader_describe`] and [`loader_decode`], without state: each
+//! decode runs in a fresh instance.
 //!
 //! The component is single-threaded and the host never calls into it re-entrantly, so a
 //! `RefCell` is enough.
@@ -11,10 +14,14 @@ use std::cell::RefCell;
 use std::sync::Once;
 
 use crate::bindings::stream_manager::plugin::types as wit;
+use crate::loader::{self, Decoded, Loader, LoaderInfo};
 use crate::{Canvas, Frame, Info, Render, Template, log};
 
 pub use crate::bindings::exports::stream_manager::plugin::template::{
     FrameInfo, Guest, Info as InfoWit, RenderOutput,
+};
+pub use crate::loader_bindings::exports::stream_manager::plugin::loader::{
+    Decoded as DecodedWit, Guest as LoaderGuest, LoaderInfo as LoaderInfoWit,
 };
 
 /// The API version this SDK was built against, as a custom section of the core module.
@@ -22,8 +29,9 @@ pub use crate::bindings::exports::stream_manager::plugin::template::{
 ///
 /// `#[used]` keeps it through optimisation and LTO. Without LTO, the linker takes an
 /// object file of the SDK only if something in it is called; this static sits in the same
-/// module as `info_to_wit`, which every `describe` calls, and rustc never splits a module
-/// across object files, so the section comes along. (Taking its address instead would be
+/// module as `info_to_wit` and `loader_info_to_wit`, one of which every `describe` calls
+/// (a template's or a loader's), and rustc never splits a module across object files, so
+/// the section comes along. (Taking its address instead would be
 /// meaningless: a custom section is not in linear memory.) Checked for release with and
 /// without LTO, with `strip = true`, and for debug builds.
 #[cfg_attr(
@@ -76,12 +84,13 @@ impl<T> Default for Runtime<T> {
     }
 }
 
-/// Routes panics to the host log before the instance traps.
-fn install_panic_hook() {
+/// Routes panics to the host log before the instance traps; `kind` is "template" or
+/// "loader".
+fn install_panic_hook(kind: &'static str) {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            log::error(&format!("template panicked: {info}"));
+        std::panic::set_hook(Box::new(move |info| {
+            log::error(&format!("{kind} panicked: {info}"));
         }));
     });
 }
@@ -104,7 +113,7 @@ fn info_to_wit(info: Info, params_schema: serde_json::Value) -> InfoWit {
 
 /// `describe`: the params schema is derived from `T::Params`.
 pub fn describe<T: Template>() -> InfoWit {
-    install_panic_hook();
+    install_panic_hook("template");
     let info = T::info();
     let schema = crate::schema::titled_params_schema::<T::Params>(&info.name);
     info_to_wit(info, schema)
@@ -120,7 +129,7 @@ fn parse_params<T: Template>(params: &str) -> Result<T::Params, String> {
 
 /// `configure`: the first call creates the instance, later ones update it.
 pub fn configure<T: Template>(rt: &RefCell<Runtime<T>>, params: String) -> Result<(), String> {
-    install_panic_hook();
+    install_panic_hook("template");
     let params = parse_params::<T>(&params)?;
     let mut rt = rt.borrow_mut();
     match rt.instance.as_mut() {
@@ -153,7 +162,7 @@ fn ensure_instance<T: Template>(rt: &mut Runtime<T>) {
 
 /// `render`: configures with the default params first if needed.
 pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> RenderOutput {
-    install_panic_hook();
+    install_panic_hook("template");
     let mut rt = rt.borrow_mut();
     let rt = &mut *rt;
     ensure_instance(rt);
@@ -189,7 +198,7 @@ pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> Render
 
 /// `snapshot`.
 pub fn snapshot<T: Template>(rt: &RefCell<Runtime<T>>) -> Option<String> {
-    install_panic_hook();
+    install_panic_hook("template");
     let rt = rt.borrow();
     rt.instance
         .as_ref()
@@ -199,7 +208,7 @@ pub fn snapshot<T: Template>(rt: &RefCell<Runtime<T>>) -> Option<String> {
 
 /// `restore`: configures with the default params first if needed.
 pub fn restore<T: Template>(rt: &RefCell<Runtime<T>>, state: String) -> Result<(), String> {
-    install_panic_hook();
+    install_panic_hook("template");
     let state: serde_json::Value =
         serde_json::from_str(&state).map_err(|e| format!("invalid state: {e}"))?;
     let mut rt = rt.borrow_mut();
@@ -208,4 +217,36 @@ pub fn restore<T: Template>(rt: &RefCell<Runtime<T>>, state: String) -> Result<(
         Some(instance) => instance.restore(state),
         None => Err("the template could not be created with its default params".to_owned()),
     }
+}
+
+/// Converts what a loader says about itself. Not inlined, and in this module: it brings
+/// the API version section along (see [`API_VERSION_SECTION`]).
+#[inline(never)]
+fn loader_info_to_wit(info: LoaderInfo) -> LoaderInfoWit {
+    loader::info_to_wit(info)
+}
+
+/// A loader's `describe`.
+pub fn loader_describe<L: Loader>() -> LoaderInfoWit {
+    install_panic_hook("loader");
+    loader_info_to_wit(L::info())
+}
+
+/// A loader's `decode`: the options are parsed first, and what the loader made is checked
+/// as it is handed over.
+pub fn loader_decode<L: Loader>(bytes: Vec<u8>, options: String) -> Result<DecodedWit, String> {
+    install_panic_hook("loader");
+    let options = loader::parse_options::<L::Options>(&options)?;
+    let decoded = L::decode(&bytes, options)?;
+    // The upload is no longer needed: its memory may hold what is handed over.
+    drop(bytes);
+    if let Decoded::Drawing { commands, .. } = &decoded
+        && commands.dropped() > 0
+    {
+        log::warn(&format!(
+            "{} drawing operations dropped to stay within the host's limits",
+            commands.dropped()
+        ));
+    }
+    loader::decoded_to_wit(decoded)
 }
