@@ -118,7 +118,7 @@ fn a_new_template_builds_and_passes_check() {
         .unwrap_or_else(|| panic!("{}", text(&out)));
     let info: serde_json::Value = serde_json::from_str(info).unwrap();
     assert_eq!(info["name"], "hello-card", "{info}");
-    assert_eq!(info["apiVersion"], "0.1.0", "{info}");
+    assert_eq!(info["apiVersion"], "0.2.0", "{info}");
     let schema = &info["paramsSchema"];
     assert_eq!(
         schema["$schema"], "https://json-schema.org/draft/2020-12/schema",

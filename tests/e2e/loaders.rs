@@ -342,7 +342,7 @@ mod server {
     }
 
     /// Runs of one colour in `frames`: (colour, length in frames).
-    fn runs(frames: &[Vec<u8>]) -> Vec<(char, usize)> {
+    pub(super) fn runs(frames: &[Vec<u8>]) -> Vec<(char, usize)> {
         let mut out: Vec<(char, usize)> = Vec::new();
         for c in frames.iter().map(|f| colour_at_centre(f)) {
             match out.last_mut() {
@@ -478,6 +478,254 @@ mod server {
                 &format!("the drawing at {w}x{h}"),
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The bundled loaders (plugins/svg, plugins/gif), installed at start from the directory of
+// the bundled templates, as scripts/serve.sh does.
+
+mod bundled {
+    use std::io::Cursor;
+    use std::time::Instant;
+
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    use super::server::runs;
+    use crate::assets::{id_of, image_layer, post_alone};
+    use crate::common::*;
+    use crate::harness::*;
+    use crate::pixels::{BLACK, BLUE, RED, assert_looks};
+
+    fn server_with_bundled_loaders() -> ServerBuilder {
+        let dir = crate::guests::templates_dir();
+        Server::builder().args(["--templates-dir".to_string(), dir.display().to_string()])
+    }
+
+    /// The loaders the server lists: (id, media types).
+    async fn listed(server: &Server) -> Vec<(String, Value)> {
+        let list = server.get_json("/api/loaders").await;
+        let mut out: Vec<(String, Value)> = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap().to_owned(),
+                    l["mediaTypes"].clone(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A logo of 20×10 user units: a red square on the left half, a blue disc of radius 4
+    /// centred at (15, 5).
+    const LOGO: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"
+        viewBox="0 0 20 10">
+        <rect width="10" height="10" fill="#ff0000"/>
+        <circle cx="15" cy="5" r="4" fill="#0000ff"/>
+    </svg>"##;
+
+    /// An SVG logo uploaded to the bundled loader is a drawing, and is sharp on air at two
+    /// sizes, 8 and 15 times its own: 3 pixels either side of every edge of the square and
+    /// of the disc is the colour of that side. (Its 20×10 raster scaled up would blur over
+    /// 8 to 15 pixels and fail these points.) An SVG the command set cannot express (a
+    /// filter) is decoded to a raster instead, and a malformed one is 422 naming the loader.
+    #[tokio::test]
+    async fn an_svg_logo_is_sharp_at_two_sizes() {
+        let (server, player) = live_server(server_with_bundled_loaders()).await;
+        let loaders = listed(&server).await;
+        assert_eq!(
+            loaders,
+            [
+                (
+                    "gif".to_owned(),
+                    json!(["image/gif", "image/apng", "image/webp", "image/png"])
+                ),
+                ("svg".to_owned(), json!(["image/svg+xml"])),
+            ],
+            "{}",
+            server.log_tail(40)
+        );
+        let logo = post_alone(
+            &server,
+            "/api/assets",
+            Some("image/svg+xml"),
+            LOGO.as_bytes(),
+        )
+        .await;
+        assert_eq!(logo.0, 201, "{}", logo.1);
+        assert_eq!(
+            (
+                &logo.1["vector"],
+                &logo.1["loader"]["id"],
+                &logo.1["width"],
+                &logo.1["height"]
+            ),
+            (&json!(true), &json!("svg"), &json!(20), &json!(10)),
+            "{}",
+            logo.1
+        );
+        let id = id_of(&logo.1);
+        for (x, y, scale) in [(20u32, 20u32, 8u32), (10, 10, 15)] {
+            let layer = image_layer(
+                "logo",
+                &id,
+                (x as i32, y as i32, 20 * scale as i32, 10 * scale as i32),
+            );
+            let t = Instant::now();
+            let scene = stream_scene("#000000", json!([layer]));
+            call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+            let frame = player.settled_after(t).await;
+            let at = |u: f32, v: f32, dx: i32, dy: i32| {
+                (
+                    (x as f32 + u * scale as f32) as i32 + dx,
+                    (y as f32 + v * scale as f32) as i32 + dy,
+                )
+            };
+            let points: Vec<(u32, u32, crate::pixels::Look)> = [
+                // The square's right edge, its top and bottom, and the left of the layer.
+                (at(10.0, 5.0, -3, 0), RED),
+                (at(10.0, 5.0, 3, 0), BLACK),
+                (at(5.0, 0.0, 0, 3), RED),
+                (at(5.0, 0.0, 0, -3), BLACK),
+                (at(5.0, 10.0, 0, -3), RED),
+                (at(5.0, 10.0, 0, 3), BLACK),
+                (at(0.0, 5.0, 3, 0), RED),
+                (at(0.0, 5.0, -3, 0), BLACK),
+                // The disc: left, right, top and bottom of its rim.
+                (at(11.0, 5.0, 3, 0), BLUE),
+                (at(11.0, 5.0, -3, 0), BLACK),
+                (at(19.0, 5.0, -3, 0), BLUE),
+                (at(19.0, 5.0, 3, 0), BLACK),
+                (at(15.0, 1.0, 0, 3), BLUE),
+                (at(15.0, 1.0, 0, -3), BLACK),
+                (at(15.0, 9.0, 0, -3), BLUE),
+                (at(15.0, 9.0, 0, 3), BLACK),
+            ]
+            .into_iter()
+            .map(|((px, py), look)| (px as u32, py as u32, look))
+            .collect();
+            assert_looks(&frame, &points, &format!("the logo at {scale}x"));
+        }
+
+        // A filter does not map onto draw commands: a raster of the SVG's size.
+        let filtered = r##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">
+            <filter id="f"><feFlood flood-color="#0000ff"/></filter>
+            <rect width="40" height="20" fill="#ff0000" filter="url(#f)"/></svg>"##;
+        let raster = post_alone(
+            &server,
+            "/api/assets",
+            Some("image/svg+xml"),
+            filtered.as_bytes(),
+        )
+        .await;
+        assert_eq!(raster.0, 201, "{}", raster.1);
+        assert_eq!(
+            (
+                raster.1.get("vector"),
+                &raster.1["width"],
+                &raster.1["height"]
+            ),
+            (None, &json!(40), &json!(20)),
+            "{}",
+            raster.1
+        );
+        let id = id_of(&raster.1);
+        let t = Instant::now();
+        let layer = image_layer("raster", &id, (0, 0, 80, 40));
+        let scene = stream_scene("#000000", json!([layer]));
+        call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+        let frame = player.settled_after(t).await;
+        assert_looks(&frame, &[(40, 20, BLUE), (120, 60, BLACK)], "the raster");
+
+        let broken = post_alone(&server, "/api/assets", Some("image/svg+xml"), b"<svg").await;
+        assert_eq!(broken.0, 422, "{}", broken.1);
+        assert_eq!(broken.1["error"]["code"], "loader_failed", "{}", broken.1);
+        let message = broken.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("svg"), "names the loader: {message}");
+    }
+
+    /// A GIF of four frames: red with a delay of 0 (shown 100 ms, as browsers do), green
+    /// 300 ms, blue 500 ms, white 200 ms; 64×36, looping.
+    fn animated_gif() -> Vec<u8> {
+        let frames = [
+            ([255, 0, 0], 0),
+            ([0, 255, 0], 300),
+            ([0, 0, 255], 500),
+            ([255, 255, 255], 200),
+        ];
+        let mut out = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(Cursor::new(&mut out));
+            encoder.set_repeat(Repeat::Infinite).unwrap();
+            for ([r, g, b], ms) in frames {
+                let picture = RgbaImage::from_pixel(64, 36, Rgba([r, g, b, 255]));
+                let delay = Delay::from_numer_denom_ms(ms, 1);
+                encoder
+                    .encode_frame(Frame::from_parts(picture, 0, 0, delay))
+                    .unwrap();
+            }
+        }
+        out
+    }
+
+    /// An animated GIF uploaded to the bundled loader plays at its own timing: over 3 s of
+    /// decoded output, every whole run of a colour lasts its frame's duration within one
+    /// frame, in order.
+    #[tokio::test]
+    async fn an_animated_gif_plays_at_its_own_timing() {
+        let (server, player) = live_server(server_with_bundled_loaders()).await;
+        let gif = post_alone(&server, "/api/assets", Some("image/gif"), &animated_gif()).await;
+        assert_eq!(gif.0, 201, "{}", gif.1);
+        assert_eq!(
+            (
+                &gif.1["frames"],
+                &gif.1["durationMs"],
+                &gif.1["loader"]["id"]
+            ),
+            (&json!(4), &json!(1100), &json!("gif")),
+            "{}",
+            gif.1
+        );
+        let id = id_of(&gif.1);
+        let layer = image_layer("gif", &id, (0, 0, W as i32, H as i32));
+        let t = Instant::now();
+        let scene = stream_scene("#000000", json!([layer]));
+        call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+        let frames = player.wait_since(t, (FPS * 3) as usize).await;
+        let runs = runs(&frames);
+        eprintln!("runs: {runs:?}");
+        let expected = |c: char| {
+            (match c {
+                'r' => 100,
+                'g' => 300,
+                'b' => 500,
+                'w' => 200,
+                _ => 0,
+            }) * FPS as usize
+                / 1000
+        };
+        // The first and last runs are cut by the window.
+        let whole = &runs[1..runs.len() - 1];
+        assert!(
+            whole.len() >= 8,
+            "at least eight whole runs in 3 s: {runs:?}"
+        );
+        for (c, n) in whole {
+            assert!(
+                expected(*c) > 0 && n.abs_diff(expected(*c)) <= 1,
+                "colour {c} showed {n} frames, expected {} (±1): {runs:?}",
+                expected(*c)
+            );
+        }
+        let order: String = whole.iter().map(|(c, _)| *c).collect();
+        assert!("rgbwrgbwrgbwrgbw".contains(&order), "in order: {order}");
     }
 }
 

@@ -17,6 +17,14 @@
 //! new version (a hot swap) is instantiated here, configured with the layer's params and
 //! handed the old instance's state; when it faults within [`SWAP_PROBATION`] of the swap,
 //! an automatic rollback is asked for.
+//!
+//! A layer is played or stopped by its spec's `playing`. The layer records, on its own
+//! clock (the `time-ms` templates see), when it last went on air and off; a template that
+//! plays (plugin API 0.2.0 on) is told with `play` and `stop` before the frame's `render`,
+//! under the same budget and fault handling, and a new instance (a hot swap, a restart
+//! after a fault) is told the same times again, so an animation already over is not played
+//! again. An older template is not called while its layer is stopped: the compositor hides
+//! the layer ([`shows`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +34,7 @@ use crate::{Build, Fault, FaultKind, FrameInfo, Instance, PluginLimits, Runtime}
 use sm_compose::Resources;
 use sm_compose::commands::DrawCommand;
 use sm_compose::cost;
+use sm_scene::Layer;
 use sm_scene::TemplateSpec;
 
 /// A layer's picture may always take this part of its share to rasterize (1/4), whatever
@@ -34,6 +43,25 @@ pub const RASTER_FLOOR: u32 = 4;
 
 /// How long after a hot swap a fault rolls the template back.
 pub const SWAP_PROBATION: Duration = Duration::from_secs(3);
+
+/// Whether the compositor shows template layer `layer` of template `build`: not when the
+/// layer is stopped and its template predates play and stop (its last picture is kept for
+/// when it plays again). A template that plays draws its own way off air.
+pub fn shows(layer: &Layer, build: Option<&Build>) -> bool {
+    match (&layer.template, build) {
+        (Some(spec), Some(build)) => spec.playing || build.api().plays(),
+        _ => true,
+    }
+}
+
+/// When a layer last went on air and off, in layer time (ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Airing {
+    /// The last `play`; `None` until the layer first plays.
+    played_at: Option<f64>,
+    /// The `stop` after it; `None` while playing.
+    stopped_at: Option<f64>,
+}
 
 /// What a template layer needs each frame.
 pub struct LayerContext<'a> {
@@ -88,6 +116,12 @@ pub struct TemplateLayer {
     /// Time left of this frame's share for rasterizing the new picture.
     raster_allowance: Duration,
     timing: LayerTiming,
+    /// When the layer went on air and off.
+    airing: Airing,
+    /// What the current instance has been told of it.
+    told: Airing,
+    /// A stopped quarantined layer's picture has been emptied.
+    blanked: bool,
 }
 
 impl TemplateLayer {
@@ -106,7 +140,60 @@ impl TemplateLayer {
             swapped_at: None,
             raster_allowance: Duration::ZERO,
             timing: LayerTiming::default(),
+            airing: Airing::default(),
+            told: Airing::default(),
+            blanked: false,
         }
+    }
+
+    /// Records a change of the layer's play state at layer time `now_ms`.
+    fn follow_playing(&mut self, playing: bool, now_ms: f64) {
+        let on_air = self.airing.played_at.is_some() && self.airing.stopped_at.is_none();
+        if playing && !on_air {
+            self.airing = Airing {
+                played_at: Some(now_ms),
+                stopped_at: None,
+            };
+        } else if !playing && on_air {
+            self.airing.stopped_at = Some(now_ms);
+        }
+        if playing {
+            self.blanked = false;
+        }
+    }
+
+    /// Tells the instance what it has not been told of the layer's airing: `play` and
+    /// `stop`, each within `budget`.
+    fn tell(&mut self, budget: Duration) -> Result<(), Fault> {
+        let Some(instance) = self.instance.as_mut() else {
+            return Ok(());
+        };
+        if self.told.played_at != self.airing.played_at {
+            if let Some(at) = self.airing.played_at {
+                instance.play(at, budget)?;
+            }
+            self.told = Airing {
+                played_at: self.airing.played_at,
+                stopped_at: None,
+            };
+        }
+        if self.told.stopped_at != self.airing.stopped_at {
+            if let Some(at) = self.airing.stopped_at {
+                instance.stop(at, budget)?;
+            }
+            self.told.stopped_at = self.airing.stopped_at;
+        }
+        Ok(())
+    }
+
+    /// What a quarantined layer shows this frame: its last picture, except that a stopped
+    /// one is emptied (once), so that a graphic taken off air does not stay.
+    fn quarantined_picture(&mut self, spec: &TemplateSpec) -> Option<Vec<DrawCommand>> {
+        if spec.playing || self.blanked {
+            return None;
+        }
+        self.blanked = true;
+        Some(Vec::new())
     }
 
     /// What the layer cost in its last frame.
@@ -263,10 +350,10 @@ impl TemplateLayer {
         // On the render thread every call gets the layer's budget, setup calls included.
         let budget = call_budget(ctx);
         let new_build = self.hash != ctx.build.hash;
-        let new_params = self.applied.as_ref() != Some(spec);
+        let new_params = self.applied.as_ref().is_none_or(|a| !a.same_config(spec));
         if new_build || new_params || self.instance.as_ref().is_none_or(Instance::is_broken) {
             if self.quarantined && !(new_build || new_params) {
-                return None;
+                return self.quarantined_picture(spec);
             }
             let params = spec.params_or(&ctx.build.info.default_params).to_string();
             let started = if new_build || self.instance.as_ref().is_none_or(Instance::is_broken) {
@@ -312,7 +399,11 @@ impl TemplateLayer {
                 }
             }
             match started {
-                Ok(instance) => self.instance = Some(instance),
+                Ok(instance) => {
+                    self.instance = Some(instance);
+                    // A new instance has been told nothing yet.
+                    self.told = Airing::default();
+                }
                 Err(fault) => {
                     self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
                     return None;
@@ -320,9 +411,23 @@ impl TemplateLayer {
             }
         }
         if self.quarantined {
-            return None;
+            return self.quarantined_picture(spec);
         }
         let time_ms = self.offset_ms + self.elapsed_ms(ctx);
+        self.follow_playing(spec.playing, time_ms);
+        let plays = self.instance.as_ref()?.api().plays();
+        if !spec.playing && !plays {
+            // An older template is not called off air: the compositor hides the layer.
+            return None;
+        }
+        let told = Instant::now();
+        if let Err(fault) = self.tell(budget) {
+            self.fault((ctx.runtime, ctx.tick, ctx.fps), spec, layer, fault, report);
+            return None;
+        }
+        // `play` and `stop` come out of the frame's budget; `render` keeps at least a
+        // quarter of it.
+        let budget = budget.saturating_sub(told.elapsed()).max(budget / 4);
         let instance = self.instance.as_mut()?;
         instance.set_resources(ctx.resources);
         let frame = FrameInfo {
@@ -361,4 +466,44 @@ fn call_budget(ctx: &LayerContext<'_>) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn airing(played_at: Option<f64>, stopped_at: Option<f64>) -> Airing {
+        Airing {
+            played_at,
+            stopped_at,
+        }
+    }
+
+    #[test]
+    fn the_airing_records_each_play_and_stop_once_at_its_frame() {
+        let mut layer = TemplateLayer::new(0);
+        layer.follow_playing(false, 0.0);
+        assert_eq!(layer.airing, Airing::default(), "never played");
+        layer.follow_playing(true, 100.0);
+        layer.follow_playing(true, 133.0);
+        assert_eq!(layer.airing, airing(Some(100.0), None));
+        layer.follow_playing(false, 500.0);
+        layer.follow_playing(false, 533.0);
+        assert_eq!(layer.airing, airing(Some(100.0), Some(500.0)));
+        layer.follow_playing(true, 900.0);
+        assert_eq!(layer.airing, airing(Some(900.0), None));
+    }
+
+    #[test]
+    fn a_stopped_quarantined_layer_is_emptied_once() {
+        let mut layer = TemplateLayer::new(0);
+        let mut spec = TemplateSpec::new("t", serde_json::Value::Null);
+        assert_eq!(layer.quarantined_picture(&spec), None, "playing: kept");
+        spec.playing = false;
+        assert_eq!(layer.quarantined_picture(&spec), Some(Vec::new()));
+        assert_eq!(layer.quarantined_picture(&spec), None, "already empty");
+        layer.follow_playing(true, 10.0);
+        layer.follow_playing(false, 20.0);
+        assert_eq!(layer.quarantined_picture(&spec), Some(Vec::new()));
+    }
 }

@@ -18,8 +18,10 @@ use crate::faults::{Fault, FaultKind};
 use crate::host_state::HostState;
 use crate::runtime::{PluginError, Runtime, new_store};
 use crate::wit;
+use crate::wit::ApiVersion;
 use crate::wit::since_v0_1_0 as v1;
 use crate::wit::since_v0_1_0::loader_world::{AssetLoaderPre, LoaderInfo};
+use crate::wit::since_v0_2_0::loader_world::AssetLoaderPre as AssetLoaderPreV2;
 use sm_compose::Resources;
 use sm_compose::commands::{DrawCommand, Limits, validate};
 
@@ -87,7 +89,9 @@ pub struct LoaderBuild {
     pub version: String,
     /// The media types it decodes.
     pub media_types: Vec<String>,
-    pre: AssetLoaderPre<HostState>,
+    /// The WIT version it was built against.
+    pub api: ApiVersion,
+    pre: InstancePre<HostState>,
     runtime: Arc<Runtime>,
 }
 
@@ -145,37 +149,54 @@ impl Runtime {
     /// Prepares an asset loader: checks and compiles it (or takes it from the cache), checks
     /// it is of the `asset-loader` world, instantiates it once and describes it. Blocking.
     pub fn prepare_loader(self: &Arc<Self>, bytes: Bytes) -> Result<Arc<LoaderBuild>, PluginError> {
-        let (component, _, _) = self.checked_compile(&bytes)?;
+        let (component, version, _) = self.checked_compile(&bytes)?;
         let exports = self.export_names(&component);
-        if !exports.iter().any(|e| e == wit::LOADER_EXPORT_V0_1_0) {
+        let Some(api) = ApiVersion::of_loader(&exports) else {
             return Err(PluginError::WrongWorld(format!(
                 "a component exporting [{}], not an asset loader: it must export {} (world \
                  asset-loader)",
                 exports.join(", "),
-                wit::LOADER_EXPORT_V0_1_0
+                wit::any_of(ApiVersion::loader_export)
             )));
-        }
+        };
+        wit::agree(version.as_deref(), api).map_err(PluginError::UnsupportedVersion)?;
         let pre: InstancePre<HostState> = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Imports(crate::faults::first_line(&format!("{e:#}"))))?;
-        let pre = AssetLoaderPre::new(pre)
-            .map_err(|e| PluginError::WrongWorld(crate::faults::first_line(&format!("{e:#}"))))?;
+        let wrong = |e: wasmtime::Error| {
+            PluginError::WrongWorld(crate::faults::first_line(&format!("{e:#}")))
+        };
         let budget = self.limits().setup_budget;
         let memory = self.limits().loader_memory_bytes;
         let mut store = new_store(self, "new loader", Arc::default(), (budget, memory));
-        let info = pre
-            .instantiate(&mut store)
-            .and_then(|l| l.stream_manager_plugin_loader().call_describe(&mut store))
-            .map_err(|e| PluginError::Fault {
-                stage: "describe",
-                fault: Fault::from_call(&e, budget),
-            })?;
+        // The loader world is the same in every version; only `describe` is called through
+        // the bindings (its record converted to 0.1.0's), `decode` by its export's name.
+        let info = match api {
+            ApiVersion::V0_1_0 => AssetLoaderPre::new(pre.clone())
+                .map_err(wrong)?
+                .instantiate(&mut store)
+                .and_then(|l| l.stream_manager_plugin_loader().call_describe(&mut store)),
+            ApiVersion::V0_2_0 => AssetLoaderPreV2::new(pre.clone())
+                .map_err(wrong)?
+                .instantiate(&mut store)
+                .and_then(|l| l.stream_manager_plugin_loader().call_describe(&mut store))
+                .map(|i| LoaderInfo {
+                    name: i.name,
+                    version: i.version,
+                    media_types: i.media_types,
+                }),
+        };
+        let info = info.map_err(|e| PluginError::Fault {
+            stage: "describe",
+            fault: Fault::from_call(&e, budget),
+        })?;
         let info = check_info(info).map_err(PluginError::Info)?;
         Ok(Arc::new(LoaderBuild {
             name: info.name,
             version: info.version,
             media_types: info.media_types,
+            api,
             pre,
             runtime: self.clone(),
         }))
@@ -248,11 +269,10 @@ impl LoaderBuild {
         store.set_hostcall_fuel(limits.max_bytes as usize);
         let instance = self
             .pre
-            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| Fault::from_call(&e, limits.budget))?;
         let iface = instance
-            .get_export_index(&mut store, None, wit::LOADER_EXPORT_V0_1_0)
+            .get_export_index(&mut store, None, self.api.loader_export())
             .ok_or_else(|| Fault::invalid("no loader export"))?;
         let func = instance
             .get_export_index(&mut store, Some(&iface), "decode")

@@ -21,7 +21,9 @@ use crate::faults::{Fault, FaultKind, TemplateEvent, first_line};
 use crate::host_state::{HostState, Limiter};
 use crate::output::{GuestOutput, PluginLog};
 use crate::wit;
+use crate::wit::ApiVersion;
 use crate::wit::since_v0_1_0 as v1;
+use crate::wit::since_v0_2_0 as v2;
 use sm_compose::Resources;
 use sm_compose::commands::{Deadline, DrawCommand, Limits, validate};
 use sm_compose::text::FontBook;
@@ -231,7 +233,19 @@ pub struct Build {
     /// The component's bytes (persisted, re-prepared at boot).
     pub bytes: Bytes,
     schema: jsonschema::Validator,
-    pre: v1::SceneTemplatePre<HostState>,
+    pre: TemplatePre,
+}
+
+/// A template component linked for instantiation, by its WIT version.
+enum TemplatePre {
+    V0_1_0(v1::SceneTemplatePre<HostState>),
+    V0_2_0(v2::SceneTemplatePre<HostState>),
+}
+
+/// A template instance's exports, by its WIT version.
+enum TemplateExports {
+    V0_1_0(v1::SceneTemplate),
+    V0_2_0(v2::SceneTemplate),
 }
 
 impl std::fmt::Debug for Build {
@@ -269,6 +283,14 @@ impl Build {
     /// Checks a template layer's params (the template's defaults when it has none).
     pub fn check_spec(&self, spec: &TemplateSpec) -> Result<(), String> {
         self.check_params(spec.params_or(&self.info.default_params))
+    }
+
+    /// The WIT version the component was built against.
+    pub fn api(&self) -> ApiVersion {
+        match self.pre {
+            TemplatePre::V0_1_0(_) => ApiVersion::V0_1_0,
+            TemplatePre::V0_2_0(_) => ApiVersion::V0_2_0,
+        }
     }
 }
 
@@ -323,6 +345,14 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         v1::SceneTemplate::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        // 0.2.0's `types` are 0.1.0's (see `wit::since_v0_2_0`), so its world links its own
+        // `host` under its own name and re-opens 0.1.0's `types`; its own `types` instance
+        // (types only, nothing to implement) is defined here.
+        v2::SceneTemplate::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        linker
+            .instance("stream-manager:plugin/types@0.2.0")
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -477,23 +507,31 @@ impl Runtime {
     pub fn prepare(self: &Arc<Self>, bytes: Bytes, fps: u32) -> Result<Arc<Build>, PluginError> {
         let (component, version, hash) = self.checked_compile(&bytes)?;
         let exports = self.export_names(&component);
-        if !exports.iter().any(|e| e == wit::TEMPLATE_EXPORT_V0_1_0) {
-            let what = if exports.iter().any(|e| e == wit::LOADER_EXPORT_V0_1_0) {
+        let Some(api) = ApiVersion::of_template(&exports) else {
+            let what = if ApiVersion::of_loader(&exports).is_some() {
                 "an asset loader (world asset-loader)".to_string()
             } else {
                 format!("a component exporting [{}]", exports.join(", "))
             };
             return Err(PluginError::WrongWorld(format!(
                 "{what}, not a scene template: it must export {} (world scene-template)",
-                wit::TEMPLATE_EXPORT_V0_1_0
+                wit::any_of(ApiVersion::template_export)
             )));
-        }
+        };
+        wit::agree(version.as_deref(), api).map_err(PluginError::UnsupportedVersion)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::Imports(first_line(&format!("{e:#}"))))?;
-        let pre = v1::SceneTemplatePre::new(pre)
-            .map_err(|e| PluginError::WrongWorld(first_line(&format!("{e:#}"))))?;
+        let wrong = |e: wasmtime::Error| PluginError::WrongWorld(first_line(&format!("{e:#}")));
+        let pre = match api {
+            ApiVersion::V0_1_0 => {
+                TemplatePre::V0_1_0(v1::SceneTemplatePre::new(pre).map_err(wrong)?)
+            }
+            ApiVersion::V0_2_0 => {
+                TemplatePre::V0_2_0(v2::SceneTemplatePre::new(pre).map_err(wrong)?)
+            }
+        };
         let mut instance =
             Instance::start(self, &pre, "new template", Arc::default()).map_err(|fault| {
                 PluginError::Fault {
@@ -508,7 +546,7 @@ impl Runtime {
                 stage: "describe",
                 fault,
             })?;
-        let (info, schema) = parse_info(info, version.as_deref().unwrap_or("0.1.0"))?;
+        let (info, schema) = parse_info(info, api.as_str())?;
         let build = Arc::new(Build {
             hash,
             info,
@@ -541,6 +579,14 @@ impl Runtime {
             width,
             height,
         };
+        // A template that plays is played first, so the test render draws its picture
+        // rather than the nothing of a template off air.
+        instance
+            .play(0.0, self.limits.setup_budget)
+            .map_err(|fault| PluginError::Fault {
+                stage: "play",
+                fault,
+            })?;
         // The first render pays for what a template sets up once (fonts, layouts), and a
         // busy machine must not refuse a template at boot: it gets the setup budget. On air
         // every frame has its share of the frame budget.
@@ -688,7 +734,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// One running instance of a template: its own store, memory and WASI context.
 pub struct Instance {
     store: Store<HostState>,
-    bindings: v1::SceneTemplate,
+    bindings: TemplateExports,
     build: Option<Arc<Build>>,
     name: String,
     broken: bool,
@@ -769,26 +815,28 @@ pub(crate) fn new_store(
 impl Instance {
     fn start(
         runtime: &Runtime,
-        pre: &v1::SceneTemplatePre<HostState>,
+        pre: &TemplatePre,
         name: &str,
         resources: Arc<Resources>,
     ) -> Result<Self, Fault> {
         let budget = runtime.limits.setup_budget;
         let memory = runtime.limits.memory_bytes;
         let mut store = new_store(runtime, name, resources, (budget, memory));
-        let bindings =
-            pre.instantiate(&mut store)
-                .map_err(|e| match refused_initial_memory(&e) {
-                    Some(declared) => Fault {
-                        kind: FaultKind::Memory,
-                        message: PluginError::TooMuchMemory {
-                            declared,
-                            limit: runtime.limits.memory_bytes as u64,
-                        }
-                        .to_string(),
-                    },
-                    None => Fault::from_call(&e, budget),
-                })?;
+        let bindings = match pre {
+            TemplatePre::V0_1_0(pre) => pre.instantiate(&mut store).map(TemplateExports::V0_1_0),
+            TemplatePre::V0_2_0(pre) => pre.instantiate(&mut store).map(TemplateExports::V0_2_0),
+        };
+        let bindings = bindings.map_err(|e| match refused_initial_memory(&e) {
+            Some(declared) => Fault {
+                kind: FaultKind::Memory,
+                message: PluginError::TooMuchMemory {
+                    declared,
+                    limit: runtime.limits.memory_bytes as u64,
+                }
+                .to_string(),
+            },
+            None => Fault::from_call(&e, budget),
+        })?;
         Ok(Self {
             store,
             bindings,
@@ -810,6 +858,14 @@ impl Instance {
         self.store.data().limits.peak
     }
 
+    /// The WIT version the instance was built against.
+    pub fn api(&self) -> ApiVersion {
+        match self.bindings {
+            TemplateExports::V0_1_0(_) => ApiVersion::V0_1_0,
+            TemplateExports::V0_2_0(_) => ApiVersion::V0_2_0,
+        }
+    }
+
     /// Whether a call trapped: the instance must be replaced.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -827,7 +883,7 @@ impl Instance {
     fn call<R>(
         &mut self,
         budget: Duration,
-        f: impl FnOnce(&v1::SceneTemplate, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&TemplateExports, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         if self.broken {
             return Err(Fault {
@@ -860,8 +916,12 @@ impl Instance {
 
     /// Calls `describe`.
     pub fn describe(&mut self, budget: Duration) -> Result<v1::Info, Fault> {
-        self.call(budget, |b, s| {
-            b.stream_manager_plugin_template().call_describe(s)
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(b) => b.stream_manager_plugin_template().call_describe(s),
+            TemplateExports::V0_2_0(b) => b
+                .stream_manager_plugin_template()
+                .call_describe(s)
+                .map(v2::info),
         })
     }
 
@@ -871,8 +931,13 @@ impl Instance {
         params: &str,
         budget: Duration,
     ) -> Result<Result<(), String>, Fault> {
-        self.call(budget, |b, s| {
-            b.stream_manager_plugin_template().call_configure(s, params)
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(b) => {
+                b.stream_manager_plugin_template().call_configure(s, params)
+            }
+            TemplateExports::V0_2_0(b) => {
+                b.stream_manager_plugin_template().call_configure(s, params)
+            }
         })
         .map(|r| r.map_err(|m| first_line(&m)))
     }
@@ -884,10 +949,23 @@ impl Instance {
         budget: Duration,
         limits: &Limits,
     ) -> Result<Option<Vec<DrawCommand>>, Fault> {
-        let out = self.call(budget, |b, s| {
-            b.stream_manager_plugin_template().call_render(s, *frame)
+        let out = self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(b) => b
+                .stream_manager_plugin_template()
+                .call_render(s, *frame)
+                .map(|out| match out {
+                    v1::RenderOutput::Unchanged => None,
+                    v1::RenderOutput::Commands(list) => Some(list),
+                }),
+            TemplateExports::V0_2_0(b) => b
+                .stream_manager_plugin_template()
+                .call_render(s, v2::frame(frame))
+                .map(|out| match out {
+                    v2::RenderOutput::Unchanged => None,
+                    v2::RenderOutput::Commands(list) => Some(list),
+                }),
         })?;
-        let v1::RenderOutput::Commands(list) = out else {
+        let Some(list) = out else {
             return Ok(None);
         };
         if list.len() > limits.max_commands {
@@ -917,15 +995,41 @@ impl Instance {
 
     /// Calls `snapshot`.
     pub fn snapshot(&mut self, budget: Duration) -> Result<Option<String>, Fault> {
-        self.call(budget, |b, s| {
-            b.stream_manager_plugin_template().call_snapshot(s)
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(b) => b.stream_manager_plugin_template().call_snapshot(s),
+            TemplateExports::V0_2_0(b) => b.stream_manager_plugin_template().call_snapshot(s),
         })
     }
 
     /// Calls `restore`; the inner error is the template's own refusal.
     pub fn restore(&mut self, state: &str, budget: Duration) -> Result<Result<(), String>, Fault> {
-        self.call(budget, |b, s| {
-            b.stream_manager_plugin_template().call_restore(s, state)
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(b) => b.stream_manager_plugin_template().call_restore(s, state),
+            TemplateExports::V0_2_0(b) => b.stream_manager_plugin_template().call_restore(s, state),
+        })
+    }
+
+    /// Calls `play` (the layer goes on air at layer time `at_ms`) on a template that plays
+    /// ([`ApiVersion::plays`]); nothing for an older one.
+    pub fn play(&mut self, at_ms: f64, budget: Duration) -> Result<(), Fault> {
+        if !self.api().plays() {
+            return Ok(());
+        }
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(_) => Ok(()),
+            TemplateExports::V0_2_0(b) => b.stream_manager_plugin_template().call_play(s, at_ms),
+        })
+    }
+
+    /// Calls `stop` (the layer goes off air at layer time `at_ms`) on a template that
+    /// plays ([`ApiVersion::plays`]); nothing for an older one.
+    pub fn stop(&mut self, at_ms: f64, budget: Duration) -> Result<(), Fault> {
+        if !self.api().plays() {
+            return Ok(());
+        }
+        self.call(budget, |b, s| match b {
+            TemplateExports::V0_1_0(_) => Ok(()),
+            TemplateExports::V0_2_0(b) => b.stream_manager_plugin_template().call_stop(s, at_ms),
         })
     }
 }

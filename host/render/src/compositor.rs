@@ -42,7 +42,7 @@ use sm_compose::commands::{
 };
 use sm_compose::text::FontBook;
 use sm_compose::video::{FeedFrame, Fit, Want};
-use sm_plugin_host::layer::{LayerContext, TemplateLayer};
+use sm_plugin_host::layer::{self as template_layer, LayerContext, TemplateLayer};
 use sm_plugin_host::{Fault, FaultKind};
 
 /// A layer raster larger than this many frames' worth of pixels is not cached: it is drawn
@@ -446,18 +446,39 @@ impl SceneRender {
         // them is recomposed (a move, a new text); anything else redraws the whole frame.
         let old = &self.on_air.scene;
         let new = &on_air.scene;
+        // A stopped template layer whose template predates play and stop is hidden (its
+        // cache kept for when it plays again); `live` holds what is drawn.
+        let shown = |l: &Layer| {
+            l.visible
+                && template_layer::shows(
+                    l,
+                    l.template
+                        .as_ref()
+                        .and_then(|t| on_air.templates.builds.get(&t.id))
+                        .map(|b| &**b),
+                )
+        };
         let same_stack = old.canvas == new.canvas
             && old.layers.len() == new.layers.len()
-            && old.layers.iter().zip(&new.layers).all(|(a, b)| {
-                a.id == b.id
-                    && a.visible == b.visible
-                    && a.position.z_index == b.position.z_index
-                    && (a.position.opacity > 0.0) == (b.position.opacity > 0.0)
-            });
+            && self.live.len() == new.layers.len()
+            && old
+                .layers
+                .iter()
+                .zip(&new.layers)
+                .zip(&self.live)
+                .all(|((a, b), drawn)| {
+                    a.id == b.id
+                        && drawn.visible == shown(b)
+                        && a.position.z_index == b.position.z_index
+                        && (a.position.opacity > 0.0) == (b.position.opacity > 0.0)
+                });
         if !same_stack {
             self.valid = false;
         }
         self.live.clone_from(&on_air.scene.layers);
+        for l in &mut self.live {
+            l.visible = shown(l);
+        }
         for t in &on_air.tweens {
             let Some(i) = self.live.iter().position(|l| l.id == t.layer) else {
                 continue;
@@ -678,6 +699,13 @@ impl SceneRender {
             }
             _ => None,
         };
+        // Hidden template layers keep their last picture: a template may well answer
+        // `unchanged` when shown again.
+        for layer in self.live.iter().filter(|l| l.template.is_some()) {
+            if let Some(c) = self.layers.get_mut(&layer.id) {
+                c.seen = true;
+            }
+        }
         if let Some(r) = region {
             self.recompose_part(r, scale, &scene);
             self.layers.retain(|_, c| c.seen);

@@ -274,9 +274,35 @@ pub struct TemplateSpec {
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
+    /// Whether the graphic is on air (played) or off air (stopped); default true. A
+    /// template of plugin API 0.2.0 or later is told (`play`, `stop`) and animates in and
+    /// out; an older one is shown while playing and draws nothing while stopped. Changing
+    /// it does not configure the template again.
+    #[serde(default = "playing_by_default")]
+    #[schema(default = true)]
+    pub playing: bool,
+}
+
+fn playing_by_default() -> bool {
+    true
 }
 
 impl TemplateSpec {
+    /// A spec of template `id` with `params` (null: the defaults), playing.
+    pub fn new(id: impl Into<String>, params: serde_json::Value) -> Self {
+        Self {
+            id: id.into(),
+            params,
+            playing: true,
+        }
+    }
+
+    /// Whether `other` configures the template the same way (the same template and
+    /// params, whether playing or not).
+    pub fn same_config(&self, other: &TemplateSpec) -> bool {
+        self.id == other.id && self.params == other.params
+    }
+
     /// The params as given, or the template's defaults when none were given.
     pub fn params_or<'a>(&'a self, defaults: &'a serde_json::Value) -> &'a serde_json::Value {
         if self.params.is_null() {

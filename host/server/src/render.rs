@@ -81,9 +81,13 @@ fn load_template_dir(dir: &Path, fps: u32) -> anyhow::Result<Templates> {
             .context("template file name")?
             .replace('_', "-");
         let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-        let build = runtime
-            .prepare(Bytes::from(bytes), fps)
-            .with_context(|| format!("{}", path.display()))?;
+        let build = match runtime.prepare(Bytes::from(bytes), fps) {
+            Ok(build) => build,
+            // Not a template (an asset loader built beside the templates, say): skipped, as
+            // `serve --templates-dir` installs it as a loader instead.
+            Err(sm_plugin_host::PluginError::WrongWorld(_)) => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
+        };
         builds.insert(id, build);
     }
     Ok(Templates {

@@ -235,8 +235,8 @@ pub fn decode(bytes: &[u8], options: &Options) -> Result<Decoded, String> {
     }
     let frames = match format {
         Format::Gif => {
-            let mut decoder =
-                image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+            let mut decoder = image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
+                .map_err(|e| e.to_string())?;
             decoder
                 .set_limits(budget.decoder_limits())
                 .map_err(|e| e.to_string())?;
@@ -446,7 +446,10 @@ mod tests {
         };
         assert_eq!(frames.len(), 2);
         assert_eq!(colour(&frames[0].image), Some(Color::rgb(255, 255, 0)));
-        assert_eq!(colour(&frames[1].image), Some(Color::rgba(0, 255, 255, 128)));
+        assert_eq!(
+            colour(&frames[1].image),
+            Some(Color::rgba(0, 255, 255, 128))
+        );
         // 0 ms is not a GIF's: kept (the host moves it up to its minimum).
         assert_eq!(
             frames.iter().map(|f| f.duration_ms).collect::<Vec<_>>(),
@@ -485,11 +488,7 @@ mod tests {
 
     #[test]
     fn truncated_or_foreign_data_is_an_error() {
-        let bytes = gif(
-            &[([255, 0, 0, 255], 50), ([0, 255, 0, 255], 50)],
-            16,
-            16,
-        );
+        let bytes = gif(&[([255, 0, 0, 255], 50), ([0, 255, 0, 255], 50)], 16, 16);
         for cut in [10, bytes.len() / 2, bytes.len() - 3] {
             assert!(decode(&bytes[..cut], &Options::default()).is_err(), "{cut}");
         }

@@ -35,6 +35,23 @@
 //! The first answer of an instance is always sent as a picture, even if the template
 //! said `Unchanged`.
 //!
+//! # Play and stop
+//!
+//! A layer is put on air (played) and taken off (stopped) by the operator or a
+//! controller; a layer starts playing unless it was created stopped. The host calls
+//! [`Template::play`] when it goes on air and [`Template::stop`] when it goes off, each
+//! with the layer time ([`Frame::time_ms`]) it happened at, so a template can animate in
+//! and out. `play` may be given a time earlier than the next frame: a new instance (after
+//! a hot swap or a fault) is told when the layer went on air, so it shows what it would
+//! have reached rather than animating in again. Animate from these times, for instance
+//! with [`anim::Presence`], which moves between hidden and shown and turns round mid-way.
+//!
+//! Off air the SDK draws nothing, without calling [`Template::render`]: before the first
+//! `play`, and from [`Template::out_ms`] after a `stop` (0 by default, so a template
+//! that does not animate out is gone from the frame of the stop). During its out
+//! animation the template is rendered as usual; it may answer `Unchanged` again once it
+//! is back on air: the SDK keeps its last picture.
+//!
 //! # Params schema
 //!
 //! The host checks params against a JSON Schema (draft 2020-12) before
@@ -177,7 +194,7 @@ pub mod testing;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "scene-template",
         pub_export_macro: true,
         export_macro_name: "__export_scene_template",
@@ -195,14 +212,14 @@ pub mod bindings {
 #[allow(missing_docs, clippy::all)]
 pub mod loader_bindings {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "asset-loader",
         pub_export_macro: true,
         export_macro_name: "__export_asset_loader",
         default_bindings_module: "$crate::loader_bindings",
         with: {
-            "stream-manager:plugin/types@0.1.0": crate::bindings::stream_manager::plugin::types,
-            "stream-manager:plugin/host@0.1.0": crate::bindings::stream_manager::plugin::host,
+            "stream-manager:plugin/types@0.2.0": crate::bindings::stream_manager::plugin::types,
+            "stream-manager:plugin/host@0.2.0": crate::bindings::stream_manager::plugin::host,
         },
     });
 }
@@ -218,10 +235,10 @@ pub use schemars;
 /// schema it generates as the params schema. See [Params schema](crate#params-schema).
 pub use schemars::JsonSchema;
 
-/// The version of the plugin API (`wit/since_v0.1.0`, package
-/// `stream-manager:plugin@0.1.0`) this SDK builds against. It is embedded in every
-/// template as the custom section `stream-manager:api-version`.
-pub const API_VERSION: &str = "0.1.0";
+/// The version of the plugin API (`wit/since_v0.2.0`, package
+/// `stream-manager:plugin@0.2.0`) this SDK builds against. It is embedded in every
+/// template and loader as the custom section `stream-manager:api-version`.
+pub const API_VERSION: &str = "0.2.0";
 
 /// A size in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,8 +278,9 @@ pub struct Info {
 pub struct Frame {
     /// Frame number on air, counting from 0 when the layer appeared.
     pub frame: u64,
-    /// Milliseconds since the layer appeared, continuous across a hot swap. Animate from
-    /// this, not from counting calls: the host may skip frames.
+    /// Milliseconds since the layer appeared (played or not), continuous across a hot swap:
+    /// the clock of [`Template::play`] and [`Template::stop`]. Animate from this, not from
+    /// counting calls: the host may skip frames.
     pub time_ms: f64,
     /// Wall-clock time, milliseconds since the Unix epoch (UTC).
     pub wall_clock_ms: i64,
@@ -331,6 +349,31 @@ pub trait Template: Sized + 'static {
     /// [`Render::Unchanged`] when the picture would be the same as the last one.
     fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render;
 
+    /// The layer goes on air at layer time `at_ms` (the clock of [`Frame::time_ms`]):
+    /// start the in animation there. `at_ms` is the next frame's time, or an earlier one
+    /// when a new instance is told when its layer went on air (after a hot swap or a
+    /// fault): show what the animation has reached by the frame's time, do not start it
+    /// again. Not called again before [`stop`](Template::stop), except for such a new
+    /// instance. See [Play and stop](crate#play-and-stop). The default does nothing: the
+    /// template is drawn from the next frame.
+    fn play(&mut self, at_ms: f64) {
+        let _ = at_ms;
+    }
+
+    /// The layer goes off air at layer time `at_ms`: start the out animation there. The
+    /// template is rendered for [`out_ms`](Template::out_ms) more, then the SDK draws
+    /// nothing until the next [`play`](Template::play). The default does nothing.
+    fn stop(&mut self, at_ms: f64) {
+        let _ = at_ms;
+    }
+
+    /// How long the out animation lasts after [`stop`](Template::stop), in ms: from then
+    /// the SDK draws nothing. Asked at every frame while stopped. The default, 0, has the
+    /// template gone from the frame of the stop.
+    fn out_ms(&self) -> f64 {
+        0.0
+    }
+
     /// Hot swap, old version: the running state to hand to the next version (a game
     /// clock, a scroll offset). The default hands over nothing.
     fn snapshot(&self) -> Option<serde_json::Value> {
@@ -346,7 +389,7 @@ pub trait Template: Sized + 'static {
     }
 }
 
-/// Exports a [`Template`] as the component's `stream-manager:plugin/template@0.1.0`
+/// Exports a [`Template`] as the component's `stream-manager:plugin/template@0.2.0`
 /// interface. Call it exactly once, at the top level of the template crate.
 ///
 /// ```ignore
@@ -388,6 +431,14 @@ macro_rules! export_template {
                 ) -> ::core::result::Result<(), ::std::string::String> {
                     __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::restore(rt, state))
                 }
+
+                fn play(at_ms: f64) {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::play(rt, at_ms))
+                }
+
+                fn stop(at_ms: f64) {
+                    __STREAM_MANAGER_RUNTIME.with(|rt| $crate::runtime::stop(rt, at_ms))
+                }
             }
 
             $crate::bindings::__export_scene_template!(
@@ -398,7 +449,7 @@ macro_rules! export_template {
 }
 
 /// Exports a [`Loader`](loader::Loader) as the component's
-/// `stream-manager:plugin/loader@0.1.0` interface (world `asset-loader`). Call it exactly
+/// `stream-manager:plugin/loader@0.2.0` interface (world `asset-loader`). Call it exactly
 /// once, at the top level of the loader crate, and not in a crate that exports a template.
 ///
 /// ```ignore
@@ -409,6 +460,10 @@ macro_rules! export_template {
 #[macro_export]
 macro_rules! export_loader {
     ($loader:ty) => {
+        #[global_allocator]
+        static __STREAM_MANAGER_LOADER_ALLOCATOR: $crate::runtime::LoaderAllocator =
+            $crate::runtime::LoaderAllocator;
+
         const _: () = {
             struct __StreamManagerLoaderExports;
 

@@ -3,7 +3,7 @@
 //!
 //! Implement [`Loader`], call [`export_loader!`](crate::export_loader) once, and build the
 //! `cdylib` crate for `wasm32-wasip2` as for a template. The component exports only the
-//! `stream-manager:plugin/loader@0.1.0` interface (world `asset-loader`); a crate is either
+//! `stream-manager:plugin/loader@0.2.0` interface (world `asset-loader`); a crate is either
 //! a template or a loader, never both.
 //!
 //! # Lifecycle

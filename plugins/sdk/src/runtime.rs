@@ -53,10 +53,45 @@ const fn section_bytes<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// When the layer went on air and off, in layer time (ms).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Airing {
+    /// The last `play`; `None` before the first.
+    pub played_at: Option<f64>,
+    /// The `stop` after it; `None` while on air.
+    pub stopped_at: Option<f64>,
+}
+
+impl Airing {
+    /// Whether the template is drawn at `now_ms`, its out animation lasting `out_ms`:
+    /// from a `play` until `out_ms` after the `stop` that follows.
+    pub fn drawn_at(&self, now_ms: f64, out_ms: f64) -> bool {
+        match (self.played_at, self.stopped_at) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(_), Some(stop)) => {
+                let out = if out_ms.is_finite() {
+                    out_ms.max(0.0)
+                } else {
+                    0.0
+                };
+                now_ms < stop + out
+            }
+        }
+    }
+}
+
 /// One template instance and its reusable canvas.
 pub struct Runtime<T> {
     instance: Option<T>,
     canvas: Canvas,
+    /// When the layer went on air and off.
+    airing: Airing,
+    /// The last picture the template drew, for when it answers `Unchanged` after the
+    /// SDK drew nothing off air.
+    last: Vec<wit::DrawCommand>,
+    /// Whether the last answer was the nothing of a template off air.
+    blank: bool,
     /// Whether a picture has been sent: the first answer is always one.
     drawn: bool,
     /// Whether the "limits reached" warning was logged.
@@ -71,6 +106,12 @@ impl<T> Runtime<T> {
         Runtime {
             instance: None,
             canvas: Canvas::new(),
+            airing: Airing {
+                played_at: None,
+                stopped_at: None,
+            },
+            last: Vec::new(),
+            blank: false,
             drawn: false,
             warned_dropped: false,
             warned_default: false,
@@ -169,6 +210,15 @@ pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> Render
     let Some(instance) = rt.instance.as_mut() else {
         return RenderOutput::Commands(Vec::new());
     };
+    if !rt.airing.drawn_at(frame.time_ms, instance.out_ms()) {
+        // Off air: nothing, without asking the template.
+        if rt.blank && rt.drawn {
+            return RenderOutput::Unchanged;
+        }
+        rt.blank = true;
+        rt.drawn = true;
+        return RenderOutput::Commands(Vec::new());
+    }
     let frame = Frame {
         frame: frame.frame,
         time_ms: frame.time_ms,
@@ -182,6 +232,11 @@ pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> Render
     let answer = instance.render(&frame, &mut rt.canvas);
     if answer == Render::Unchanged && rt.drawn {
         rt.canvas.clear();
+        if rt.blank {
+            // Back on air after nothing was drawn: the host has nothing to reuse.
+            rt.blank = false;
+            return RenderOutput::Commands(rt.last.clone());
+        }
         return RenderOutput::Unchanged;
     }
     if rt.canvas.dropped() > 0 && !rt.warned_dropped {
@@ -193,7 +248,43 @@ pub fn render<T: Template>(rt: &RefCell<Runtime<T>>, frame: FrameInfo) -> Render
         ));
     }
     rt.drawn = true;
-    RenderOutput::Commands(rt.canvas.finish())
+    rt.blank = false;
+    let commands = rt.canvas.finish();
+    rt.last.clone_from(&commands);
+    RenderOutput::Commands(commands)
+}
+
+/// `play`: the layer goes on air at `at_ms`. Configures with the default params first if
+/// needed.
+pub fn play<T: Template>(rt: &RefCell<Runtime<T>>, at_ms: f64) {
+    install_panic_hook("template");
+    let mut rt = rt.borrow_mut();
+    let rt = &mut *rt;
+    let at_ms = if at_ms.is_finite() { at_ms } else { 0.0 };
+    rt.airing = Airing {
+        played_at: Some(at_ms),
+        stopped_at: None,
+    };
+    ensure_instance(rt);
+    if let Some(instance) = rt.instance.as_mut() {
+        instance.play(at_ms);
+    }
+}
+
+/// `stop`: the layer goes off air at `at_ms` (ignored before a `play`).
+pub fn stop<T: Template>(rt: &RefCell<Runtime<T>>, at_ms: f64) {
+    install_panic_hook("template");
+    let mut rt = rt.borrow_mut();
+    let rt = &mut *rt;
+    if rt.airing.played_at.is_none() {
+        return;
+    }
+    let at_ms = if at_ms.is_finite() { at_ms } else { 0.0 };
+    rt.airing.stopped_at = Some(at_ms);
+    ensure_instance(rt);
+    if let Some(instance) = rt.instance.as_mut() {
+        instance.stop(at_ms);
+    }
 }
 
 /// `snapshot`.
@@ -248,5 +339,69 @@ pub fn loader_decode<L: Loader>(bytes: Vec<u8>, options: String) -> Result<Decod
             commands.dropped()
         ));
     }
-    loader::decoded_to_wit(decoded)
+    let answer = loader::decoded_to_wit(decoded);
+    // From here on nothing is freed: see [`LoaderAllocator`].
+    HANDED_OVER.store(true, std::sync::atomic::Ordering::Relaxed);
+    answer
+}
+
+/// Set once a loader's answer is built: frees become no-ops.
+static HANDED_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The global allocator of a loader component (installed by `export_loader!`): the system
+/// allocator, except that once `decode` has built its answer, freeing does nothing.
+///
+/// The host reads a loader's answer lazily, checking each list's length before copying a
+/// byte, and it does so after the component's post-return function has run, which frees
+/// the answer's lists; the allocator would write its bookkeeping into the first bytes of
+/// each (the first pixels of a picture, the first draw command). Each decode runs in a
+/// fresh instance that is dropped after it, so keeping the memory costs nothing.
+pub struct LoaderAllocator;
+
+// SAFETY: every call is forwarded to the system allocator, except `dealloc` after the
+// answer is built, which leaks the block (always sound).
+unsafe impl std::alloc::GlobalAlloc for LoaderAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if !HANDED_OVER.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Airing;
+
+    #[test]
+    fn a_template_is_drawn_from_play_until_its_out_animation_is_over() {
+        let never = Airing::default();
+        assert!(!never.drawn_at(0.0, 500.0));
+        let on = Airing {
+            played_at: Some(100.0),
+            stopped_at: None,
+        };
+        assert!(on.drawn_at(0.0, 0.0));
+        assert!(on.drawn_at(1e9, 0.0));
+        let off = Airing {
+            played_at: Some(100.0),
+            stopped_at: Some(1000.0),
+        };
+        assert!(off.drawn_at(999.0, 0.0));
+        assert!(!off.drawn_at(1000.0, 0.0));
+        assert!(off.drawn_at(1399.0, 400.0));
+        assert!(!off.drawn_at(1400.0, 400.0));
+        assert!(!off.drawn_at(1000.0, f64::NAN));
+        assert!(!off.drawn_at(1000.0, -5.0));
+    }
 }

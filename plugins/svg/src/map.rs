@@ -827,7 +827,12 @@ mod tests {
             assert_eq!(map(&tree(body)), Err(why), "{body}");
         }
         let stops: String = (0..17)
-            .map(|i| format!(r##"<stop offset="{}" stop-color="#fff"/>"##, i as f32 / 16.0))
+            .map(|i| {
+                format!(
+                    r##"<stop offset="{}" stop-color="#fff"/>"##,
+                    i as f32 / 16.0
+                )
+            })
             .collect();
         let many = format!(
             r##"<linearGradient id="g">{stops}</linearGradient>

@@ -33,7 +33,9 @@ impl Budget {
     /// Takes `n` elements from the budget, or says how many there were to take.
     fn take(&self, n: u64) -> Result<(), u64> {
         self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
             .map(|_| ())
     }
 }
@@ -148,7 +150,11 @@ fn expanded_elements(doc: &roxmltree::Document) -> u64 {
             }
             state[at] = State::Open;
             stack.push((node, true));
-            for dep in node.children().filter(|c| c.is_element()).chain(target(node)) {
+            for dep in node
+                .children()
+                .filter(|c| c.is_element())
+                .chain(target(node))
+            {
                 if state[dep.id().get_usize()] == State::New {
                     stack.push((dep, false));
                 }
@@ -195,11 +201,7 @@ fn embedded(
     (pixels > 0 && pixels <= MAX_IMAGE_PIXELS).then_some(kind)
 }
 
-fn nested_svg(
-    data: &[u8],
-    options: &usvg::Options,
-    budget: &Budget,
-) -> Option<usvg::ImageKind> {
+fn nested_svg(data: &[u8], options: &usvg::Options, budget: &Budget) -> Option<usvg::ImageKind> {
     if data.starts_with(&[0x1f, 0x8b]) {
         return None;
     }
@@ -273,8 +275,8 @@ mod tests {
 
     #[test]
     fn external_references_are_not_followed() {
-        let tree = parse(svg(r#"<image href="/etc/passwd" width="5" height="5"/>"#).as_bytes())
-            .unwrap();
+        let tree =
+            parse(svg(r#"<image href="/etc/passwd" width="5" height="5"/>"#).as_bytes()).unwrap();
         assert!(!tree.root().has_children());
     }
 }

@@ -80,22 +80,40 @@ mod tests {
     #[test]
     fn the_size_follows_the_options() {
         assert_eq!(size(200.0, 100.0, &Options::default()), Ok((200, 100)));
-        assert_eq!(size(200.0, 100.0, &options(Some(1.5), None, None)), Ok((300, 150)));
-        assert_eq!(size(200.0, 100.0, &options(None, Some(50), None)), Ok((50, 25)));
-        assert_eq!(size(200.0, 100.0, &options(None, None, Some(50))), Ok((100, 50)));
-        assert_eq!(size(200.0, 100.0, &options(Some(9.0), Some(7), Some(3))), Ok((7, 3)));
+        assert_eq!(
+            size(200.0, 100.0, &options(Some(1.5), None, None)),
+            Ok((300, 150))
+        );
+        assert_eq!(
+            size(200.0, 100.0, &options(None, Some(50), None)),
+            Ok((50, 25))
+        );
+        assert_eq!(
+            size(200.0, 100.0, &options(None, None, Some(50))),
+            Ok((100, 50))
+        );
+        assert_eq!(
+            size(200.0, 100.0, &options(Some(9.0), Some(7), Some(3))),
+            Ok((7, 3))
+        );
         assert_eq!(size(0.2, 0.2, &Options::default()), Ok((1, 1)));
     }
 
     #[test]
     fn a_raster_too_large_or_bad_options_are_refused() {
         let err = size(200.0, 100.0, &options(Some(1000.0), None, None)).unwrap_err();
-        assert!(err.contains("200000x100000") && err.contains("16777216"), "{err}");
+        assert!(
+            err.contains("200000x100000") && err.contains("16777216"),
+            "{err}"
+        );
         assert!(size(4096.0, 4096.0, &Options::default()).is_ok());
         assert!(size(4097.0, 4096.0, &Options::default()).is_err());
         assert!(size(1.0, 1.0, &options(None, Some(1_000_000), None)).is_err());
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(size(1.0, 1.0, &options(Some(bad), None, None)).is_err(), "{bad}");
+            assert!(
+                size(1.0, 1.0, &options(Some(bad), None, None)).is_err(),
+                "{bad}"
+            );
         }
         assert!(size(1.0, 1.0, &options(None, Some(0), None)).is_err());
     }

@@ -1,10 +1,12 @@
 //! Clock: the time of day (the server's local time, or a fixed UTC offset) or a countdown
 //! to a moment, in a rounded box with an optional label above.
 //!
-//! It redraws only when the displayed text changes (once a second, or once a minute
-//! without seconds) and answers `Unchanged` in between.
+//! It fades in over 300 ms when played and out when stopped. It redraws only when the
+//! displayed text changes (once a second, or once a minute without seconds) or while it
+//! fades, and answers `Unchanged` in between.
 
 use serde::{Deserialize, Serialize};
+use stream_manager_sdk::anim::{Presence, ease_out_cubic};
 use stream_manager_sdk::{
     Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
@@ -65,6 +67,9 @@ impl Default for Params {
 
 const MS_PER_DAY: i64 = 86_400_000;
 
+/// How long fading in or out takes.
+const FADE_MS: f64 = 300.0;
+
 /// "HH:MM:SS" (or "HH:MM") of the time of day at `local_ms`, milliseconds since the
 /// epoch already shifted to local time.
 fn format_time_of_day(local_ms: i64, show_seconds: bool) -> String {
@@ -118,8 +123,10 @@ fn display_text(params: &Params, frame: &Frame) -> String {
 
 struct Clock {
     params: Params,
-    /// The text and layer size of the last picture; `None` after a configure.
-    last: Option<(String, u32, u32)>,
+    /// Faded in (1.0) or out (0.0) by play and stop.
+    presence: Presence,
+    /// The text, layer size and presence of the last picture; `None` after a configure.
+    last: Option<(String, u32, u32, f32)>,
 }
 
 impl Template for Clock {
@@ -136,7 +143,11 @@ impl Template for Clock {
     }
 
     fn new(params: Params) -> Result<Clock, String> {
-        Ok(Clock { params, last: None })
+        Ok(Clock {
+            params,
+            presence: Presence::new(FADE_MS, FADE_MS),
+            last: None,
+        })
     }
 
     fn configure(&mut self, params: Params) -> Result<(), String> {
@@ -148,14 +159,32 @@ impl Template for Clock {
     }
 
     fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render {
+        let shown = self.presence.at(frame.time_ms);
         let text = display_text(&self.params, frame);
-        let key = (text, frame.width, frame.height);
+        let key = (text, frame.width, frame.height, shown);
         if self.last.as_ref() == Some(&key) {
             return Render::Unchanged;
         }
-        draw(&self.params, &key.0, frame, canvas);
+        if shown > 0.0 {
+            canvas.save();
+            canvas.opacity(ease_out_cubic(shown));
+            draw(&self.params, &key.0, frame, canvas);
+            canvas.restore();
+        }
         self.last = Some(key);
         Render::Drawn
+    }
+
+    fn play(&mut self, at_ms: f64) {
+        self.presence.set(true, Some(at_ms));
+    }
+
+    fn stop(&mut self, at_ms: f64) {
+        self.presence.set(false, Some(at_ms));
+    }
+
+    fn out_ms(&self) -> f64 {
+        FADE_MS
     }
 }
 
@@ -256,7 +285,9 @@ mod tests {
         let mut clock = Clock::new(Params::default()).unwrap();
         // The first render measures text through the host, which a native test lacks;
         // mark the picture of 00:00:00 as drawn instead.
-        clock.last = Some(("00:00:00".into(), 480, 160));
+        // Played long enough before frame time 0 to be fully faded in.
+        clock.play(-FADE_MS);
+        clock.last = Some(("00:00:00".into(), 480, 160, 1.0));
         let mut canvas = Canvas::new();
         assert_eq!(clock.render(&frame(999, 0), &mut canvas), Render::Unchanged);
         clock.configure(Params::default()).unwrap();
@@ -279,5 +310,22 @@ mod tests {
             serde_json::from_str(r#"{"mode":"countdown","target":5,"utcOffsetMinutes":null}"#)
                 .unwrap();
         assert_eq!(p.mode, Mode::Countdown);
+    }
+
+    #[test]
+    fn fades_in_when_played_and_out_when_stopped() {
+        let mut clock = Clock::new(Params::default()).unwrap();
+        assert_eq!(clock.presence.at(0.0), 0.0);
+        clock.play(100.0);
+        assert_eq!(clock.presence.at(100.0), 0.0);
+        assert_eq!(clock.presence.at(250.0), 0.5);
+        assert_eq!(clock.presence.at(400.0), 1.0);
+        clock.stop(1000.0);
+        assert_eq!(clock.presence.at(1150.0), 0.5);
+        assert_eq!(clock.presence.at(1300.0), 0.0);
+        assert_eq!(clock.out_ms(), FADE_MS);
+        // Params do not play or stop it.
+        clock.configure(Params::default()).unwrap();
+        assert_eq!(clock.presence.at(2000.0), 0.0);
     }
 }

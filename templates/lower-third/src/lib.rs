@@ -1,14 +1,15 @@
 //! Lower third: a name and a title on a panel with an accent bar, near the bottom of the
 //! picture.
 //!
-//! It slides and fades in over half a second when it appears and whenever `visible`
-//! becomes true, and out when `visible` becomes false; a change that arrives mid-way
-//! turns the animation round from where it is. The time of a change is taken at the next
-//! render, since `configure` does not know the frame time. Between animations it answers
-//! `Unchanged`.
+//! It slides in from the left and fades in over half a second when it is played (its
+//! layer goes on air) and whenever `visible` becomes true while it plays, and out when it
+//! is stopped or `visible` becomes false; a change that arrives mid-way turns the
+//! animation round from where it is. Play and stop come with their time; a change of
+//! `visible` takes effect at the next render, since `configure` does not know the frame
+//! time. Between animations it answers `Unchanged`.
 
 use serde::{Deserialize, Serialize};
-use stream_manager_sdk::anim::{clamp01, ease_out_cubic};
+use stream_manager_sdk::anim::{Presence, ease_out_cubic};
 use stream_manager_sdk::{
     Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
@@ -28,7 +29,8 @@ struct Params {
     /// Second line, smaller; empty for none.
     #[schemars(length(max = 200))]
     title: String,
-    /// Slides in when it becomes true and out when it becomes false.
+    /// Slides in when it becomes true and out when it becomes false (while played; a
+    /// stopped lower third is hidden whatever this says).
     visible: bool,
     accent_color: Color,
     background_color: Color,
@@ -53,60 +55,6 @@ impl Default for Params {
     }
 }
 
-/// Where the panel is between hidden (0.0) and shown (1.0), and where it is going.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Visibility {
-    /// Where it is heading: shown or hidden.
-    shown: bool,
-    /// Progress when the current movement started.
-    from: f32,
-    /// When the current movement started; `None` until the next render fixes it.
-    start_ms: Option<f64>,
-}
-
-impl Visibility {
-    fn new(shown: bool) -> Visibility {
-        // Appearing visible animates in from hidden at the first frame.
-        Visibility {
-            shown,
-            from: 0.0,
-            start_ms: None,
-        }
-    }
-
-    /// Progress (0.0 hidden – 1.0 shown) at `now_ms`.
-    fn progress(&self, now_ms: f64) -> f32 {
-        let start = self.start_ms.unwrap_or(now_ms);
-        let moved = ((now_ms - start).max(0.0) / DURATION_MS) as f32;
-        if self.shown {
-            clamp01(self.from + moved)
-        } else {
-            clamp01(self.from - moved)
-        }
-    }
-
-    /// Fixes the start of a pending movement at the first frame that sees it.
-    fn start_if_pending(&mut self, now_ms: f64) {
-        if self.start_ms.is_none() {
-            self.start_ms = Some(now_ms);
-        }
-    }
-
-    /// Heads for `shown` from wherever the panel is at the next render.
-    fn set(&mut self, shown: bool, last_render_ms: Option<f64>) {
-        if shown == self.shown {
-            return;
-        }
-        // The movement so far ends at the last frame drawn; the new one starts at the next.
-        self.from = match (self.start_ms, last_render_ms) {
-            (Some(_), Some(t)) => self.progress(t),
-            _ => self.from,
-        };
-        self.shown = shown;
-        self.start_ms = None;
-    }
-}
-
 /// Text widths at a layer height, measured once per configure.
 #[derive(Clone, Debug, PartialEq)]
 struct Layout {
@@ -120,8 +68,11 @@ struct Layout {
 
 struct LowerThird {
     params: Params,
-    visibility: Visibility,
-    last_render_ms: Option<f64>,
+    /// Whether it is played (on air).
+    on_air: bool,
+    /// Where the panel is between hidden (0.0) and shown (1.0): shown while on air and
+    /// `visible`.
+    presence: Presence,
     layout: Option<Layout>,
     /// Progress and layer size of the last picture; `None` after a configure.
     last: Option<(f32, u32, u32)>,
@@ -142,9 +93,9 @@ impl Template for LowerThird {
 
     fn new(params: Params) -> Result<LowerThird, String> {
         Ok(LowerThird {
-            visibility: Visibility::new(params.visible),
             params,
-            last_render_ms: None,
+            on_air: false,
+            presence: Presence::new(DURATION_MS, DURATION_MS),
             layout: None,
             last: None,
         })
@@ -154,7 +105,7 @@ impl Template for LowerThird {
         if params == self.params {
             return Ok(());
         }
-        self.visibility.set(params.visible, self.last_render_ms);
+        self.presence.set(self.on_air && params.visible, None);
         let same_text = params.name == self.params.name
             && params.title == self.params.title
             && params.font == self.params.font;
@@ -167,9 +118,7 @@ impl Template for LowerThird {
     }
 
     fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render {
-        self.visibility.start_if_pending(frame.time_ms);
-        self.last_render_ms = Some(frame.time_ms);
-        let progress = self.visibility.progress(frame.time_ms);
+        let progress = self.presence.at(frame.time_ms);
         let key = (progress, frame.width, frame.height);
         if self.last == Some(key) {
             return Render::Unchanged;
@@ -190,6 +139,20 @@ impl Template for LowerThird {
             self.layout = Some(layout);
         }
         Render::Drawn
+    }
+
+    fn play(&mut self, at_ms: f64) {
+        self.on_air = true;
+        self.presence.set(self.params.visible, Some(at_ms));
+    }
+
+    fn stop(&mut self, at_ms: f64) {
+        self.on_air = false;
+        self.presence.set(false, Some(at_ms));
+    }
+
+    fn out_ms(&self) -> f64 {
+        DURATION_MS
     }
 }
 
@@ -269,47 +232,86 @@ mod tests {
         stream_manager_sdk::testing::check_info::<LowerThird>().unwrap();
     }
 
-    #[test]
-    fn animates_in_from_the_first_frame() {
-        let mut v = Visibility::new(true);
-        v.start_if_pending(1000.0);
-        assert_eq!(v.progress(1000.0), 0.0);
-        assert_eq!(v.progress(1250.0), 0.5);
-        assert_eq!(v.progress(1500.0), 1.0);
-        assert_eq!(v.progress(9000.0), 1.0);
+    fn lower_third(visible: bool) -> LowerThird {
+        LowerThird::new(Params {
+            visible,
+            ..Params::default()
+        })
+        .unwrap()
+    }
+
+    fn with_visible(visible: bool) -> Params {
+        Params {
+            visible,
+            ..Params::default()
+        }
     }
 
     #[test]
-    fn hiding_starts_at_the_next_render() {
-        let mut v = Visibility::new(true);
-        v.start_if_pending(0.0);
-        v.set(false, Some(2000.0));
+    fn hidden_until_played_then_slides_in() {
+        let mut lt = lower_third(true);
+        assert_eq!(lt.presence.at(0.0), 0.0);
+        assert_eq!(lt.presence.at(900.0), 0.0);
+        lt.play(1000.0);
+        assert_eq!(lt.presence.at(1000.0), 0.0);
+        assert_eq!(lt.presence.at(1250.0), 0.5);
+        assert_eq!(lt.presence.at(1500.0), 1.0);
+        assert_eq!(lt.presence.at(9000.0), 1.0);
+    }
+
+    #[test]
+    fn stop_slides_out_from_its_time() {
+        let mut lt = lower_third(true);
+        lt.play(0.0);
+        assert_eq!(lt.presence.at(2000.0), 1.0);
+        lt.stop(2040.0);
+        assert_eq!(lt.presence.at(2040.0), 1.0);
+        assert_eq!(lt.presence.at(2290.0), 0.5);
+        assert_eq!(lt.presence.at(2540.0), 0.0);
+        assert_eq!(lt.out_ms(), DURATION_MS);
+        // Played again: in from where it is.
+        lt.play(3000.0);
+        assert_eq!(lt.presence.at(3250.0), 0.5);
+    }
+
+    #[test]
+    fn a_replayed_play_shows_what_it_reached() {
+        // A new instance (after a hot swap) is told of a play long past: no slide in.
+        let mut lt = lower_third(true);
+        lt.play(0.0);
+        assert_eq!(lt.presence.at(60_000.0), 1.0);
+    }
+
+    #[test]
+    fn visible_hides_and_shows_at_the_next_render_while_playing() {
+        let mut lt = lower_third(true);
+        lt.play(0.0);
+        assert_eq!(lt.presence.at(2000.0), 1.0);
+        lt.configure(with_visible(false)).unwrap();
         // The configure came at some point after frame 2000; the slide out starts at the
         // next frame, 2040.
-        v.start_if_pending(2040.0);
-        assert_eq!(v.progress(2040.0), 1.0);
-        assert_eq!(v.progress(2290.0), 0.5);
-        assert_eq!(v.progress(2540.0), 0.0);
+        assert_eq!(lt.presence.at(2040.0), 1.0);
+        assert_eq!(lt.presence.at(2290.0), 0.5);
+        assert_eq!(lt.presence.at(2540.0), 0.0);
+        // Reversal mid-way turns round where it is.
+        lt.configure(with_visible(true)).unwrap();
+        assert_eq!(lt.presence.at(2600.0), 0.0);
+        assert_eq!(lt.presence.at(2700.0), 0.2);
+        lt.configure(with_visible(false)).unwrap();
+        assert!((lt.presence.at(2750.0) - 0.2).abs() < 1e-6);
+        assert!((lt.presence.at(2800.0) - 0.1).abs() < 1e-6);
     }
 
     #[test]
-    fn reversal_mid_way_turns_round_where_it_is() {
-        let mut v = Visibility::new(true);
-        v.start_if_pending(0.0);
-        v.set(false, Some(100.0)); // 0.2 in
-        v.start_if_pending(100.0);
-        assert!((v.progress(100.0) - 0.2).abs() < 1e-6);
-        v.set(true, Some(150.0)); // back to 0.1
-        v.start_if_pending(150.0);
-        assert!((v.progress(150.0) - 0.1).abs() < 1e-6);
-        assert_eq!(v.progress(600.0), 1.0);
-    }
-
-    #[test]
-    fn hidden_from_the_start_stays_hidden() {
-        let mut v = Visibility::new(false);
-        v.start_if_pending(0.0);
-        assert_eq!(v.progress(0.0), 0.0);
-        assert_eq!(v.progress(5000.0), 0.0);
+    fn not_visible_stays_hidden_when_played_and_visible_waits_for_play() {
+        let mut lt = lower_third(false);
+        lt.play(0.0);
+        assert_eq!(lt.presence.at(5000.0), 0.0);
+        lt.stop(6000.0);
+        lt.configure(with_visible(true)).unwrap();
+        // Stopped: visible alone does not show it.
+        assert_eq!(lt.presence.at(7000.0), 0.0);
+        lt.play(8000.0);
+        assert_eq!(lt.presence.at(8500.0), 1.0);
     }
 }

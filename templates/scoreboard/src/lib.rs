@@ -8,8 +8,12 @@
 //! `clock.direction` turns it round where it is. Like any change, these take effect at
 //! the next frame. A hot swap hands the clock over (`snapshot`/`restore`), so a new
 //! version carries on where the old one was.
+//!
+//! It drops in from above and fades in over 400 ms when played, and rises and fades out
+//! when stopped; the clock runs on regardless.
 
 use serde::{Deserialize, Serialize};
+use stream_manager_sdk::anim::{Presence, ease_out_cubic};
 use stream_manager_sdk::schemars::Schema;
 use stream_manager_sdk::{
     Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
@@ -254,6 +258,13 @@ impl GameClock {
     }
 }
 
+/// Opacity and vertical offset of the board `shown` (0.0–1.0) of the way in, on a layer
+/// `height` high: it drops from half its height above.
+fn entrance(shown: f32, height: f32) -> (f32, f32) {
+    let eased = ease_out_cubic(shown);
+    (eased, -(1.0 - eased) * height * 0.5)
+}
+
 /// "MM:SS", or "H:MM:SS" from an hour up. Counting down rounds up (it reads 00:00 only
 /// at the end), counting up rounds down.
 fn format_clock(seconds: f64, direction: Direction) -> String {
@@ -282,12 +293,17 @@ struct ClockState {
     time_ms: Option<f64>,
 }
 
+/// How long coming in or going out takes.
+const IN_OUT_MS: f64 = 400.0;
+
 struct Scoreboard {
     params: Params,
     clock: GameClock,
+    /// In (1.0) or out (0.0), by play and stop.
+    presence: Presence,
     last_render_ms: Option<f64>,
-    /// Clock text and layer size of the last picture; `None` after a configure.
-    last: Option<(String, u32, u32)>,
+    /// Clock text, layer size and presence of the last picture; `None` after a configure.
+    last: Option<(String, u32, u32, f32)>,
 }
 
 impl Template for Scoreboard {
@@ -308,6 +324,7 @@ impl Template for Scoreboard {
         Ok(Scoreboard {
             clock: GameClock::new(&params.clock),
             params,
+            presence: Presence::new(IN_OUT_MS, IN_OUT_MS),
             last_render_ms: None,
             last: None,
         })
@@ -332,13 +349,33 @@ impl Template for Scoreboard {
         } else {
             String::new()
         };
-        let key = (text, frame.width, frame.height);
+        let shown = self.presence.at(frame.time_ms);
+        let key = (text, frame.width, frame.height, shown);
         if self.last.as_ref() == Some(&key) {
             return Render::Unchanged;
         }
-        draw(&self.params, &key.0, frame, canvas);
+        if shown > 0.0 {
+            let (opacity, dy) = entrance(shown, frame.h());
+            canvas.save();
+            canvas.opacity(opacity);
+            canvas.translate(0.0, dy);
+            draw(&self.params, &key.0, frame, canvas);
+            canvas.restore();
+        }
         self.last = Some(key);
         Render::Drawn
+    }
+
+    fn play(&mut self, at_ms: f64) {
+        self.presence.set(true, Some(at_ms));
+    }
+
+    fn stop(&mut self, at_ms: f64) {
+        self.presence.set(false, Some(at_ms));
+    }
+
+    fn out_ms(&self) -> f64 {
+        IN_OUT_MS
     }
 
     fn snapshot(&self) -> Option<serde_json::Value> {
@@ -690,5 +727,19 @@ mod tests {
             s.snapshot(),
             Some(serde_json::json!({ "seconds": 600.0, "running": false }))
         );
+    }
+
+    #[test]
+    fn drops_in_when_played_and_rises_out_when_stopped() {
+        let mut board = Scoreboard::new(Params::default()).unwrap();
+        assert_eq!(board.presence.at(0.0), 0.0);
+        board.play(0.0);
+        assert_eq!(entrance(board.presence.at(0.0), 120.0), (0.0, -60.0));
+        let (opacity, dy) = entrance(board.presence.at(200.0), 120.0);
+        assert!(opacity > 0.5 && opacity < 1.0 && dy < 0.0 && dy > -60.0);
+        assert_eq!(entrance(board.presence.at(400.0), 120.0), (1.0, 0.0));
+        board.stop(1000.0);
+        assert_eq!(board.presence.at(1400.0), 0.0);
+        assert_eq!(board.out_ms(), IN_OUT_MS);
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! The dots are the only thing that moves; their brightness is computed from the frame
 //! time and rounded to whole alpha steps, and the template answers `Unchanged` whenever
-//! the rounded picture is the same (always, with `animate: false`).
+//! the rounded picture is the same (always, with `animate: false`). It fades in over
+//! 300 ms when played and out when stopped.
 
 use serde::{Deserialize, Serialize};
-use stream_manager_sdk::anim::pulse;
+use stream_manager_sdk::anim::{Presence, ease_in_out_cubic, pulse};
 use stream_manager_sdk::{
     Canvas, Color, Fill, Frame, Info, JsonSchema, Render, Size, Template, export_template, fit_text,
 };
@@ -62,10 +63,15 @@ fn dot_alphas(time_ms: f64, animate: bool) -> [u8; 3] {
     })
 }
 
+/// How long fading in or out takes.
+const FADE_MS: f64 = 300.0;
+
 struct Slate {
     params: Params,
-    /// Dot alphas and layer size of the last picture; `None` after a configure.
-    last: Option<([u8; 3], u32, u32)>,
+    /// Faded in (1.0) or out (0.0) by play and stop.
+    presence: Presence,
+    /// Dot alphas, layer size and presence of the last picture; `None` after a configure.
+    last: Option<([u8; 3], u32, u32, f32)>,
 }
 
 impl Template for Slate {
@@ -82,7 +88,11 @@ impl Template for Slate {
     }
 
     fn new(params: Params) -> Result<Slate, String> {
-        Ok(Slate { params, last: None })
+        Ok(Slate {
+            params,
+            presence: Presence::new(FADE_MS, FADE_MS),
+            last: None,
+        })
     }
 
     fn configure(&mut self, params: Params) -> Result<(), String> {
@@ -94,17 +104,36 @@ impl Template for Slate {
     }
 
     fn render(&mut self, frame: &Frame, canvas: &mut Canvas) -> Render {
+        let shown = self.presence.at(frame.time_ms);
         let key = (
             dot_alphas(frame.time_ms, self.params.animate),
             frame.width,
             frame.height,
+            shown,
         );
         if self.last == Some(key) {
             return Render::Unchanged;
         }
-        draw(&self.params, key.0, frame, canvas);
+        if shown > 0.0 {
+            canvas.save();
+            canvas.opacity(ease_in_out_cubic(shown));
+            draw(&self.params, key.0, frame, canvas);
+            canvas.restore();
+        }
         self.last = Some(key);
         Render::Drawn
+    }
+
+    fn play(&mut self, at_ms: f64) {
+        self.presence.set(true, Some(at_ms));
+    }
+
+    fn stop(&mut self, at_ms: f64) {
+        self.presence.set(false, Some(at_ms));
+    }
+
+    fn out_ms(&self) -> f64 {
+        FADE_MS
     }
 }
 
@@ -204,7 +233,8 @@ mod tests {
             ..Params::default()
         };
         let mut s = Slate::new(p).unwrap();
-        s.last = Some(([255; 3], 1920, 1080));
+        s.play(0.0);
+        s.last = Some(([255; 3], 1920, 1080, 1.0));
         let frame = Frame {
             frame: 7,
             time_ms: 700.0,
@@ -215,5 +245,21 @@ mod tests {
             height: 1080,
         };
         assert_eq!(s.render(&frame, &mut Canvas::new()), Render::Unchanged);
+    }
+
+    #[test]
+    fn fades_in_when_played_and_out_when_stopped() {
+        let mut slate = Slate::new(Params::default()).unwrap();
+        assert_eq!(slate.presence.at(0.0), 0.0);
+        slate.play(0.0);
+        assert_eq!(slate.presence.at(150.0), 0.5);
+        assert_eq!(slate.presence.at(300.0), 1.0);
+        // Stopped half-way back in after a stop: turns round from where it is.
+        slate.stop(500.0);
+        assert_eq!(slate.presence.at(650.0), 0.5);
+        slate.play(650.0);
+        assert_eq!(slate.presence.at(725.0), 0.75);
+        assert_eq!(slate.presence.at(800.0), 1.0);
+        assert_eq!(slate.out_ms(), FADE_MS);
     }
 }

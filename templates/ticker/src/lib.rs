@@ -6,8 +6,12 @@
 //! as it takes to cover the strip, so there is never a gap. The scroll offset is kept
 //! modulo the run's width; changing the text or the speed carries on from where the
 //! scroll is, and a hot swap hands the offset over (`snapshot`/`restore`).
+//!
+//! It wipes in from the left over 400 ms when played and out towards the left when
+//! stopped, scrolling all the while.
 
 use serde::{Deserialize, Serialize};
+use stream_manager_sdk::anim::{Presence, ease_in_out_cubic};
 use stream_manager_sdk::canvas::{MAX_FRAME_TEXT_BYTES, MAX_TEXT_BYTES, truncate};
 use stream_manager_sdk::{
     Canvas, Color, Frame, Info, JsonSchema, Render, Size, Template, TextMetrics, export_template,
@@ -148,13 +152,18 @@ struct Layout {
     label_width: f32,
 }
 
+/// How long wiping in or out takes.
+const WIPE_MS: f64 = 400.0;
+
 struct Ticker {
     params: Params,
+    /// Wiped in (1.0) or out (0.0) by play and stop.
+    presence: Presence,
     scroll: Scroll,
     layout: Option<Layout>,
     last_render_ms: Option<f64>,
-    /// Offset and layer size of the last picture; `None` after a configure.
-    last: Option<(f64, u32, u32)>,
+    /// Offset, layer size and presence of the last picture; `None` after a configure.
+    last: Option<(f64, u32, u32, f32)>,
 }
 
 impl Ticker {
@@ -187,6 +196,7 @@ impl Template for Ticker {
                 speed: params.speed,
             },
             params,
+            presence: Presence::new(WIPE_MS, WIPE_MS),
             layout: None,
             last_render_ms: None,
             last: None,
@@ -224,15 +234,39 @@ impl Template for Ticker {
             .scroll
             .offset_at(frame.time_ms, f64::from(layout.run_metrics.width));
         self.layout = Some(layout);
-        let key = (offset, frame.width, frame.height);
+        let shown = self.presence.at(frame.time_ms);
+        let key = (offset, frame.width, frame.height, shown);
         if self.last == Some(key) {
             return Render::Unchanged;
         }
-        if let Some(layout) = &self.layout {
+        if let Some(layout) = &self.layout
+            && shown > 0.0
+        {
+            // Wiping: only the part uncovered so far (at rest, no clip of its own).
+            let wiping = shown < 1.0;
+            if wiping {
+                canvas.save();
+                canvas.clip_rect(0.0, 0.0, wipe_width(shown, frame.w()), frame.h());
+            }
             draw(&self.params, layout, offset, frame, canvas);
+            if wiping {
+                canvas.restore();
+            }
         }
         self.last = Some(key);
         Render::Drawn
+    }
+
+    fn play(&mut self, at_ms: f64) {
+        self.presence.set(true, Some(at_ms));
+    }
+
+    fn stop(&mut self, at_ms: f64) {
+        self.presence.set(false, Some(at_ms));
+    }
+
+    fn out_ms(&self) -> f64 {
+        WIPE_MS
     }
 
     fn snapshot(&self) -> Option<serde_json::Value> {
@@ -259,6 +293,12 @@ impl Template for Ticker {
         self.last = None;
         Ok(())
     }
+}
+
+/// How much of a layer `width` wide is uncovered, from the left, when it is `shown`
+/// (0.0–1.0) of the way in.
+fn wipe_width(shown: f32, width: f32) -> f32 {
+    ease_in_out_cubic(shown) * width
 }
 
 fn check(p: &Params) -> Result<(), String> {
@@ -456,5 +496,19 @@ mod tests {
         u.restore(state).unwrap();
         assert_eq!(u.scroll.offset_at(3500.0, 1000.0), 420.0);
         assert!(u.restore(serde_json::json!({ "offset": "x" })).is_err());
+    }
+
+    #[test]
+    fn wipes_in_when_played_and_out_when_stopped() {
+        let mut ticker = Ticker::new(Params::default()).unwrap();
+        assert_eq!(ticker.presence.at(0.0), 0.0);
+        assert_eq!(wipe_width(ticker.presence.at(0.0), 1920.0), 0.0);
+        ticker.play(40.0);
+        assert_eq!(wipe_width(ticker.presence.at(240.0), 1920.0), 960.0);
+        assert_eq!(wipe_width(ticker.presence.at(440.0), 1920.0), 1920.0);
+        ticker.stop(2000.0);
+        assert_eq!(ticker.presence.at(2200.0), 0.5);
+        assert_eq!(wipe_width(ticker.presence.at(2400.0), 1920.0), 0.0);
+        assert_eq!(ticker.out_ms(), WIPE_MS);
     }
 }

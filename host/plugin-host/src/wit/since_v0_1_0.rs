@@ -1,10 +1,10 @@
-//! `stream-manager:plugin@0.1.0`: bindings, the host imports and the mapping of its draw
-//! commands onto the composition engine's, one to one.
+//! `stream-manager:plugin@0.1.0`: bindings, the host imports (delegating to the newest
+//! version's, [`super::since_v0_2_0`]) and the mapping of its draw commands onto the
+//! composition engine's, one to one (its `types` serve 0.2.0 too).
 
 use wasmtime::component::bindgen;
 
 use crate::host_state::HostState;
-use crate::output::Level;
 use sm_compose::commands::{DrawCommand, Fill, GradientStopSpec, Segment, StrokeSpec};
 
 bindgen!({
@@ -16,54 +16,28 @@ pub use exports::stream_manager::plugin::template::{FrameInfo, Info, RenderOutpu
 use stream_manager::plugin::host::LogLevel;
 use stream_manager::plugin::types as wit;
 
-/// Longest text `measure-text` shapes; longer text is measured by its first part.
-const MAX_MEASURED: usize = 4096;
-
 impl stream_manager::plugin::types::Host for HostState {}
 
 impl stream_manager::plugin::host::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
+        use super::since_v0_2_0::stream_manager::plugin::host::{Host, LogLevel as Newest};
         let level = match level {
-            LogLevel::Debug => Level::Debug,
-            LogLevel::Info => Level::Info,
-            LogLevel::Warn => Level::Warn,
-            LogLevel::Error => Level::Error,
+            LogLevel::Debug => Newest::Debug,
+            LogLevel::Info => Newest::Info,
+            LogLevel::Warn => Newest::Warn,
+            LogLevel::Error => Newest::Error,
         };
-        if let Ok(mut log) = self.log.lock() {
-            log.line(level, &message);
-        }
+        Host::log(self, level, message);
     }
 
     fn measure_text(&mut self, text: String, size: f32, font: Option<String>) -> wit::TextMetrics {
-        if !size.is_finite() || size <= 0.0 || size > 10_000.0 {
-            return wit::TextMetrics {
-                width: 0.0,
-                ascent: 0.0,
-                descent: 0.0,
-            };
-        }
-        let mut end = text.len().min(MAX_MEASURED);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let font = self.fonts.get(font.as_deref());
-        let (ascent, descent) = font.vertical_metrics(size);
-        wit::TextMetrics {
-            width: font.measure(&text[..end], size),
-            ascent,
-            descent,
-        }
+        super::since_v0_2_0::stream_manager::plugin::host::Host::measure_text(
+            self, text, size, font,
+        )
     }
 
     fn asset_info(&mut self, id: String) -> Option<wit::AssetInfo> {
-        let (width, height) = self.resources.image_size(&id)?;
-        Some(wit::AssetInfo {
-            id,
-            kind: wit::AssetKind::Image,
-            width,
-            height,
-            family: None,
-        })
+        super::since_v0_2_0::stream_manager::plugin::host::Host::asset_info(self, id)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Who may call what: the role every route needs ([`ROUTE_ROLES`], the one place it is
-//! decided), the middleware that enforces it, `GET /api/me`, and the security section of
+//! Who may call what: the role every route needs ([`ROUTE_ROLES`], and
+//! [`OGRAF_ROUTE_ROLES`] for the OGraf facade: the one place it is decided), the middleware
+//! that enforces it, `GET /api/me`, and the security section of
 //! the OpenAPI document, which is generated from the same table.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -89,11 +90,54 @@ pub const ROUTE_ROLES: &[(&str, &str, Option<Role>)] = {
     ]
 };
 
+/// The role each route of the OGraf facade needs ([`super::ograf`], `/ograf/v1`). Those
+/// routes follow the OGraf Server API's document, not ours, so they are kept apart from
+/// [`ROUTE_ROLES`] (the OpenAPI document's table); [`required_role`] reads both. Reads
+/// need a viewer, actions on graphics an operator (as the scene's layers do).
+pub const OGRAF_ROUTE_ROLES: &[(&str, &str, Option<Role>)] = {
+    use Role::{Operator as O, Viewer as V};
+    &[
+        ("get", "/ograf/v1", Some(V)),
+        ("get", "/ograf/v1/", Some(V)),
+        ("get", "/ograf/v1/graphics", Some(V)),
+        ("get", "/ograf/v1/graphics/{graphicId}", Some(V)),
+        ("get", "/ograf/v1/renderers", Some(V)),
+        ("get", "/ograf/v1/renderers/{rendererId}", Some(V)),
+        ("get", "/ograf/v1/renderers/{rendererId}/target", Some(V)),
+        (
+            "put",
+            "/ograf/v1/renderers/{rendererId}/target/graphicInstance/clear",
+            Some(O),
+        ),
+        (
+            "post",
+            "/ograf/v1/renderers/{rendererId}/target/graphicInstance/load",
+            Some(O),
+        ),
+        (
+            "post",
+            "/ograf/v1/renderers/{rendererId}/target/graphicInstance/playAction",
+            Some(O),
+        ),
+        (
+            "post",
+            "/ograf/v1/renderers/{rendererId}/target/graphicInstance/stopAction",
+            Some(O),
+        ),
+        (
+            "post",
+            "/ograf/v1/renderers/{rendererId}/target/graphicInstance/updateAction",
+            Some(O),
+        ),
+    ]
+};
+
 /// The role `method path` needs (`path` as the router matched it, e.g.
-/// `/api/scenes/{id}`); `admin` for a route the table does not know.
+/// `/api/scenes/{id}`); `admin` for a route the tables do not know.
 pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     ROUTE_ROLES
         .iter()
+        .chain(OGRAF_ROUTE_ROLES)
         .find(|(m, p, _)| method.as_str().eq_ignore_ascii_case(m) && *p == path)
         .map_or(Some(Role::Admin), |(_, _, role)| *role)
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod inputs;
 pub mod loaders;
+pub mod ograf;
 pub mod recordings;
 pub mod scene;
 pub mod scenes;
@@ -102,7 +103,9 @@ pub fn openapi() -> Value {
 }
 
 /// The HTTP router: the REST API (each route behind the role [`access::ROUTE_ROLES`] gives
-/// it), the console and the WebSocket at `/ws` (which check their own way).
+/// it), the OGraf facade at `/ograf/v1` (not in the OpenAPI document; its roles are
+/// [`access::OGRAF_ROUTE_ROLES`]), the console and the WebSocket at `/ws` (which check their
+/// own way).
 pub fn router(state: AppState) -> Router {
     api_routes()
         .split_for_parts()
@@ -113,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state.clone())
+        .merge(ograf::router(state.clone()))
         .merge(console::router())
         .merge(ws::route(state))
         .fallback(no_route)
