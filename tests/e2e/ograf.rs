@@ -351,7 +351,7 @@ async fn ograf_drives_a_lower_third_on_the_program() {
     );
     let l = layer(&server, "l3").await.expect("layer l3 after load");
     assert_eq!(
-        (&l["kind"], &l["visible"]),
+        (&l["kind"], &l["template"]["playing"]),
         (&json!("template"), &json!(false)),
         "{l}"
     );
@@ -380,7 +380,10 @@ async fn ograf_drives_a_lower_third_on_the_program() {
     let played = action(&server, "playAction", &on_l3(&id, json!({})), 200).await;
     assert_eq!(played["currentStep"], 0, "{played}");
     let red = wait_bar(&player, RED, "the lower third's red accent bar on air").await;
-    assert_eq!(layer(&server, "l3").await.unwrap()["visible"], true);
+    assert_eq!(
+        layer(&server, "l3").await.unwrap()["template"]["playing"],
+        true
+    );
 
     // Update: new text and a blue accent, live.
     let data = json!({"data": {"name": "Grace Hopper", "accentColor": "#0000ff"}});
@@ -479,7 +482,10 @@ async fn ograf_drives_a_lower_third_on_the_program() {
     // Stop: off air, still loaded.
     action(&server, "stopAction", &on_l3(&id, json!({})), 200).await;
     wait_bar(&player, BLACK, "the lower third gone after stop").await;
-    assert_eq!(layer(&server, "l3").await.unwrap()["visible"], false);
+    assert_eq!(
+        layer(&server, "l3").await.unwrap()["template"]["playing"],
+        false
+    );
 
     // Clear: the facade's layer is removed, the layer made through /api stays.
     let cleared = action(

@@ -157,17 +157,22 @@ async fn not_allowed(method: axum::http::Method) -> Problem {
 // ---------------------------------------------------------------------------------------
 // On air
 //
-// The one place that decides what "on air" is for a graphic instance. For now it is the
-// layer's `visible` flag: a stopped graphic is a hidden layer.
+// The one place that decides what "on air" is for a graphic instance: its template is
+// playing (`template.playing`), so a template of plugin API 0.2.0 animates in on
+// `playAction` and out on `stopAction`, and one of 0.1.0 is shown and hidden. The layer
+// itself stays visible.
 
 /// Whether the graphic instance of `layer` is on air.
 fn on_air(layer: &Layer) -> bool {
-    layer.visible
+    layer.visible && layer.template.as_ref().is_some_and(|t| t.playing)
 }
 
 /// Puts the graphic instance of `layer` on air, or takes it off.
 fn set_on_air(layer: &mut Layer, on: bool) {
-    layer.visible = on;
+    layer.visible = true;
+    if let Some(template) = layer.template.as_mut() {
+        template.playing = on;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1340,12 +1345,12 @@ mod tests {
             ids.iter().all(|i| i.starts_with("l3-") && i.len() == 11),
             "{ids:?}"
         );
-        // On air is the visible flag, for now.
+        // On air is the template playing, on a visible layer.
         let mut l = layer("x", "ograf:x-1");
         set_on_air(&mut l, true);
-        assert!(on_air(&l) && l.visible);
+        assert!(on_air(&l) && l.visible && l.template.as_ref().unwrap().playing);
         set_on_air(&mut l, false);
-        assert!(!on_air(&l));
+        assert!(!on_air(&l) && l.visible && !l.template.as_ref().unwrap().playing);
     }
 
     /// OGraf's step model for a one-step graphic, with the spec's examples.
