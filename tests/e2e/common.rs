@@ -241,3 +241,12 @@ pub async fn live_server(builder: ServerBuilder) -> (Server, Player) {
     let player = Player::on_air(&server).await;
     (server, player)
 }
+
+/// `builder` with the bundled templates and asset loaders installed at start
+/// (`--templates-dir`, as scripts/serve.sh does).
+pub fn with_bundled(builder: ServerBuilder) -> ServerBuilder {
+    builder.args([
+        "--templates-dir".to_string(),
+        crate::guests::templates_dir().display().to_string(),
+    ])
+}

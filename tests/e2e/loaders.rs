@@ -501,8 +501,7 @@ mod bundled {
     use crate::pixels::{BLACK, BLUE, RED, assert_looks};
 
     fn server_with_bundled_loaders() -> ServerBuilder {
-        let dir = crate::guests::templates_dir();
-        Server::builder().args(["--templates-dir".to_string(), dir.display().to_string()])
+        crate::common::with_bundled(Server::builder())
     }
 
     /// The loaders the server lists: (id, media types).

@@ -291,10 +291,7 @@ fn changed_right_of_bar(a: &[u8], b: &[u8]) -> usize {
 /// as problems.
 #[tokio::test]
 async fn ograf_drives_a_lower_third_on_the_program() {
-    let dir = crate::guests::templates_dir();
-    let builder = Server::builder()
-        .token("ograf-secret")
-        .args(["--templates-dir".to_string(), dir.display().to_string()]);
+    let builder = crate::common::with_bundled(Server::builder().token("ograf-secret"));
     let (server, player) = live_server(builder).await;
     let scene = stream_scene(
         "#000000",

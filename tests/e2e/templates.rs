@@ -61,7 +61,7 @@ async fn live() -> (Server, Player) {
 }
 
 /// [`live`] from `builder`.
-async fn live_with(builder: ServerBuilder) -> (Server, Player) {
+pub(crate) async fn live_with(builder: ServerBuilder) -> (Server, Player) {
     let (server, player) = live_server(builder).await;
     let canvas = json!({"width": W, "height": H, "background": "#000000"});
     call(
@@ -575,11 +575,7 @@ async fn templates_and_their_layers_survive_a_restart_with_redis() {
 
 #[tokio::test]
 async fn bundled_templates_load_at_start_and_their_schemas_refuse_bad_params() {
-    let dir = crate::guests::templates_dir();
-    let server = Server::builder()
-        .args(["--templates-dir".to_string(), dir.display().to_string()])
-        .start()
-        .await;
+    let server = crate::common::with_bundled(Server::builder()).start().await;
     let list = server.get_json("/api/templates").await;
     let mut ids: Vec<&str> = list
         .as_array()

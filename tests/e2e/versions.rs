@@ -52,20 +52,8 @@ fn last(frames: &[Vec<u8>]) -> &[u8] {
 
 #[tokio::test]
 async fn a_v0_1_0_template_renders_beside_a_v0_2_0_one_and_both_play_and_stop() {
-    let dir = crate::guests::templates_dir();
-    let (server, player) = live_server(
-        Server::builder().args(["--templates-dir".to_string(), dir.display().to_string()]),
-    )
-    .await;
-    let canvas = json!({"width": W, "height": H, "background": "#000000"});
-    call(
-        &server,
-        Method::PATCH,
-        "/api/scene/canvas",
-        Some(&canvas),
-        200,
-    )
-    .await;
+    let (server, player) =
+        crate::templates::live_with(crate::common::with_bundled(Server::builder())).await;
     let reply = post_guest(&server, "colour_a").await;
     assert_eq!(reply.0, 201, "{}", reply.1);
 

@@ -242,21 +242,26 @@ pub async fn require_role(State(state): State<AppState>, mut req: Request, next:
     } else {
         need
     };
+    match admit(&state, &mut req, need) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// [`authorize`]s `req` (its token and address) for `need`; the caller, when known, goes
+/// into its extensions. The check of every middleware that guards routes by role.
+pub fn admit(state: &AppState, req: &mut Request, need: Option<Role>) -> Result<(), Refusal> {
     let presented = bearer(req.headers());
-    match authorize(
+    let caller = authorize(
         &state.access,
         client_addr(req.extensions()),
         presented,
         need,
-    ) {
-        Ok(caller) => {
-            if let Some(caller) = caller {
-                req.extensions_mut().insert(caller);
-            }
-            next.run(req).await
-        }
-        Err(refusal) => refusal.into_response(),
+    )?;
+    if let Some(caller) = caller {
+        req.extensions_mut().insert(caller);
     }
+    Ok(())
 }
 
 /// The caller of `GET /api/me`.

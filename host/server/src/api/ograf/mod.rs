@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::access::{self, Refusal};
-use super::app::{AppState, MAX_JSON_BODY, bearer, json_body};
+use super::app::{AppState, MAX_JSON_BODY, json_body};
 use crate::auth::Role;
 use crate::state::model::from_json;
 use manifest::{Manifest, STEP_COUNT};
@@ -109,19 +109,8 @@ async fn require_role(State(state): State<AppState>, mut req: Request, next: Nex
         }
         _ => Some(Role::Viewer),
     };
-    let presented = bearer(req.headers());
-    match access::authorize(
-        &state.access,
-        access::client_addr(req.extensions()),
-        presented,
-        need,
-    ) {
-        Ok(caller) => {
-            if let Some(caller) = caller {
-                req.extensions_mut().insert(caller);
-            }
-            next.run(req).await
-        }
+    match access::admit(&state, &mut req, need) {
+        Ok(()) => next.run(req).await,
         Err(Refusal::Denied(e)) => Problem::from(e).into_response(),
         Err(Refusal::RetryAfter(secs)) => {
             let mut p = Problem::new(
@@ -842,6 +831,36 @@ fn graphic_of(s: &AppState, layer_id: &str, instance: &str) -> Result<String, Pr
     Ok(template.map(|t| t.id.clone()).unwrap_or_default())
 }
 
+/// An action on a graphic instance, checked: the renderer, the body, the render target,
+/// and the instance's template id in the live scene.
+struct InstanceAction<P> {
+    layer_id: String,
+    instance: String,
+    params: P,
+    graphic: String,
+}
+
+impl<P: serde::de::DeserializeOwned> InstanceAction<P> {
+    fn read(
+        s: &AppState,
+        path: Result<Path<String>, PathRejection>,
+        headers: &HeaderMap,
+        bytes: Result<Bytes, BytesRejection>,
+    ) -> Result<Self, Problem> {
+        renderer(path)?;
+        let req: ActionRequest<P> = body(headers, bytes)?;
+        let layer_id = req.render_target.checked()?;
+        let instance = req.graphic_instance_id;
+        let graphic = graphic_of(s, &layer_id, &instance)?;
+        Ok(Self {
+            layer_id,
+            instance,
+            params: req.params,
+            graphic,
+        })
+    }
+}
+
 /// Plays the graphic instance: on air at step 0, or (played again: past its one step) off
 /// air.
 async fn play(
@@ -850,16 +869,17 @@ async fn play(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlayAnswer>, Problem> {
-    renderer(path)?;
-    let req: ActionRequest<PlayParams> = body(&headers, bytes)?;
-    let layer_id = req.render_target.checked()?;
-    let instance = req.graphic_instance_id;
-    let graphic = graphic_of(&s, &layer_id, &instance)?;
+    let InstanceAction {
+        layer_id,
+        instance,
+        params,
+        graphic,
+    } = InstanceAction::<PlayParams>::read(&s, path, &headers, bytes)?;
     let step = edit_scene(&s, &graphic, |scene| {
         let i = find_instance(scene, &layer_id, &instance)?;
         let layer = &mut scene.layers[i];
         let current = on_air(layer).then_some(0);
-        let step = target_step(current, req.params.goto, req.params.delta, STEP_COUNT)?;
+        let step = target_step(current, params.goto, params.delta, STEP_COUNT)?;
         set_on_air(layer, step.is_some());
         Ok((step, None))
     })
@@ -885,11 +905,12 @@ async fn stop(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionAnswer>, Problem> {
-    renderer(path)?;
-    let req: ActionRequest<StopParams> = body(&headers, bytes)?;
-    let layer_id = req.render_target.checked()?;
-    let instance = req.graphic_instance_id;
-    let graphic = graphic_of(&s, &layer_id, &instance)?;
+    let InstanceAction {
+        layer_id,
+        instance,
+        params: StopParams {},
+        graphic,
+    } = InstanceAction::<StopParams>::read(&s, path, &headers, bytes)?;
     edit_scene(&s, &graphic, |scene| {
         let i = find_instance(scene, &layer_id, &instance)?;
         set_on_air(&mut scene.layers[i], false);
@@ -911,17 +932,17 @@ async fn update(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionAnswer>, Problem> {
-    renderer(path)?;
-    let req: ActionRequest<DataParams> = body(&headers, bytes)?;
-    let layer_id = req.render_target.checked()?;
-    let instance = req.graphic_instance_id;
-    let data = req.params.data;
+    let InstanceAction {
+        layer_id,
+        instance,
+        params: DataParams { data },
+        graphic,
+    } = InstanceAction::<DataParams>::read(&s, path, &headers, bytes)?;
     if !data.is_object() {
         return Err(Problem::bad_request(
             "params.data: must be a JSON object (the fields to change)",
         ));
     }
-    let graphic = graphic_of(&s, &layer_id, &instance)?;
     let build = s
         .scenes
         .templates()
