@@ -115,10 +115,12 @@ impl Guest for HostileLoader {
             "loop" => loop {
                 std::hint::black_box(&bytes);
             },
+            // Grows its memory in 16 MiB steps without touching it, so it meets the
+            // memory cap at once rather than the time budget on a busy machine.
             "hog" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![1; 1 << 20]);
+                    hoard.push(Vec::with_capacity(16 << 20));
                     std::hint::black_box(&hoard);
                 }
             }
