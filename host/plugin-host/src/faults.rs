@@ -79,10 +79,7 @@ impl Fault {
         let memory = err
             .chain()
             .any(|e| e.to_string().contains("forcing trap when growing memory"));
-        // wasmtime's hostcall fuel ran out while lifting (its error type is private).
-        let oversized = err
-            .chain()
-            .any(|e| e.to_string().contains("fuel allocated for hostcalls"));
+        let oversized = is_oversized(err);
         let (kind, message) = match err.downcast_ref::<Trap>() {
             _ if memory => (FaultKind::Memory, "hit its memory limit".to_string()),
             _ if oversized => (
@@ -112,6 +109,13 @@ impl Fault {
         };
         Self { kind, message }
     }
+}
+
+/// Whether wasmtime's hostcall fuel ran out while copying what a guest handed over (its
+/// error type is private).
+pub(crate) fn is_oversized(err: &wasmtime::Error) -> bool {
+    err.chain()
+        .any(|e| e.to_string().contains("fuel allocated for hostcalls"))
 }
 
 /// The message of a [`FaultKind::StackOverflow`].

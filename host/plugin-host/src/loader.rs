@@ -2,17 +2,19 @@
 //! format the host has no decoder for into a still image, an animation or a vector drawing.
 //!
 //! A loader runs in the same engine, linker and sandbox as templates (memory cap, no WASI
-//! capability, an epoch deadline), in a fresh instance per decode. What it returns is read
-//! lazily out of its memory: the lengths of every list are checked against
-//! [`LoaderLimits`] (pixels per frame, frames, bytes for the whole asset, draw commands)
-//! before a byte is copied, so lists that alias one buffer or declare more than they hold
-//! cost the host nothing. Blocking: call from a worker thread, never the render thread.
+//! capability, an epoch deadline), in a fresh instance per decode. Its answer is copied out
+//! whole when the call returns (the loader frees it right after), and what that copy may
+//! take is bounded by the asset's byte limit before each list is copied, so lists that
+//! declare more than they hold or alias one buffer cost the host at most that limit. The
+//! copy is then checked against [`LoaderLimits`] (pixels per frame, frames, bytes for the
+//! whole asset, draw commands). Blocking: call from a worker thread, never the render
+//! thread.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use wasmtime::component::{ComponentType, InstancePre, Lift, WasmList};
+use wasmtime::component::InstancePre;
 
 use crate::faults::{Fault, FaultKind};
 use crate::host_state::HostState;
@@ -104,42 +106,10 @@ impl std::fmt::Debug for LoaderBuild {
     }
 }
 
-// The loader's results as they lie in its memory: lists are read lazily.
-
-#[derive(ComponentType, Lift)]
-#[component(record)]
-struct RawImage {
-    width: u32,
-    height: u32,
-    rgba: WasmList<u8>,
-}
-
-#[derive(ComponentType, Lift)]
-#[component(record)]
-struct RawFrame {
-    image: RawImage,
-    #[component(name = "duration-ms")]
-    duration_ms: u32,
-}
-
-#[derive(ComponentType, Lift)]
-#[component(record)]
-struct RawVector {
-    width: f32,
-    height: f32,
-    commands: WasmList<v1::stream_manager::plugin::types::DrawCommand>,
-}
-
-#[derive(ComponentType, Lift)]
-#[component(variant)]
-enum RawDecoded {
-    #[component(name = "still")]
-    Still(RawImage),
-    #[component(name = "animation")]
-    Animation(WasmList<RawFrame>),
-    #[component(name = "drawing")]
-    Drawing(RawVector),
-}
+// The loader's answer, lifted whole by wasmtime before the loader's post-return frees it.
+use v1::loader_world::exports::stream_manager::plugin::loader::{
+    AnimationFrame as WitFrame, Decoded as WitDecoded, Image as WitImage,
+};
 
 /// Longest name or version a loader may give, and most media types.
 const MAX_NAME_BYTES: usize = 64;
@@ -247,10 +217,10 @@ impl<E> From<Fault> for DecodeError<E> {
 
 impl LoaderBuild {
     /// Decodes `bytes` in a fresh instance within `limits`; `options` is a JSON object.
-    /// Once the result's sizes are checked, and before a pixel is copied out of the
-    /// loader, `reserve` is asked for the bytes the decoded pixels will take (for a
-    /// drawing: its raster at its natural size); what it answers comes back with the
-    /// result.
+    /// Once the answer is checked, and before it is kept, `reserve` is asked for the
+    /// bytes the decoded pixels will take (for a drawing: its raster at its natural
+    /// size); what it answers comes back with the result. The copy of the answer (at most
+    /// `limits.max_bytes` of pixels) lives only until then: call one decode at a time.
     pub fn decode<R, E>(
         &self,
         bytes: &[u8],
@@ -265,8 +235,7 @@ impl LoaderBuild {
             Arc::<Resources>::default(),
             (limits.budget, memory),
         );
-        // The results are read lazily; the fuel bounds only what wasmtime lifts eagerly.
-        store.set_hostcall_fuel(limits.max_bytes as usize);
+        store.set_hostcall_fuel(answer_fuel(limits));
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -278,24 +247,32 @@ impl LoaderBuild {
             .get_export_index(&mut store, Some(&iface), "decode")
             .ok_or_else(|| Fault::invalid("no decode function"))?;
         let decode = instance
-            .get_typed_func::<(&[u8], &str), (Result<RawDecoded, String>,)>(&mut store, &func)
+            .get_typed_func::<(&[u8], &str), (Result<WitDecoded, String>,)>(&mut store, &func)
             .map_err(|e| Fault::invalid(format!("decode has another signature: {e}")))?;
-        let (result,) = decode
-            .call(&mut store, (bytes, options))
-            .map_err(|e| Fault::from_call(&e, limits.budget))?;
-        let raw = result.map_err(|message| Fault {
+        let (result,) = decode.call(&mut store, (bytes, options)).map_err(|e| {
+            if crate::faults::is_oversized(&e) {
+                Fault::invalid(format!(
+                    "handed over more than the {} MiB a decode may (lists too long, or \
+                     aliased)",
+                    limits.max_bytes >> 20
+                ))
+            } else {
+                Fault::from_call(&e, limits.budget)
+            }
+        })?;
+        let answer = result.map_err(|message| Fault {
             kind: FaultKind::InvalidOutput,
             message: format!("refused: {}", message.chars().take(500).collect::<String>()),
         })?;
         let mut total = 0u64;
-        match raw {
-            RawDecoded::Still(image) => {
+        match answer {
+            WitDecoded::Still(image) => {
                 check_size(&image, limits, &mut total)?;
                 let r = reserve(total).map_err(DecodeError::Refused)?;
-                Ok((Decoded::Still(copy(&store, &image)), r))
+                Ok((Decoded::Still(picture(image)), r))
             }
-            RawDecoded::Animation(frames) => {
-                if frames.len() == 0 || frames.len() > limits.max_frames {
+            WitDecoded::Animation(frames) => {
+                if frames.is_empty() || frames.len() > limits.max_frames {
                     return Err(Fault::invalid(format!(
                         "{} frames (1 to {})",
                         frames.len(),
@@ -303,36 +280,25 @@ impl LoaderBuild {
                     ))
                     .into());
                 }
-                // Every frame's size first (reading a frame copies nothing), then the pixels.
-                let mut raw = Vec::with_capacity(frames.len());
-                for i in 0..frames.len() {
-                    let frame = match frames.get(&mut store, i) {
-                        Some(Ok(f)) => f,
-                        Some(Err(e)) => {
-                            return Err(Fault::invalid(format!("frame {i}: {e}")).into());
-                        }
-                        None => break,
-                    };
+                let (w, h) = (frames[0].image.width, frames[0].image.height);
+                for (i, frame) in frames.iter().enumerate() {
                     check_size(&frame.image, limits, &mut total)?;
-                    if let Some(first) = raw.first().map(|f: &RawFrame| &f.image)
-                        && (first.width, first.height) != (frame.image.width, frame.image.height)
-                    {
+                    if (frame.image.width, frame.image.height) != (w, h) {
                         return Err(Fault::invalid(format!(
-                            "frame {i} is {}x{}, frame 0 {}x{}: all frames must be one size",
-                            frame.image.width, frame.image.height, first.width, first.height
+                            "frame {i} is {}x{}, frame 0 {w}x{h}: all frames must be one size",
+                            frame.image.width, frame.image.height
                         ))
                         .into());
                     }
-                    raw.push(frame);
                 }
                 let r = reserve(total).map_err(DecodeError::Refused)?;
-                let out = raw
-                    .iter()
-                    .map(|f| (copy(&store, &f.image), f.duration_ms.clamp(10, 60_000)))
+                let out = frames
+                    .into_iter()
+                    .map(|f| (picture(f.image), f.duration_ms.clamp(10, 60_000)))
                     .collect();
                 Ok((Decoded::Animation(out), r))
             }
-            RawDecoded::Drawing(v) => {
+            WitDecoded::Drawing(v) => {
                 let n = v.commands.len();
                 if n > limits.commands.max_commands {
                     return Err(Fault::invalid(format!(
@@ -350,19 +316,7 @@ impl LoaderBuild {
                     ))
                     .into());
                 }
-                // Each command lifts its own lists (path segments, stops, strings) within the
-                // store's fuel; the totals are checked by the validator.
-                store.set_hostcall_fuel(crate::runtime::HOSTCALL_FUEL);
-                let mut commands = Vec::with_capacity(n);
-                for i in 0..n {
-                    match v.commands.get(&mut store, i) {
-                        Some(Ok(c)) => commands.push(v1::command(c)),
-                        Some(Err(e)) => {
-                            return Err(Fault::invalid(format!("draw command {i}: {e}")).into());
-                        }
-                        None => break,
-                    }
-                }
+                let commands: Vec<_> = v.commands.into_iter().map(v1::command).collect();
                 validate(&commands, &limits.commands).map_err(|e| Fault::invalid(e.to_string()))?;
                 let r = reserve(pixels * 4).map_err(DecodeError::Refused)?;
                 let drawing = Decoded::Drawing {
@@ -376,6 +330,19 @@ impl LoaderBuild {
     }
 }
 
+/// What wasmtime may copy out of a loader for one answer (its hostcall fuel): the pixels of
+/// a whole asset, the host's record of each frame and command, and the lists and strings
+/// inside commands. wasmtime counts a list against it before copying the list, so a loader
+/// that declares more than it holds, or hands one buffer over as many frames, stops there.
+fn answer_fuel(limits: &LoaderLimits) -> usize {
+    let records = limits.max_frames * std::mem::size_of::<WitFrame>()
+        + limits.commands.max_commands * std::mem::size_of::<DrawCommand>();
+    usize::try_from(limits.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(records)
+        .saturating_add(crate::runtime::HOSTCALL_FUEL)
+}
+
 /// Pixels of a drawing's raster at its natural size (0 when the size is not finite and
 /// positive).
 pub fn raster_pixels(width: f32, height: f32) -> u64 {
@@ -387,7 +354,7 @@ pub fn raster_pixels(width: f32, height: f32) -> u64 {
 }
 
 /// Checks one picture's declared size and its bytes, and counts them into `total`.
-fn check_size(image: &RawImage, limits: &LoaderLimits, total: &mut u64) -> Result<(), Fault> {
+fn check_size(image: &WitImage, limits: &LoaderLimits, total: &mut u64) -> Result<(), Fault> {
     let (w, h) = (image.width, image.height);
     let pixels = u64::from(w) * u64::from(h);
     if pixels == 0 || pixels > limits.max_pixels {
@@ -413,12 +380,12 @@ fn check_size(image: &RawImage, limits: &LoaderLimits, total: &mut u64) -> Resul
     Ok(())
 }
 
-/// Copies a checked picture out of the loader's memory.
-fn copy(store: &wasmtime::Store<HostState>, image: &RawImage) -> Picture {
+/// A checked picture.
+fn picture(image: WitImage) -> Picture {
     Picture {
         width: image.width,
         height: image.height,
-        rgba: image.rgba.as_le_slice(store).to_vec(),
+        rgba: image.rgba,
     }
 }
 

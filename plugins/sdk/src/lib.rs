@@ -460,10 +460,6 @@ macro_rules! export_template {
 #[macro_export]
 macro_rules! export_loader {
     ($loader:ty) => {
-        #[global_allocator]
-        static __STREAM_MANAGER_LOADER_ALLOCATOR: $crate::runtime::LoaderAllocator =
-            $crate::runtime::LoaderAllocator;
-
         const _: () = {
             struct __StreamManagerLoaderExports;
 

@@ -339,44 +339,7 @@ pub fn loader_decode<L: Loader>(bytes: Vec<u8>, options: String) -> Result<Decod
             commands.dropped()
         ));
     }
-    let answer = loader::decoded_to_wit(decoded);
-    // From here on nothing is freed: see [`LoaderAllocator`].
-    HANDED_OVER.store(true, std::sync::atomic::Ordering::Relaxed);
-    answer
-}
-
-/// Set once a loader's answer is built: frees become no-ops.
-static HANDED_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The global allocator of a loader component (installed by `export_loader!`): the system
-/// allocator, except that once `decode` has built its answer, freeing does nothing.
-///
-/// The host reads a loader's answer lazily, checking each list's length before copying a
-/// byte, and it does so after the component's post-return function has run, which frees
-/// the answer's lists; the allocator would write its bookkeeping into the first bytes of
-/// each (the first pixels of a picture, the first draw command). Each decode runs in a
-/// fresh instance that is dropped after it, so keeping the memory costs nothing.
-pub struct LoaderAllocator;
-
-// SAFETY: every call is forwarded to the system allocator, except `dealloc` after the
-// answer is built, which leaks the block (always sound).
-unsafe impl std::alloc::GlobalAlloc for LoaderAllocator {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        if !HANDED_OVER.load(std::sync::atomic::Ordering::Relaxed) {
-            // SAFETY: the caller's contract is passed on unchanged.
-            unsafe { std::alloc::System.dealloc(ptr, layout) }
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { std::alloc::System.realloc(ptr, layout, new) }
-    }
+    loader::decoded_to_wit(decoded)
 }
 
 #[cfg(test)]

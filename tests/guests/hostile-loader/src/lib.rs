@@ -75,6 +75,28 @@ impl Guest for HostileLoader {
                 },
             ])),
             "still" => Ok(Decoded::Still(solid(3, 2, [0, 0, 255, 255]))),
+            // Eight 64×64 frames whose every byte is `(frame × 31 + index × 7) % 251`: the
+            // answer wit-bindgen's post-return frees must reach the host whole.
+            "pattern" => Ok(Decoded::Animation(
+                (0..8usize)
+                    .map(|frame| {
+                        let rgba = (0..64 * 64 * 4)
+                            .map(|i| ((frame * 31 + i * 7) % 251) as u8)
+                            .collect();
+                        // Kept between frames, so that each frame freed goes to the
+                        // allocator's free lists (which write into it) rather than merging.
+                        std::mem::forget(vec![0u8; 64]);
+                        AnimationFrame {
+                            image: Image {
+                                width: 64,
+                                height: 64,
+                                rgba,
+                            },
+                            duration_ms: 50,
+                        }
+                    })
+                    .collect(),
+            )),
             // 64×36: red 200 ms, green 400 ms, blue 600 ms, white 800 ms (2 s a run).
             "timed" => Ok(Decoded::Animation(
                 [
