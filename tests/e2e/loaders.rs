@@ -261,6 +261,28 @@ mod server {
         );
         assert_eq!(still.1["loader"]["id"], "hostile-loader", "{}", still.1);
         let still_id = id_of(&still.1);
+        // Shown larger, a loader's still is asked for at that size; this loader answers with
+        // its own 3x2 picture, so it is scaled, and not asked again at another size.
+        let declined = async |size: (i32, i32)| {
+            let layer = image_layer("still", &still_id, (0, 0, size.0, size.1));
+            let scene = stream_scene("#000000", json!([layer]));
+            call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+        };
+        declined((30, 20)).await;
+        let asked = || server.log_tail(2000).matches("not drawn again at").count();
+        wait_until(
+            "the loader declining a size",
+            secs(10.0),
+            async || match asked() {
+                0 => Err("nothing in the log".to_owned()),
+                n => Ok(n),
+            },
+        )
+        .await;
+        declined((45, 30)).await;
+        tokio::time::sleep(secs(1.5)).await;
+        assert_eq!(asked(), 1, "{}", server.log_tail(40));
+        clear_scene(&server).await;
         let r = upload(&server, "application/x-nothing", b"x").await;
         assert_api_error(&r, 415, "unsupported_media_type", "a type nothing decodes");
         assert!(r.1.to_string().contains("/api/loaders"), "{}", r.1);
@@ -571,6 +593,57 @@ mod bundled {
         <circle cx="15" cy="5" r="4" fill="#0000ff"/>
     </svg>"##;
 
+    /// Points 3 pixels either side of every edge of [`LOGO`]'s square and disc, drawn at
+    /// `(x, y)` at `scale` times its size, with the colour each must have on black.
+    fn logo_points(x: u32, y: u32, scale: u32) -> Vec<(u32, u32, crate::pixels::Look)> {
+        let at = |u: f32, v: f32, dx: i32, dy: i32| {
+            (
+                (x as f32 + u * scale as f32) as i32 + dx,
+                (y as f32 + v * scale as f32) as i32 + dy,
+            )
+        };
+        [
+            // The square's right edge, its top and bottom, and the left of the layer.
+            (at(10.0, 5.0, -3, 0), RED),
+            (at(10.0, 5.0, 3, 0), BLACK),
+            (at(5.0, 0.0, 0, 3), RED),
+            (at(5.0, 0.0, 0, -3), BLACK),
+            (at(5.0, 10.0, 0, -3), RED),
+            (at(5.0, 10.0, 0, 3), BLACK),
+            (at(0.0, 5.0, 3, 0), RED),
+            (at(0.0, 5.0, -3, 0), BLACK),
+            // The disc: left, right, top and bottom of its rim.
+            (at(11.0, 5.0, 3, 0), BLUE),
+            (at(11.0, 5.0, -3, 0), BLACK),
+            (at(19.0, 5.0, -3, 0), BLUE),
+            (at(19.0, 5.0, 3, 0), BLACK),
+            (at(15.0, 1.0, 0, 3), BLUE),
+            (at(15.0, 1.0, 0, -3), BLACK),
+            (at(15.0, 9.0, 0, -3), BLUE),
+            (at(15.0, 9.0, 0, 3), BLACK),
+        ]
+        .into_iter()
+        .map(|((px, py), look)| (px as u32, py as u32, look))
+        .collect()
+    }
+
+    /// Uploads `svg` to the bundled loader and checks it is a raster of `size`; its id.
+    async fn raster_svg(server: &Server, svg: &str, size: (u32, u32)) -> String {
+        let raster = post_alone(server, "/api/assets", Some("image/svg+xml"), svg.as_bytes()).await;
+        assert_eq!(raster.0, 201, "{}", raster.1);
+        assert_eq!(
+            (
+                raster.1.get("vector"),
+                &raster.1["width"],
+                &raster.1["height"]
+            ),
+            (None, &json!(size.0), &json!(size.1)),
+            "{}",
+            raster.1
+        );
+        id_of(&raster.1)
+    }
+
     /// An SVG logo uploaded to the bundled loader is a drawing, and is sharp on air at two
     /// sizes, 8 and 15 times its own: 3 pixels either side of every edge of the square and
     /// of the disc is the colour of that side. (Its 20×10 raster scaled up would blur over
@@ -622,35 +695,7 @@ mod bundled {
             let scene = stream_scene("#000000", json!([layer]));
             call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
             let frame = player.settled_after(t).await;
-            let at = |u: f32, v: f32, dx: i32, dy: i32| {
-                (
-                    (x as f32 + u * scale as f32) as i32 + dx,
-                    (y as f32 + v * scale as f32) as i32 + dy,
-                )
-            };
-            let points: Vec<(u32, u32, crate::pixels::Look)> = [
-                // The square's right edge, its top and bottom, and the left of the layer.
-                (at(10.0, 5.0, -3, 0), RED),
-                (at(10.0, 5.0, 3, 0), BLACK),
-                (at(5.0, 0.0, 0, 3), RED),
-                (at(5.0, 0.0, 0, -3), BLACK),
-                (at(5.0, 10.0, 0, -3), RED),
-                (at(5.0, 10.0, 0, 3), BLACK),
-                (at(0.0, 5.0, 3, 0), RED),
-                (at(0.0, 5.0, -3, 0), BLACK),
-                // The disc: left, right, top and bottom of its rim.
-                (at(11.0, 5.0, 3, 0), BLUE),
-                (at(11.0, 5.0, -3, 0), BLACK),
-                (at(19.0, 5.0, -3, 0), BLUE),
-                (at(19.0, 5.0, 3, 0), BLACK),
-                (at(15.0, 1.0, 0, 3), BLUE),
-                (at(15.0, 1.0, 0, -3), BLACK),
-                (at(15.0, 9.0, 0, -3), BLUE),
-                (at(15.0, 9.0, 0, 3), BLACK),
-            ]
-            .into_iter()
-            .map(|((px, py), look)| (px as u32, py as u32, look))
-            .collect();
+            let points = logo_points(x, y, scale);
             assert_looks(&frame, &points, &format!("the logo at {scale}x"));
         }
 
@@ -658,31 +703,48 @@ mod bundled {
         let filtered = r##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">
             <filter id="f"><feFlood flood-color="#0000ff"/></filter>
             <rect width="40" height="20" fill="#ff0000" filter="url(#f)"/></svg>"##;
-        let raster = post_alone(
-            &server,
-            "/api/assets",
-            Some("image/svg+xml"),
-            filtered.as_bytes(),
-        )
-        .await;
-        assert_eq!(raster.0, 201, "{}", raster.1);
-        assert_eq!(
-            (
-                raster.1.get("vector"),
-                &raster.1["width"],
-                &raster.1["height"]
-            ),
-            (None, &json!(40), &json!(20)),
-            "{}",
-            raster.1
-        );
-        let id = id_of(&raster.1);
+        let id = raster_svg(&server, filtered, (40, 20)).await;
         let t = Instant::now();
         let layer = image_layer("raster", &id, (0, 0, 80, 40));
         let scene = stream_scene("#000000", json!([layer]));
         call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
         let frame = player.settled_after(t).await;
         assert_looks(&frame, &[(40, 20, BLUE), (120, 60, BLACK)], "the raster");
+
+        // The logo through a filter that changes nothing is a raster of 20x10 too; the
+        // loader draws it again at each size a layer shows it, so once that is on air it
+        // is as sharp as the drawing at the same points.
+        let through_filter = LOGO
+            .replace(
+                "<rect",
+                r#"<filter id="f"><feOffset/></filter><g filter="url(#f)"><rect"#,
+            )
+            .replace("</svg>", "</g></svg>");
+        let id = raster_svg(&server, &through_filter, (20, 10)).await;
+        for (x, y, scale) in [(20u32, 20u32, 8u32), (10, 10, 15)] {
+            let layer = image_layer(
+                "logo",
+                &id,
+                (x as i32, y as i32, 20 * scale as i32, 10 * scale as i32),
+            );
+            let scene = stream_scene("#000000", json!([layer]));
+            call(&server, Method::PATCH, "/api/scene", Some(&scene), 200).await;
+            let points = logo_points(x, y, scale);
+            wait_until(
+                &format!("the raster logo drawn again at {scale}x"),
+                secs(15.0),
+                async || {
+                    let frame = player.settled_after(Instant::now()).await;
+                    let wrong = crate::pixels::mismatches(&frame, &points);
+                    if wrong.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("{}\n{}", wrong.join("; "), server.log_tail(30)))
+                    }
+                },
+            )
+            .await;
+        }
 
         let broken = post_alone(&server, "/api/assets", Some("image/svg+xml"), b"<svg").await;
         assert_eq!(broken.0, 422, "{}", broken.1);

@@ -94,7 +94,7 @@ pub fn pixel(frame: &[u8], x: u32, y: u32) -> Rgb {
 }
 
 /// Which of `points` do not look as expected, described.
-fn mismatches(frame: &[u8], points: &[(u32, u32, Look)]) -> Vec<String> {
+pub fn mismatches(frame: &[u8], points: &[(u32, u32, Look)]) -> Vec<String> {
     points
         .iter()
         .filter_map(|&(x, y, (name, test))| {

@@ -164,6 +164,24 @@ impl Resources {
         self.sized.insert((asset.to_string(), width, height), image);
     }
 
+    /// Whether `other` has the very same pictures of image `asset` as this one: the
+    /// original and every copy prepared at a drawn size (a layer drawn from one of them can
+    /// keep its raster).
+    pub fn same_image(&self, other: &Resources, asset: &str) -> bool {
+        let same = |a: Option<&Arc<Pixmap>>, b: Option<&Arc<Pixmap>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let copies = |r: &Resources| r.sized.keys().filter(|(a, ..)| a == asset).count();
+        same(self.images.get(asset), other.images.get(asset))
+            && copies(self) == copies(other)
+            && self
+                .sized
+                .iter()
+                .filter(|((a, ..), _)| a == asset)
+                .all(|(key, p)| same(Some(p), other.sized.get(key)))
+    }
+
     /// Width and height of the image `asset`, if the scene has it.
     pub fn image_size(&self, asset: &str) -> Option<(u32, u32)> {
         self.images.get(asset).map(|p| (p.width(), p.height()))
@@ -203,5 +221,33 @@ mod tests {
         let mixed = vec![(Arc::new(Pixmap::new(2, 2).unwrap()), 10), (other, 10)];
         assert!(Animation::new("x", mixed).is_none());
         assert!(Animation::new("x", Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_same_image_is_the_same_pictures_of_it() {
+        let original = Arc::new(Pixmap::new(4, 2).unwrap());
+        let copy = Arc::new(Pixmap::new(8, 4).unwrap());
+        let with = |copy: Option<&Arc<Pixmap>>| {
+            let mut r = Resources::default();
+            r.add_image("logo", original.clone(), false);
+            r.add_image("other", Arc::new(Pixmap::new(1, 1).unwrap()), false);
+            if let Some(c) = copy {
+                r.add_sized("logo", 8, 4, c.clone());
+            }
+            r
+        };
+        let plain = with(None);
+        let sized = with(Some(&copy));
+        assert!(plain.same_image(&with(None), "logo"));
+        assert!(sized.same_image(&with(Some(&copy)), "logo"));
+        assert!(!plain.same_image(&sized, "logo"), "a copy prepared since");
+        assert!(!sized.same_image(&plain, "logo"), "a copy gone since");
+        let redrawn = with(Some(&Arc::new(Pixmap::new(8, 4).unwrap())));
+        assert!(
+            !sized.same_image(&redrawn, "logo"),
+            "another copy of the same size"
+        );
+        assert!(!plain.same_image(&with(None), "other"), "another original");
+        assert!(plain.same_image(&Resources::default(), "none"));
     }
 }

@@ -503,6 +503,18 @@ impl SceneRender {
             .retain(|id, _| live.iter().any(|l| l.id == *id && l.template.is_some()));
         self.playback
             .retain(|id, _| live.iter().any(|l| l.id == *id && l.image.is_some()));
+        // An image layer whose pictures changed (one drawn again at the layer's size, a copy
+        // prepared anew) is rasterized again, though its layer is the same.
+        let (before, after) = (&self.on_air.resources, &on_air.resources);
+        if !Arc::ptr_eq(before, after) {
+            for l in &on_air.scene.layers {
+                if let Some(image) = &l.image
+                    && !before.same_image(after, &image.asset)
+                {
+                    self.layers.remove(&l.id);
+                }
+            }
+        }
         self.on_air = on_air;
     }
 

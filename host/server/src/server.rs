@@ -94,6 +94,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let assets = Arc::new(AssetManager::new(state.clone(), settings.asset_limits));
     assets.set_loaders(loaders.clone());
     assets.load().await;
+    let redrawn = assets.redrawn();
     let library = Arc::new(MediaLibrary::new(
         settings.inputs.media_dir.clone(),
         settings.max_media_bytes,
@@ -119,6 +120,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await,
     );
     report_template_events(&templates, &scenes, &state);
+    tokio::spawn(show_redrawn_images(redrawn, Arc::downgrade(&scenes)));
     if let (Some(dir), true) = (&settings.templates_dir, settings.watch_templates) {
         tokio::spawn(watch_templates(
             (templates.clone(), loaders),
@@ -476,15 +478,29 @@ async fn watch_templates(
     }
 }
 
+/// How often the same fault of the same template layer is reported on the WS feed and in
+/// the log (every fault is counted in the metrics).
+pub const FAULT_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Puts the scene on air again whenever a loader has drawn one of its images again at the
+/// size a layer shows it (see [`crate::assets::redraw`]), until the server stops.
+async fn show_redrawn_images(
+    mut redrawn: tokio::sync::watch::Receiver<u64>,
+    scenes: std::sync::Weak<SceneManager>,
+) {
+    while redrawn.changed().await.is_ok() {
+        let Some(scenes) = scenes.upgrade() else {
+            return;
+        };
+        scenes.resize().await;
+    }
+}
+
 /// Turns what template layers report into statistics, WS `error` events and automatic
 /// rollbacks, on a thread of its own (the render thread only queues the events). Recording
 /// a fault on a swap's probation ([`TemplateRegistry::record`]) is also what a hot swap
 /// still waiting for its answer learns its outcome from
 /// ([`TemplateRegistry::swap_outcome`]).
-/// How often the same fault of the same template layer is reported on the WS feed and in
-/// the log (every fault is counted in the metrics).
-pub const FAULT_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
 fn report_template_events(
     templates: &Arc<TemplateRegistry>,
     scenes: &Arc<SceneManager>,

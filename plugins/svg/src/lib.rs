@@ -17,7 +17,8 @@
 //! `scale` (default 1.0) multiplies the natural size; `width` and `height`, in pixels,
 //! give the size outright, the other side following the aspect ratio when only one is
 //! given. A raster is at most [`raster::MAX_PIXELS`] (16 777 216) pixels; a larger one is
-//! refused. A drawing always has the natural size.
+//! refused. A drawing always has the natural size. The server uses `width` and `height` to
+//! draw a raster again at the size an image layer shows it, so it stays sharp.
 //!
 //! # Limits
 //!

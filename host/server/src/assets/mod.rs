@@ -33,6 +33,10 @@ use sm_compose::{Resources, commands};
 use sm_plugin_host::loader::{DecodeError, Decoded, Picture};
 use sm_plugin_host::loaders::{LoaderChoice, LoaderRegistry};
 
+pub mod redraw;
+
+use redraw::{Redraw, Redrawer};
+
 /// Key of the asset index (`{next, assets}`: the next id number and a list of
 /// [`AssetInfo`]).
 pub const KEY_ASSETS: &str = "assets";
@@ -311,6 +315,8 @@ pub struct Asset {
     pub animation: Option<Arc<Animation>>,
     /// A vector image's drawing (`pixmap` is its raster at its natural size).
     pub drawing: Option<Arc<Drawing>>,
+    /// A loader's still, which it may draw again at the size a layer shows it.
+    pub redraw: Option<Redraw>,
     /// The share of the decoded budget the image holds.
     _decoded: Option<Reservation>,
 }
@@ -384,6 +390,7 @@ pub fn decode(
             font: Some(data.clone()),
             animation: None,
             drawing: None,
+            redraw: None,
             _decoded: None,
         });
     }
@@ -457,6 +464,7 @@ pub fn decode(
         font: None,
         animation: None,
         drawing: None,
+        redraw: None,
         _decoded: Some(reservation),
     })
 }
@@ -509,7 +517,7 @@ pub fn native_still(mime: &str, data: &[u8]) -> bool {
 }
 
 /// Decodes an upload with an asset loader, in its sandbox: the decoded size is taken from
-/// the budget with `reserve` before a pixel is copied out of the loader. A still or the
+/// the budget with `reserve` before the loader's answer is kept. A still or the
 /// frames of an animation are premultiplied; a drawing is also rasterized at its natural
 /// size (what template `image` commands and thumbnails draw). Blocking.
 pub fn decode_with_loader(
@@ -531,16 +539,14 @@ pub fn decode_with_loader(
         })?;
     let to_pixmap = |p: Picture| {
         let (w, h) = (p.width, p.height);
-        let mut rgba = p.rgba;
-        premultiply(&mut rgba);
-        IntSize::from_wh(w, h)
-            .and_then(|size| Pixmap::from_vec(rgba, size))
-            .map(Arc::new)
-            .ok_or_else(|| failed(format!("a {w}x{h} picture cannot be drawn")))
+        picture_pixmap(p).ok_or_else(|| failed(format!("a {w}x{h} picture cannot be drawn")))
     };
-    let (mut animation, mut drawing) = (None, None);
+    let (mut animation, mut drawing, mut redraw) = (None, None, None);
     let pixmap = match decoded {
-        Decoded::Still(p) => to_pixmap(p)?,
+        Decoded::Still(p) => {
+            redraw = Some(Redraw::new(&loader.id, loader.build.clone(), data.clone()));
+            to_pixmap(p)?
+        }
         Decoded::Animation(frames) => {
             let frames = frames
                 .into_iter()
@@ -600,8 +606,19 @@ pub fn decode_with_loader(
         font: None,
         animation,
         drawing,
+        redraw,
         _decoded: Some(reservation),
     })
+}
+
+/// A loader's picture, premultiplied; `None` when its size cannot be drawn.
+fn picture_pixmap(p: Picture) -> Option<Arc<Pixmap>> {
+    let (w, h) = (p.width, p.height);
+    let mut rgba = p.rgba;
+    premultiply(&mut rgba);
+    IntSize::from_wh(w, h)
+        .and_then(|size| Pixmap::from_vec(rgba, size))
+        .map(Arc::new)
 }
 
 /// Whether every pixel is opaque.
@@ -653,21 +670,32 @@ pub struct AssetManager {
     next: std::sync::atomic::AtomicU64,
     /// The asset loaders, for types the host does not decode (none in offline renders).
     loaders: std::sync::OnceLock<Arc<LoaderRegistry>>,
+    /// Loader stills drawn again at the sizes layers show them.
+    redrawer: Arc<Redrawer>,
 }
 
 impl AssetManager {
     /// An empty manager.
     pub fn new(state: Arc<StateManager>, limits: AssetLimits) -> Self {
+        let budget = DecodedBudget::new(limits.max_decoded_bytes);
+        let sized = Arc::<Mutex<SizedCache>>::default();
         Self {
             state,
             limits,
             assets: Mutex::new(HashMap::new()),
-            budget: DecodedBudget::new(limits.max_decoded_bytes),
-            sized: Arc::default(),
+            redrawer: Arc::new(Redrawer::new(sized.clone(), budget.clone())),
+            budget,
+            sized,
             thumbnails: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
             loaders: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Changes whenever a loader has drawn a still again at the size a layer shows it: the
+    /// scene on air should be prepared again to show it (see [`redraw`]).
+    pub fn redrawn(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.redrawer.ready()
     }
 
     /// The asset loaders, when this server runs them.
@@ -1033,6 +1061,16 @@ impl AssetManager {
             if (*w, *h) == (original.width(), original.height()) || *w == 0 || *h == 0 {
                 continue;
             }
+            if let (Some(redraw), Some(registry)) = (&asset.redraw, self.loaders.get())
+                && redraw.wanted()
+            {
+                // Scaled as it is drawn until the loader's picture at this size is here.
+                match self.cached(&(id.clone(), *w, *h)) {
+                    Some(p) => out.add_sized(id, *w, *h, p),
+                    None => self.redrawer.ask(registry, asset, (*w, *h)),
+                }
+                continue;
+            }
             // Only downscales get a prepared copy: bilinear upscaling per frame looks the same.
             if u64::from(*w) * u64::from(*h)
                 > u64::from(original.width()) * u64::from(original.height())
@@ -1087,14 +1125,10 @@ impl AssetManager {
     }
 
     fn remember(&self, key: (String, u32, u32), pixmap: Arc<Pixmap>, reservation: Reservation) {
-        let mut cache = self.sized.lock().expect("sized cache lock");
-        cache.clock += 1;
-        let clock = cache.clock;
-        cache.bytes += pixmap.data().len();
-        if let Some((old, _, _)) = cache.entries.insert(key, (pixmap, clock, reservation)) {
-            cache.bytes -= old.data().len();
-        }
-        while cache.bytes > SIZED_CACHE_BYTES && cache.entries.len() > 1 && cache.evict_oldest() {}
+        self.sized
+            .lock()
+            .expect("sized cache lock")
+            .insert(key, pixmap, reservation);
     }
 }
 
@@ -1116,6 +1150,16 @@ fn reserve_evicting(
 }
 
 impl SizedCache {
+    /// Keeps a copy, as the most recently used, evicting the oldest beyond the cache's size.
+    fn insert(&mut self, key: (String, u32, u32), pixmap: Arc<Pixmap>, reservation: Reservation) {
+        self.clock += 1;
+        self.bytes += pixmap.data().len();
+        if let Some((old, _, _)) = self.entries.insert(key, (pixmap, self.clock, reservation)) {
+            self.bytes -= old.data().len();
+        }
+        while self.bytes > SIZED_CACHE_BYTES && self.entries.len() > 1 && self.evict_oldest() {}
+    }
+
     /// Drops the least recently used copy; false when there is none.
     fn evict_oldest(&mut self) -> bool {
         let Some(oldest) = self
