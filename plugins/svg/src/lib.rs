@@ -42,7 +42,6 @@ pub mod parse;
 pub mod raster;
 
 use serde::Deserialize;
-use stream_manager_sdk::export_loader;
 use stream_manager_sdk::loader::{Decoded, Loader, LoaderInfo};
 
 pub use map::Unmappable;
@@ -85,7 +84,10 @@ impl Loader for SvgLoader {
     }
 }
 
-export_loader!(SvgLoader);
+// The component's exports, for the guest only: natively the crate is a library (tests, the
+// `decode_time` example of the benchmarks).
+#[cfg(target_arch = "wasm32")]
+stream_manager_sdk::export_loader!(SvgLoader);
 
 /// Decodes an SVG: a drawing when it maps onto the host's draw commands, else a raster
 /// with the reason it does not map. Pure (no host calls), for tests.
