@@ -170,6 +170,13 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
     );
     let (status, refused) = b.post("/api/stream/stop").await;
     assert_eq!(status, 503, "{refused}");
+    // An OGraf controller gets a problem document (RFC 7807).
+    let (status, refused) = b.get("/ograf/v1/graphics").await;
+    assert_eq!(
+        (status, &refused["type"], &refused["status"]),
+        (503, &json!("urn:stream-manager:problem:standby"), &json!(503)),
+        "{refused}"
+    );
     let (_, metrics) = b.get("/metrics").await;
     let metrics = metrics.as_str().unwrap_or_default().to_string();
     assert!(

@@ -21,6 +21,8 @@ use super::error::ApiError;
 use super::health::{
     ComponentHealth, EncoderHealth, Health, HealthComponents, InputsHealth, TemplateHealth,
 };
+use super::ograf::OGRAF_PREFIX;
+use super::ograf::problem::Problem;
 use crate::auth::{Access, Role};
 use crate::metrics;
 use crate::state::lease::InstanceStatus;
@@ -125,22 +127,23 @@ async fn prometheus(State(s): State<StandbyState>, req: Request) -> Response {
         .into_response()
 }
 
-async fn refuse(State(s): State<StandbyState>) -> Response {
+async fn refuse(State(s): State<StandbyState>, req: Request) -> Response {
     let epoch = s.instance.borrow().epoch;
-    let mut res = ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "standby",
-        match epoch {
-            Some(e) => format!(
-                "this instance is a hot standby (lease epoch {e}); the primary serves the channel \
-                 and its API"
-            ),
-            None => {
-                "this instance is a hot standby; the primary serves the channel and its API".into()
-            }
-        },
-    )
-    .into_response();
+    let message = match epoch {
+        Some(e) => format!(
+            "this instance is a hot standby (lease epoch {e}); the primary serves the channel \
+             and its API"
+        ),
+        None => "this instance is a hot standby; the primary serves the channel and its API".into(),
+    };
+    let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "standby", message);
+    // OGraf controllers get the facade's problem documents (RFC 7807), the rest the API's
+    // error shape.
+    let mut res = if req.uri().path().starts_with(OGRAF_PREFIX) {
+        Problem::from(error).into_response()
+    } else {
+        error.into_response()
+    };
     res.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     res

@@ -49,6 +49,9 @@ pub const RENDERER_ID: &str = "program";
 /// The name of a layer the facade loaded begins with this, followed by its
 /// `graphicInstanceId`.
 pub const NAME_PREFIX: &str = "ograf:";
+/// Where the facade is mounted: the first segment of its paths.
+pub const OGRAF_PREFIX: &str = "/ograf/";
+
 /// Every other path below `/ograf/v1`: answered 404 as a problem.
 const OTHER_PATHS: &str = "/ograf/v1/{*rest}";
 
