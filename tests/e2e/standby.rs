@@ -100,6 +100,14 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
     let (status, guest) = post_guest(&a, "colour_a").await;
     assert_eq!(status, 201, "{guest}");
     let template = guest["id"].as_str().expect("template id").to_string();
+    let loader = crate::assets::post_alone(
+        &a,
+        "/api/loaders",
+        Some("application/wasm"),
+        &crate::guests::test_guest("loader_stub"),
+    )
+    .await;
+    assert_eq!(loader.0, 201, "{}", loader.1);
     call(
         &a,
         Method::POST,
@@ -148,13 +156,15 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
         "{health_b}"
     );
     assert_ne!(name_a, name_b);
-    // It follows the primary's templates: compiled ahead, not at the takeover.
+    // It follows the primary's templates and loaders: compiled ahead, not at the takeover.
     wait_until(
-        "the standby to compile the primary's template",
+        "the standby to compile the primary's template and loader",
         secs(10.0),
         async || {
             let log = b.log_tail(100);
-            if log.contains("standby: compiled the primary's new templates compiled=1") {
+            if log.contains("standby: compiled the primary's new templates compiled=1")
+                && log.contains("standby: compiled the primary's new loaders compiled=1")
+            {
                 Ok(())
             } else {
                 Err(log)
@@ -174,7 +184,11 @@ async fn a_standby_takes_a_killed_primary_over_and_the_old_primary_stays_standby
     let (status, refused) = b.get("/ograf/v1/graphics").await;
     assert_eq!(
         (status, &refused["type"], &refused["status"]),
-        (503, &json!("urn:stream-manager:problem:standby"), &json!(503)),
+        (
+            503,
+            &json!("urn:stream-manager:problem:standby"),
+            &json!(503)
+        ),
         "{refused}"
     );
     let (_, metrics) = b.get("/metrics").await;

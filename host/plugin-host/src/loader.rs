@@ -119,7 +119,8 @@ impl Runtime {
     /// Prepares an asset loader: checks and compiles it (or takes it from the cache), checks
     /// it is of the `asset-loader` world, instantiates it once and describes it. Blocking.
     pub fn prepare_loader(self: &Arc<Self>, bytes: Bytes) -> Result<Arc<LoaderBuild>, PluginError> {
-        let (component, version, _) = self.checked_compile(&bytes)?;
+        let memory = self.limits().loader_memory_bytes;
+        let (component, version, _) = self.checked_compile(&bytes, memory)?;
         let exports = self.export_names(&component);
         let Some(api) = ApiVersion::of_loader(&exports) else {
             return Err(PluginError::WrongWorld(format!(
@@ -138,7 +139,6 @@ impl Runtime {
             PluginError::WrongWorld(crate::faults::first_line(&format!("{e:#}")))
         };
         let budget = self.limits().setup_budget;
-        let memory = self.limits().loader_memory_bytes;
         let mut store = new_store(self, "new loader", Arc::default(), (budget, memory));
         // The loader world is the same in every version; only `describe` is called through
         // the bindings (its record converted to 0.1.0's), `decode` by its export's name.

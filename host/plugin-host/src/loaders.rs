@@ -214,6 +214,31 @@ impl LoaderRegistry {
             .collect()
     }
 
+    /// Compiles every stored loader version (current and retired) that `runtime` has not
+    /// compiled yet, reading the store through `read` (key → document), as
+    /// [`TemplateRegistry::precompile_stored`](crate::registry::TemplateRegistry::precompile_stored)
+    /// does for templates: a hot standby that takes the channel over decodes its assets
+    /// again without compiling their loaders first. Returns how many it compiled.
+    pub async fn precompile_stored<F>(runtime: &Arc<Runtime>, read: impl Fn(String) -> F) -> usize
+    where
+        F: Future<Output = Option<Vec<u8>>>,
+    {
+        let Some(index) = read(KEY_LOADERS.into()).await else {
+            return 0;
+        };
+        let Ok(index) = serde_json::from_slice::<Index>(&index) else {
+            return 0;
+        };
+        let hashes = index
+            .loaders
+            .into_iter()
+            .map(|l| l.hash)
+            .chain(index.retired);
+        runtime
+            .precompile_all(hashes, |hash| read(bytes_key(&hash)))
+            .await
+    }
+
     /// The version of hash `hash`, current or retired (prepared from the store when needed).
     pub async fn by_hash(&self, hash: &str) -> Option<Arc<LoaderBuild>> {
         if let Some(e) = self.lock().values().find(|e| e.hash == hash) {

@@ -640,21 +640,13 @@ impl TemplateRegistry {
         let Ok(index) = serde_json::from_slice::<Index>(&index) else {
             return 0;
         };
-        let mut compiled = 0;
-        for (_, hash) in index.templates.iter().flat_map(|t| &t.versions) {
-            if runtime.is_compiled(hash) {
-                continue;
-            }
-            let Some(bytes) = read(bytes_key(hash)).await else {
-                continue;
-            };
-            let runtime = runtime.clone();
-            let done = tokio::task::spawn_blocking(move || runtime.precompile(&bytes)).await;
-            if matches!(done, Ok(Ok(()))) {
-                compiled += 1;
-            }
-        }
-        compiled
+        let hashes = index
+            .templates
+            .into_iter()
+            .flat_map(|t| t.versions.into_iter().map(|(_, h)| h));
+        runtime
+            .precompile_all(hashes, |hash| read(bytes_key(&hash)))
+            .await
     }
 
     /// Restores the persisted templates (preparing each version again, from the compiled

@@ -455,10 +455,43 @@ impl Runtime {
         self.compiled.lock().is_ok_and(|m| m.contains_key(hash))
     }
 
-    /// Compiles a component ahead of its use (a standby following the primary's templates),
-    /// with the checks of [`Runtime::prepare`] that come before compiling. Blocking.
+    /// Compiles a component ahead of its use (a standby following the primary's templates
+    /// and loaders), with the checks that come before compiling (within the larger of the
+    /// two memory limits; preparing it checks its own kind's). Blocking.
     pub fn precompile(&self, bytes: &[u8]) -> Result<(), PluginError> {
-        self.checked_compile(bytes).map(drop)
+        let limit = self
+            .limits
+            .memory_bytes
+            .max(self.limits.loader_memory_bytes);
+        self.checked_compile(bytes, limit).map(drop)
+    }
+
+    /// Compiles the components of `hashes` not compiled yet, reading each one's bytes with
+    /// `read` (hash → bytes), on blocking workers; how many it compiled. One that does not
+    /// compile is skipped (preparing it later says why).
+    pub async fn precompile_all<F>(
+        self: &Arc<Self>,
+        hashes: impl IntoIterator<Item = String>,
+        read: impl Fn(String) -> F,
+    ) -> usize
+    where
+        F: Future<Output = Option<Vec<u8>>>,
+    {
+        let mut compiled = 0;
+        for hash in hashes {
+            if self.is_compiled(&hash) {
+                continue;
+            }
+            let Some(bytes) = read(hash).await else {
+                continue;
+            };
+            let runtime = self.clone();
+            let done = tokio::task::spawn_blocking(move || runtime.precompile(&bytes)).await;
+            if matches!(done, Ok(Ok(()))) {
+                compiled += 1;
+            }
+        }
+        compiled
     }
 
     /// The names a component exports (which world it is of).
@@ -471,10 +504,12 @@ impl Runtime {
     }
 
     /// The checks made before compiling (a component of a supported API version, within
-    /// the memory limit), then the compiled component, its API version and its SHA-256.
+    /// `memory_limit`: a template's or a loader's), then the compiled component, its API
+    /// version and its SHA-256.
     pub(crate) fn checked_compile(
         &self,
         bytes: &[u8],
+        memory_limit: usize,
     ) -> Result<(Component, Option<String>, String), PluginError> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(PluginError::NotWasm);
@@ -492,7 +527,7 @@ impl Runtime {
             )));
         }
         // Refused before compiling: wasmtime would only say that a pool slot is too small.
-        let limit = self.limits.memory_bytes as u64;
+        let limit = memory_limit as u64;
         let declared = initial_memory(bytes)?;
         if declared > limit {
             return Err(PluginError::TooMuchMemory { declared, limit });
@@ -505,7 +540,7 @@ impl Runtime {
     /// the cache), links it, describes it, configures it with its default params and
     /// renders one test frame at `fps`'s budget. Blocking: run it off the render thread.
     pub fn prepare(self: &Arc<Self>, bytes: Bytes, fps: u32) -> Result<Arc<Build>, PluginError> {
-        let (component, version, hash) = self.checked_compile(&bytes)?;
+        let (component, version, hash) = self.checked_compile(&bytes, self.limits.memory_bytes)?;
         let exports = self.export_names(&component);
         let Some(api) = ApiVersion::of_template(&exports) else {
             let what = if ApiVersion::of_loader(&exports).is_some() {

@@ -313,6 +313,10 @@ async fn take_the_channel(
                 if compiled > 0 {
                     tracing::info!(compiled, "standby: compiled the primary's new templates");
                 }
+                let compiled = LoaderRegistry::precompile_stored(&runtime, read).await;
+                if compiled > 0 {
+                    tracing::info!(compiled, "standby: compiled the primary's new loaders");
+                }
                 tokio::time::sleep(FOLLOW_EVERY).await;
             }
         })
