@@ -27,6 +27,10 @@ fn main() -> Result<(), String> {
         std::hint::black_box(decoded);
     }
     times.sort_by(f64::total_cmp);
-    println!("{path}: median {:.3} ms of {} runs", times[times.len() / 2], times.len());
+    println!(
+        "{path}: median {:.3} ms of {} runs",
+        times[times.len() / 2],
+        times.len()
+    );
     Ok(())
 }
