@@ -8,10 +8,12 @@
 # end-to-end tests load are built beside them. The end-to-end tests mostly wait on real time
 # (a stream at 30 fps) and use about a third of the machine, so the lints, the docs and the
 # guests' own tests run beside them at the lowest CPU priority (nice 19: a test's render
-# clock always comes first), in their own target directory (target/checks) so they never
-# hold a lock the tests need; the fuzzing runs beside the browser tests. Each step prints
-# when it starts, in seconds since the script did; a failing check fails the run at the end,
-# after every step has run.
+# clock always comes first). The lints share the tests' target directory, and so the build
+# scripts and proc macros the test build made: the tests run from the binaries listed when
+# they were built (nextest's reuse-build), so cargo's lock on that directory is never wanted
+# by both. The fuzzing runs beside the browser tests. Each step prints when it starts, in
+# seconds since the script did; a failing check fails the run at the end, after every step
+# has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS"; }
@@ -39,7 +41,10 @@ have_nextest=false
 if cargo nextest --version >/dev/null 2>&1; then have_nextest=true; fi
 step "build the tests"
 if $have_nextest; then
-  cargo nextest run --workspace --no-run
+  # Built and listed; the run below takes the binaries from these lists, without cargo.
+  cargo nextest list --workspace --list-type binaries-only --message-format json \
+    >target/nextest-binaries.json
+  cargo metadata --format-version 1 --all-features --no-deps >target/cargo-metadata.json
 else
   cargo test --workspace --no-run
 fi
@@ -52,25 +57,31 @@ if [ "$guests_status" -ne 0 ]; then
   exit "$guests_status"
 fi
 
-# Clippy and rustdoc on the host, clippy and the unit tests of the templates and the SDK
-# (same SDK, same dependencies: one target directory). Output in target/checks.log.
+# Clippy and rustdoc on the host (in its target directory), clippy and the unit tests of the
+# templates and the SDK (same SDK, same dependencies: one target directory of their own).
+# Output in target/checks.log.
 checks() {
   set -euo pipefail
-  export CARGO_TARGET_DIR="$PWD/target/checks"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+  export CARGO_TARGET_DIR="$PWD/target/checks"
   (cd templates && cargo clippy --all-targets --quiet -- -D warnings && cargo test --quiet)
   (cd plugins/sdk && cargo test --quiet)
 }
-step "clippy, rustdoc and the guests' unit tests (in the background, nice 19)"
-(renice -n 19 -p "$BASHPID" >/dev/null && checks) >target/checks.log 2>&1 &
-checks_pid=$!
-
-step "unit and end-to-end tests"
+checks_status=0
 tests_status=0
 if $have_nextest; then
-  cargo nextest run --workspace --no-fail-fast || tests_status=$?
+  step "clippy, rustdoc and the guests' unit tests (in the background, nice 19)"
+  (renice -n 19 -p "$BASHPID" >/dev/null && checks) >target/checks.log 2>&1 &
+  checks_pid=$!
+  step "unit and end-to-end tests"
+  cargo nextest run --binaries-metadata target/nextest-binaries.json \
+    --cargo-metadata target/cargo-metadata.json --no-fail-fast || tests_status=$?
 else
+  # cargo test builds as it runs: the checks go first, or each would wait on the other's lock.
+  step "clippy, rustdoc and the guests' unit tests"
+  checks >target/checks.log 2>&1 || checks_status=$?
+  step "unit and end-to-end tests"
   cargo test --workspace --no-fail-fast || tests_status=$?
 fi
 
@@ -89,8 +100,7 @@ step "fuzzing output"
 cat target/fuzz.log
 
 step "wait for clippy, rustdoc and the guests' unit tests"
-checks_status=0
-wait "$checks_pid" || checks_status=$?
+if $have_nextest; then wait "$checks_pid" || checks_status=$?; fi
 cat target/checks.log
 
 if [ "$tests_status" -ne 0 ] || [ "$browser_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ] \
