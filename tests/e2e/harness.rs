@@ -5,7 +5,7 @@
 //! Every wait is a bounded poll that panics with what it was waiting for and what it saw
 //! last. A guard dropped during a panic prints the tail of its process's log.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -74,18 +74,59 @@ pub async fn wait_until<T>(
 // ---------------------------------------------------------------------------------------
 // Ports, directories, processes
 
-/// A loopback port that was free a moment ago (and not handed out before in this process).
+/// A loopback port that is free and stays this test's until its process exits.
+///
+/// Ports are taken from below the kernel's ephemeral range, so no outgoing connection (the
+/// tests and the servers open many) can take one between this check and the server binding
+/// it. nextest runs each test in its own process, so each port is also reserved across
+/// processes: a lock on a file named after it, held until this process exits.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        let mut given = GIVEN.lock().unwrap();
-        if given.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
+    static HELD: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
+    let (low, high) = port_pool();
+    let dir = std::env::temp_dir().join("stream-manager-e2e-ports");
+    fs::create_dir_all(&dir).expect("create the port reservation directory");
+    let span = u64::from(high - low) + 1;
+    let start =
+        std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) % span;
+    for i in 0..span {
+        let port = low + u16::try_from((start + i) % span).expect("span fits a port");
+        let Ok(file) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        // Another test process holds it, or this one already does (a second open file
+        // description of the same file cannot take the lock either).
+        if file.try_lock().is_err() || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
         }
+        HELD.lock().unwrap().push(file);
+        return port;
+    }
+    panic!("no free loopback port in {low}..={high}");
+}
+
+/// The ports `free_port` hands out: those below the kernel's ephemeral range (from which
+/// outgoing connections take their local ports), or above it when too few are below.
+fn port_pool() -> (u16, u16) {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (first, last) = match (bounds.next(), bounds.next()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => (32768, 60999),
+    };
+    const LOWEST: u16 = 10_000;
+    if first.saturating_sub(LOWEST) >= 2_000 {
+        (LOWEST, first - 1)
+    } else if u16::MAX - last >= 2_000 {
+        (last + 1, u16::MAX)
+    } else {
+        panic!("the ephemeral port range {first}..={last} leaves too few ports for the tests")
     }
 }
 
