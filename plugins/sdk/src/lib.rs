@@ -92,7 +92,7 @@
 //!
 //! # Example
 //!
-//! ```ignore
+//! ```no_run
 //! use serde::{Deserialize, Serialize};
 //! use stream_manager_sdk::anim::progress;
 //! use stream_manager_sdk::{
