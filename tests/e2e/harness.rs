@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -82,9 +82,14 @@ pub async fn wait_until<T>(
 /// processes: a lock on a file named after it, held until this process exits.
 pub fn free_port() -> u16 {
     static HELD: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
-    let (low, high) = port_pool();
-    let dir = std::env::temp_dir().join("stream-manager-e2e-ports");
-    fs::create_dir_all(&dir).expect("create the port reservation directory");
+    static POOL: LazyLock<(u16, u16, PathBuf)> = LazyLock::new(|| {
+        let (low, high) = port_pool();
+        let dir = std::env::temp_dir().join("stream-manager-e2e-ports");
+        fs::create_dir_all(&dir).expect("create the port reservation directory");
+        (low, high, dir)
+    });
+    let (low, high, dir) = &*POOL;
+    let (low, high) = (*low, *high);
     let span = u64::from(high - low) + 1;
     let start =
         std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) % span;
